@@ -1,0 +1,5 @@
+export * from './identity.js';
+export * from './error-codes.js';
+export * from './pem.js';
+export * from './wire.js';
+export * from './rotation.js';
