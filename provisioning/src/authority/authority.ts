@@ -1,0 +1,279 @@
+import { createHash } from 'node:crypto';
+import {
+  derToPem,
+  isValidName,
+  normalizeSerialHex,
+  renewAfterMs,
+  TlsfleetError,
+  type Identity,
+  type PeerCertificate,
+  type TokenKind,
+} from '@tlsfleet/common';
+import type { CertificateRecord, DeviceRecord, Store } from '../storage/store.js';
+import { authorizeToken, hashToken, newToken } from '../enrollment/one-time-token.js';
+import { authorizeRenewal } from '../enrollment/peer-certificate.js';
+import type { Grant } from '../enrollment/grant.js';
+import type { CaSigner } from './ca-signer.js';
+import { parseCsr, type ParsedCsr } from './csr.js';
+import { checkKeyPolicy } from './key-policy.js';
+import { buildDeviceCertificate, randomSerial } from './device-certificate.js';
+import { buildCrl } from './crl.js';
+
+export interface AuthorityOptions {
+  store: Store;
+  signer: CaSigner;
+  trustDomain: string;
+  /** PEM of the issuing intermediate, appended to every leaf to form the chain. */
+  intermediatePem: string;
+  /** Trust anchors handed to devices with every certificate. */
+  caBundlePem: string;
+  /** Injected clock, ms since the epoch; default Date.now. */
+  now?: () => number;
+  /** Validity of each CRL; default 24 h. A new one is issued on every revocation and after 1/24 of this. */
+  crlValiditySeconds?: number;
+}
+
+/** An issued certificate as every enrollment route answers it. */
+export interface Issued {
+  readonly identity: Identity;
+  readonly serial: string;
+  readonly certificatePem: string;
+  readonly chainPem: string;
+  readonly caBundlePem: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly renewAfter: Date;
+  /** True when an interrupted enrollment was answered again with its earlier certificate. */
+  readonly replayed: boolean;
+}
+
+export interface MintTokenRequest {
+  subject: string;
+  kind?: TokenKind;
+  /** Default 24 h; 1 s to 30 days. */
+  ttlSeconds?: number;
+  /** Lifetime of the certificates it leads to; default 7 days; 1 s to 397 days. */
+  certTtlSeconds?: number;
+  createdBy: string;
+}
+
+export interface Crl {
+  readonly der: Buffer;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date;
+  readonly number: bigint;
+}
+
+export const DEFAULT_TOKEN_TTL_SECONDS = 86_400;
+export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
+export const DEFAULT_CERT_TTL_SECONDS = 7 * 86_400;
+export const MAX_CERT_TTL_SECONDS = 397 * 86_400;
+/** notBefore is backdated this much for clock skew, but never by more than the lifetime. */
+export const BACKDATE_MS = 5 * 60_000;
+
+/**
+ * The certificate authority: enrollment, renewal, revocation and CRLs. Knows nothing of
+ * HTTP; every refusal is a TlsfleetError with a stable code, and changes nothing.
+ */
+export class Authority {
+  readonly trustDomain: string;
+  private readonly store: Store;
+  private readonly signer: CaSigner;
+  private readonly intermediatePem: string;
+  private readonly caBundlePem: string;
+  private readonly now: () => number;
+  private readonly crlValidityMs: number;
+  private crlCache: { crl: Crl; revocationVersion: number } | undefined;
+  private crlPending: Promise<Crl> | undefined;
+
+  constructor(opts: AuthorityOptions) {
+    this.store = opts.store;
+    this.signer = opts.signer;
+    this.trustDomain = opts.trustDomain;
+    this.intermediatePem = opts.intermediatePem.trim() + '\n';
+    this.caBundlePem = opts.caBundlePem;
+    this.now = opts.now ?? Date.now;
+    this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
+  }
+
+  /** parseCsr → checkKeyPolicy → authorizeToken → issue → record (spends the token). */
+  async enroll(token: string, csrDer: Uint8Array): Promise<Issued> {
+    const csr = acceptCsr(csrDer);
+    const spkiHash = sha256(csr.spkiDer);
+    const now = this.now();
+    const auth = await authorizeToken(this.store, token, spkiHash, now, this.trustDomain);
+    if (auth.outcome === 'replay') return this.answer(auth.certificate, true);
+    const { grant, tokenHash } = auth;
+    await this.checkSubjectKind(grant.identity);
+    const cert = this.issue(grant, csr, now);
+    const recorded = await this.store.recordEnrollment({
+      tokenHash,
+      spkiHash,
+      device: { id: grant.identity.name, kind: grant.identity.kind as TokenKind, createdAt: now, certTtlSeconds: grant.certTtlSeconds },
+      certificate: cert,
+    });
+    // Another request spent the token between authorization and recording: ours is
+    // discarded unsent, and the winner's answer decides (replay for the same key).
+    if (!recorded) return this.enroll(token, csrDer);
+    return this.answer(cert, false);
+  }
+
+  /** parseCsr → checkKeyPolicy → authorizeRenewal → refuse key reuse → issue → record. */
+  async renew(peer: PeerCertificate, csrDer: Uint8Array): Promise<Issued> {
+    const csr = acceptCsr(csrDer);
+    const grant = await authorizeRenewal(this.store, peer);
+    if (csr.spkiDer.equals(peer.spkiDer)) throw new TlsfleetError('key_rejected', 'Renewal needs a fresh key pair; this CSR reuses the current public key.');
+    const cert = this.issue(grant, csr, this.now());
+    if (!(await this.store.recordRenewal(cert, peer.serial))) throw new TlsfleetError('revoked');
+    return this.answer(cert, false);
+  }
+
+  async mintToken(req: MintTokenRequest): Promise<{ token: string; expiresAt: Date }> {
+    const kind = req.kind ?? 'device';
+    if (kind !== 'device' && kind !== 'service') throw new TlsfleetError('invalid_request', 'kind must be "device" or "service".');
+    if (!isValidName(req.subject)) {
+      throw new TlsfleetError('invalid_request', 'Device ids are 1–64 characters of A-Z a-z 0-9 . _ - and start with a letter or digit.');
+    }
+    const ttl = seconds(req.ttlSeconds, DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, 'ttlSeconds');
+    const certTtl = seconds(req.certTtlSeconds, DEFAULT_CERT_TTL_SECONDS, MAX_CERT_TTL_SECONDS, 'certTtlSeconds');
+    await this.checkSubjectKind({ kind, name: req.subject, trustDomain: this.trustDomain });
+    const token = newToken();
+    const now = this.now();
+    const expiresAt = now + ttl * 1000;
+    await this.store.createToken({
+      hash: hashToken(token),
+      subject: req.subject,
+      kind,
+      expiresAt,
+      certTtlSeconds: certTtl,
+      createdAt: now,
+      createdBy: req.createdBy,
+    });
+    return { token, expiresAt: new Date(expiresAt) };
+  }
+
+  /** Revokes every live certificate of the device; `not_found` for an unknown device. */
+  async revoke(deviceId: string, by: string): Promise<string[]> {
+    if (!isValidName(deviceId)) throw new TlsfleetError('invalid_request', 'Not a valid device id.');
+    if (!(await this.store.findDevice(deviceId))) throw new TlsfleetError('not_found', `No device ${deviceId}.`);
+    const serials = await this.store.revokeDevice(deviceId, this.now(), by);
+    if (serials.length > 0) this.crlCache = undefined;
+    return serials;
+  }
+
+  async device(id: string): Promise<{ device: DeviceRecord; certificates: CertificateRecord[] }> {
+    if (!isValidName(id)) throw new TlsfleetError('invalid_request', 'Not a valid device id.');
+    const device = await this.store.findDevice(id);
+    if (!device) throw new TlsfleetError('not_found', `No device ${id}.`);
+    return { device, certificates: await this.store.listCertificates(id) };
+  }
+
+  async devices(): Promise<DeviceRecord[]> {
+    return this.store.listDevices();
+  }
+
+  /**
+   * The current CRL, signed by the intermediate. Re-issued when any process sharing the
+   * store has recorded a revocation since, and well before nextUpdate.
+   */
+  async crl(): Promise<Crl> {
+    const version = await this.store.revocationVersion();
+    const cached = this.crlCache;
+    const refreshAt = cached && cached.crl.thisUpdate.getTime() + this.crlValidityMs / 24;
+    if (cached && cached.revocationVersion === version && refreshAt !== undefined && this.now() < refreshAt) return cached.crl;
+    // One signing at a time; concurrent callers share it.
+    this.crlPending ??= this.issueCrl(version).finally(() => (this.crlPending = undefined));
+    return this.crlPending;
+  }
+
+  private async issueCrl(version: number): Promise<Crl> {
+    const now = this.now();
+    const entries = await this.store.listRevoked(now);
+    const thisUpdate = new Date(now);
+    const nextUpdate = new Date(now + this.crlValidityMs);
+    const number = await this.store.nextCrlNumber();
+    const der = await buildCrl({
+      issuerCertificatePem: this.intermediatePem,
+      issuerKey: this.signer.privateKey,
+      entries: entries.map((e) => ({ serialHex: e.serial, revokedAt: new Date(e.revokedAt) })),
+      thisUpdate,
+      nextUpdate,
+      crlNumber: number,
+    });
+    const crl = { der, thisUpdate, nextUpdate, number };
+    this.crlCache = { crl, revocationVersion: version };
+    return crl;
+  }
+
+  /** A device id and a service name may not share a name: the broker's ACL keys on it. */
+  private async checkSubjectKind(identity: Identity): Promise<void> {
+    const existing = await this.store.findDevice(identity.name);
+    if (existing && existing.kind !== identity.kind) {
+      throw new TlsfleetError('invalid_request', `${identity.name} is already enrolled as a ${existing.kind}.`);
+    }
+  }
+
+  private issue(grant: Grant, csr: ParsedCsr, now: number): Omit<CertificateRecord, 'revokedAt' | 'revokedBy'> {
+    const ttlMs = grant.certTtlSeconds * 1000;
+    // X.509 times have whole seconds (RFC 5280 §4.1.2.5); the answer must match the certificate.
+    const notBefore = new Date(floorToSecond(now - Math.min(BACKDATE_MS, ttlMs)));
+    const notAfter = new Date(floorToSecond(now + ttlMs));
+    const serial = randomSerial();
+    const der = buildDeviceCertificate({
+      issuer: this.signer,
+      subjectPublicKeyDer: csr.spkiDer,
+      identity: grant.identity,
+      serial,
+      notBefore,
+      notAfter,
+    });
+    return {
+      serial: normalizeSerialHex(serial.toString('hex')),
+      subject: grant.identity.name,
+      kind: grant.identity.kind as TokenKind,
+      spkiHash: sha256(csr.spkiDer),
+      pem: derToPem(der, 'CERTIFICATE'),
+      notBefore: notBefore.getTime(),
+      notAfter: notAfter.getTime(),
+      issuedAt: now,
+      issuedBy: grant.actor,
+    };
+  }
+
+  private answer(cert: Pick<CertificateRecord, 'serial' | 'subject' | 'kind' | 'pem' | 'notBefore' | 'notAfter'>, replayed: boolean): Issued {
+    return {
+      identity: { kind: cert.kind, name: cert.subject, trustDomain: this.trustDomain },
+      serial: cert.serial,
+      certificatePem: cert.pem,
+      chainPem: cert.pem + this.intermediatePem,
+      caBundlePem: this.caBundlePem,
+      notBefore: new Date(cert.notBefore),
+      notAfter: new Date(cert.notAfter),
+      renewAfter: new Date(renewAfterMs(cert.notBefore, cert.notAfter)),
+      replayed,
+    };
+  }
+}
+
+/** Proof of possession first, then key policy: a refused key never spends a token. */
+function acceptCsr(der: Uint8Array): ParsedCsr {
+  const csr = parseCsr(der);
+  checkKeyPolicy(csr.publicKey);
+  return csr;
+}
+
+function floorToSecond(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function seconds(value: unknown, fallback: number, max: number, name: string): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new TlsfleetError('invalid_request', `${name} must be a whole number of seconds from 1 to ${max}.`);
+  }
+  return value;
+}

@@ -1,0 +1,48 @@
+/** Versioned schema of the SQLite store: migration N brings `PRAGMA user_version` to N. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE tokens (
+     hash TEXT PRIMARY KEY,
+     subject TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('device', 'service')),
+     expires_at INTEGER NOT NULL,
+     cert_ttl_seconds INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     created_by TEXT NOT NULL,
+     consumed_at INTEGER,
+     consumed_spki_hash TEXT,
+     consumed_serial TEXT
+   ) STRICT;
+   CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('device', 'service')),
+     created_at INTEGER NOT NULL,
+     cert_ttl_seconds INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE certificates (
+     serial TEXT PRIMARY KEY,
+     subject TEXT NOT NULL REFERENCES devices(id),
+     kind TEXT NOT NULL,
+     spki_hash TEXT NOT NULL,
+     pem TEXT NOT NULL,
+     not_before INTEGER NOT NULL,
+     not_after INTEGER NOT NULL,
+     issued_at INTEGER NOT NULL,
+     issued_by TEXT NOT NULL,
+     revoked_at INTEGER,
+     revoked_by TEXT
+   ) STRICT;
+   CREATE INDEX certificates_subject ON certificates(subject);
+   CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE revoked_at IS NOT NULL;
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     subject TEXT NOT NULL,
+     serial TEXT,
+     not_after INTEGER
+   ) STRICT;
+   CREATE INDEX audit_subject ON audit(subject);
+   CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+   INSERT INTO counters (name, value) VALUES ('crl_number', 0), ('revocations', 0);`,
+];

@@ -1,0 +1,213 @@
+import Database from 'better-sqlite3';
+import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RevokedEntry, Store, TokenRecord } from './store.js';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
+
+function tokenFromRow(r: Row): TokenRecord {
+  return {
+    hash: String(r.hash),
+    subject: String(r.subject),
+    kind: r.kind as TokenRecord['kind'],
+    expiresAt: Number(r.expires_at),
+    certTtlSeconds: Number(r.cert_ttl_seconds),
+    createdAt: Number(r.created_at),
+    createdBy: String(r.created_by),
+    consumedAt: num(r.consumed_at),
+    consumedSpkiHash: str(r.consumed_spki_hash),
+    consumedSerial: str(r.consumed_serial),
+  };
+}
+
+function certificateFromRow(r: Row): CertificateRecord {
+  return {
+    serial: String(r.serial),
+    subject: String(r.subject),
+    kind: r.kind as CertificateRecord['kind'],
+    spkiHash: String(r.spki_hash),
+    pem: String(r.pem),
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    issuedAt: Number(r.issued_at),
+    issuedBy: String(r.issued_by),
+    revokedAt: num(r.revoked_at),
+    revokedBy: str(r.revoked_by),
+  };
+}
+
+function deviceFromRow(r: Row): DeviceRecord {
+  return { id: String(r.id), kind: r.kind as DeviceRecord['kind'], createdAt: Number(r.created_at), certTtlSeconds: Number(r.cert_ttl_seconds) };
+}
+
+/**
+ * The embedded store: one SQLite file in the data dir, WAL so the CLI (`tlsfleet token`,
+ * `tlsfleet revoke`) and the running service share it safely. better-sqlite3 is synchronous;
+ * each method is one transaction, so no other request interleaves inside it.
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly stmt;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.stmt = {
+      insertToken: db.prepare(
+        `INSERT INTO tokens (hash, subject, kind, expires_at, cert_ttl_seconds, created_at, created_by)
+         VALUES (@hash, @subject, @kind, @expiresAt, @certTtlSeconds, @createdAt, @createdBy)`,
+      ),
+      findToken: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
+      spendToken: db.prepare(
+        `UPDATE tokens SET consumed_at = ?, consumed_spki_hash = ?, consumed_serial = ?
+         WHERE hash = ? AND consumed_at IS NULL`,
+      ),
+      upsertDevice: db.prepare(
+        `INSERT INTO devices (id, kind, created_at, cert_ttl_seconds) VALUES (@id, @kind, @createdAt, @certTtlSeconds)
+         ON CONFLICT (id) DO UPDATE SET cert_ttl_seconds = excluded.cert_ttl_seconds`,
+      ),
+      insertCertificate: db.prepare(
+        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
+         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy)`,
+      ),
+      insertAudit: db.prepare(
+        'INSERT INTO audit (at, actor, action, subject, serial, not_after) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      findCertificate: db.prepare('SELECT * FROM certificates WHERE serial = ?'),
+      findDevice: db.prepare('SELECT * FROM devices WHERE id = ?'),
+      listDevices: db.prepare('SELECT * FROM devices ORDER BY id'),
+      listCertificates: db.prepare('SELECT * FROM certificates WHERE subject = ? ORDER BY issued_at, serial'),
+      liveSerials: db.prepare('SELECT serial FROM certificates WHERE subject = ? AND revoked_at IS NULL'),
+      revoke: db.prepare('UPDATE certificates SET revoked_at = ?, revoked_by = ? WHERE serial = ? AND revoked_at IS NULL'),
+      isRevoked: db.prepare('SELECT revoked_at FROM certificates WHERE serial = ?'),
+      listRevoked: db.prepare('SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at'),
+      counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
+      bump: db.prepare('UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value'),
+      listAudit: db.prepare('SELECT * FROM audit ORDER BY id'),
+      listAuditFor: db.prepare('SELECT * FROM audit WHERE subject = ? ORDER BY id'),
+    };
+  }
+
+  /** Opens (creating if needed) the database file and applies pending migrations. */
+  static open(file: string): SqliteStore {
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash may lose the last commits.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    // Another process (the CLI) may hold the write lock briefly.
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return new SqliteStore(db);
+  }
+
+  async createToken(token: NewToken): Promise<void> {
+    this.db.transaction(() => {
+      this.stmt.insertToken.run(token);
+      this.stmt.insertAudit.run(token.createdAt, token.createdBy, 'token', token.subject, null, null);
+    })();
+  }
+
+  async findToken(hash: string): Promise<TokenRecord | undefined> {
+    const r = this.stmt.findToken.get(hash) as Row | undefined;
+    return r && tokenFromRow(r);
+  }
+
+  async recordEnrollment(e: Enrollment): Promise<boolean> {
+    return this.db.transaction(() => {
+      const c = e.certificate;
+      const spent = this.stmt.spendToken.run(c.issuedAt, e.spkiHash, c.serial, e.tokenHash);
+      if (spent.changes !== 1) return false;
+      this.stmt.upsertDevice.run(e.device);
+      this.stmt.insertCertificate.run(c);
+      this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'issue', c.subject, c.serial, c.notAfter);
+      return true;
+    }).immediate();
+  }
+
+  async recordRenewal(c: Enrollment['certificate'], presentedSerial: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const presented = this.stmt.isRevoked.get(presentedSerial) as Row | undefined;
+      if (!presented || presented.revoked_at !== null) return false;
+      this.stmt.insertCertificate.run(c);
+      this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'renew', c.subject, c.serial, c.notAfter);
+      return true;
+    }).immediate();
+  }
+
+  async findCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    const r = this.stmt.findCertificate.get(serial) as Row | undefined;
+    return r && certificateFromRow(r);
+  }
+
+  async findDevice(id: string): Promise<DeviceRecord | undefined> {
+    const r = this.stmt.findDevice.get(id) as Row | undefined;
+    return r && deviceFromRow(r);
+  }
+
+  async listDevices(): Promise<DeviceRecord[]> {
+    return (this.stmt.listDevices.all() as Row[]).map(deviceFromRow);
+  }
+
+  async listCertificates(deviceId: string): Promise<CertificateRecord[]> {
+    return (this.stmt.listCertificates.all(deviceId) as Row[]).map(certificateFromRow);
+  }
+
+  async revokeDevice(deviceId: string, at: number, by: string): Promise<string[]> {
+    return this.db.transaction(() => {
+      const serials = (this.stmt.liveSerials.all(deviceId) as Row[]).map((r) => String(r.serial));
+      for (const serial of serials) {
+        this.stmt.revoke.run(at, by, serial);
+        this.stmt.insertAudit.run(at, by, 'revoke', deviceId, serial, null);
+      }
+      if (serials.length > 0) this.stmt.bump.get('revocations');
+      return serials;
+    }).immediate();
+  }
+
+  async listRevoked(now: number): Promise<RevokedEntry[]> {
+    return (this.stmt.listRevoked.all(now) as Row[]).map((r) => ({ serial: String(r.serial), revokedAt: Number(r.revoked_at) }));
+  }
+
+  async revocationVersion(): Promise<number> {
+    return Number((this.stmt.counter.get('revocations') as Row).value);
+  }
+
+  async nextCrlNumber(): Promise<bigint> {
+    return BigInt(Number((this.stmt.bump.get('crl_number') as Row).value));
+  }
+
+  async listAudit(deviceId?: string): Promise<AuditEvent[]> {
+    const rows = (deviceId === undefined ? this.stmt.listAudit.all() : this.stmt.listAuditFor.all(deviceId)) as Row[];
+    return rows.map((r) => ({
+      at: Number(r.at),
+      actor: String(r.actor),
+      action: r.action as AuditEvent['action'],
+      subject: String(r.subject),
+      serial: str(r.serial),
+      notAfter: num(r.not_after),
+    }));
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const current = Number(db.pragma('user_version', { simple: true }));
+  if (current > SQLITE_MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this tlsfleet (${SQLITE_MIGRATIONS.length}); upgrade tlsfleet`);
+  }
+  for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
