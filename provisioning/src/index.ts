@@ -1,1 +1,12 @@
-export {};
+export { startProvisioning, type ProvisioningOptions, type RunningProvisioning } from './provisioning-server.js';
+export { initDataDir, type InitOptions } from './init.js';
+export { DataDir, DataDirError, DATA_FILES, type DataDirConfig } from './data-dir.js';
+export { Authority, type Issued, type MintTokenRequest } from './authority/authority.js';
+export { SqliteStore } from './storage/sqlite-store.js';
+export type { Store } from './storage/store.js';
+export { createLogger, type Logger } from './logger.js';
+export type { CaSigner } from './authority/ca-signer.js';
+export { loadCaSigner } from './authority/load-ca-signer.js';
+export { parseCsr, type ParsedCsr } from './authority/csr.js';
+export { checkKeyPolicy } from './authority/key-policy.js';
+export { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './authority/device-certificate.js';

@@ -1,0 +1,24 @@
+import type { Authority } from '../authority/authority.js';
+import type { Logger } from '../logger.js';
+import type { ProvisioningMetrics } from '../metrics.js';
+import type { Store } from '../storage/store.js';
+import type { IssuanceGate } from './issuance-gate.js';
+
+/** What the route handlers need, built once at start-up. */
+export interface ApiContext {
+  readonly authority: Authority;
+  readonly store: Store;
+  readonly metrics: ProvisioningMetrics;
+  readonly gate: IssuanceGate;
+  readonly logger: Logger;
+  readonly trustDomain: string;
+  /** SHA-256 of the admin token; compared in constant time. */
+  readonly adminTokenHash: Buffer;
+  readonly caBundlePem: string;
+  /** PEM certificates EST's /cacerts hands out: root and intermediate. */
+  readonly caCertificatesPem: string;
+  /** Largest request body accepted, bytes; default 16 KiB. */
+  readonly maxBodyBytes: number;
+  /** True once SIGTERM began draining: /readyz answers 503. */
+  readonly draining: () => boolean;
+}

@@ -1,0 +1,48 @@
+import express, { Router, type RequestHandler } from 'express';
+import type { ApiContext } from './context.js';
+import { admitIssuance } from './admit-issuance.js';
+import { requireAdmin } from './admin-auth.js';
+import { enrollRoute } from './enroll-route.js';
+import { renewRoute } from './renew-route.js';
+import { tokensRoute } from './tokens-route.js';
+import { getDeviceRoute, listDevicesRoute } from './devices-route.js';
+import { revokeRoute } from './revoke-route.js';
+import { caRoute, crlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
+import { estCacertsRoute, estSimpleEnrollRoute, estSimpleReenrollRoute } from '../est/est-routes.js';
+
+/** Every route of the service on one screen (DESIGN.md "Provisioning service"). */
+export function routes(ctx: ApiContext): Router {
+  const json = express.json({ limit: ctx.maxBodyBytes, type: () => true });
+  // EST bodies are base64 text under any content type (application/pkcs10 normally).
+  const raw = express.raw({ limit: ctx.maxBodyBytes, type: () => true });
+  const admin = requireAdmin(ctx);
+  const enroll = admitIssuance(ctx, 'enroll');
+  const renew = admitIssuance(ctx, 'renew');
+  const r = Router();
+  r.use(withContext(ctx));
+
+  r.get('/.well-known/est/cacerts', estCacertsRoute);
+  r.post('/.well-known/est/simpleenroll', enroll, raw, estSimpleEnrollRoute);
+  r.post('/.well-known/est/simplereenroll', renew, raw, estSimpleReenrollRoute);
+
+  r.post('/v1/enroll', enroll, json, enrollRoute);
+  r.post('/v1/renew', renew, json, renewRoute);
+  r.post('/v1/tokens', admin, json, tokensRoute);
+  r.get('/v1/devices', admin, listDevicesRoute);
+  r.get('/v1/devices/:id', admin, getDeviceRoute);
+  r.post('/v1/devices/:id/revoke', admin, revokeRoute);
+  r.get('/v1/crl', crlRoute);
+  r.get('/v1/ca', caRoute);
+
+  r.get('/healthz', healthzRoute);
+  r.get('/readyz', readyzRoute);
+  r.get('/metrics', metricsRoute);
+  return r;
+}
+
+function withContext(ctx: ApiContext): RequestHandler {
+  return (_req, res, next) => {
+    res.locals.ctx = ctx;
+    next();
+  };
+}

@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The service's Prometheus metrics, on a registry of its own (no global state). */
+export class ProvisioningMetrics {
+  readonly registry = new Registry();
+  readonly enrollments = new Counter({
+    name: 'tlsfleet_enrollments_total',
+    help: 'Enrollments by result: issued, replayed, or the error code.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly renewals = new Counter({
+    name: 'tlsfleet_renewals_total',
+    help: 'Renewals by result: issued, or the error code.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly tokenFailures = new Counter({
+    name: 'tlsfleet_token_failures_total',
+    help: 'Refused enrollment tokens by error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly revocations = new Counter({
+    name: 'tlsfleet_revocations_total',
+    help: 'Certificates revoked through this instance.',
+    registers: [this.registry],
+  });
+  readonly issuanceSeconds = new Histogram({
+    name: 'tlsfleet_issuance_duration_seconds',
+    help: 'Time to answer an enrollment or renewal, from request to response.',
+    labelNames: ['operation'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly issuanceInFlight = new Gauge({
+    name: 'tlsfleet_issuance_in_flight',
+    help: 'Enrollment and renewal requests being served.',
+    registers: [this.registry],
+  });
+  readonly shed = new Counter({
+    name: 'tlsfleet_issuance_shed_total',
+    help: 'Issuance requests refused to protect the service, by reason (overloaded, rate_limited).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
