@@ -1,0 +1,43 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseDurationSeconds } from '@tlsfleet/common';
+import { UsageError } from './usage-error.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values<O extends Options> = {
+  [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string;
+};
+
+/** node:util parseArgs with unknown flags and stray positionals turned into UsageErrors. */
+export function parseFlags<O extends Options>(argv: string[], options: O): Values<O> {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Values<O>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+export function port(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65_535) throw new UsageError(`${flag} must be a port number from 0 to 65535, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function positiveInt(value: string | undefined, flag: string, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min) throw new UsageError(`${flag} must be a whole number ≥ ${min}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function duration(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const s = parseDurationSeconds(value);
+  if (s === undefined || s < 1) throw new UsageError(`${flag} takes a duration such as 30s, 10m, 24h or 7d, not ${JSON.stringify(value)}`);
+  return s;
+}

@@ -1,0 +1,21 @@
+import { resolve } from 'node:path';
+import { initDataDir, DATA_FILES } from '@tlsfleet/provisioning';
+import { parseFlags, required } from '../args.js';
+
+export const initUsage = 'tlsfleet init --data-dir DIR [--trust-domain TD] [--server-name NAME]...';
+
+export async function initCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    'data-dir': { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'server-name': { type: 'string', multiple: true },
+  });
+  const dir = resolve(required(f['data-dir'], '--data-dir'));
+  const config = await initDataDir({ dataDir: dir, trustDomain: f['trust-domain'], serverNames: f['server-name'] });
+  process.stderr.write(
+    `initialised ${dir} for trust domain ${config.trustDomain}\n` +
+      `  trust bundle: ${DATA_FILES.caBundle}   admin token: ${DATA_FILES.adminToken}\n` +
+      `  the root key (${DATA_FILES.rootKey}) is not needed by the services: move it offline (see README).\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,42 @@
+import { startProvisioning } from '@tlsfleet/provisioning';
+import { duration, parseFlags, port, positiveInt, required } from '../args.js';
+import { UsageError } from '../usage-error.js';
+import { untilSignal } from '../signals.js';
+
+export const provisioningUsage =
+  'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]';
+
+export async function provisioningCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    'data-dir': { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    store: { type: 'string' },
+    'max-inflight': { type: 'string' },
+    'client-rate': { type: 'string' },
+    'client-burst': { type: 'string' },
+    'crl-validity': { type: 'string' },
+  });
+  checkStore(f.store);
+  const running = await startProvisioning({
+    dataDir: required(f['data-dir'], '--data-dir'),
+    host: f.host,
+    port: port(f.port, '--port', 8443),
+    gate: {
+      maxInFlight: positiveInt(f['max-inflight'], '--max-inflight', 64),
+      perClientRate: positiveInt(f['client-rate'], '--client-rate', 20, 0),
+      perClientBurst: positiveInt(f['client-burst'], '--client-burst', 40),
+    },
+    crlValiditySeconds: duration(f['crl-validity'], '--crl-validity'),
+  });
+  process.stdout.write(`provisioning listening on ${running.url}\n`);
+  await untilSignal();
+  await running.close();
+  return 0;
+}
+
+export function checkStore(store: string | undefined): void {
+  if (store === undefined || store === 'sqlite') return;
+  if (/^postgres(ql)?:\/\//.test(store)) throw new UsageError('--store postgres://... is not supported by this version yet; the embedded SQLite store is used by default');
+  throw new UsageError(`--store takes "sqlite" or a postgres:// URL, not ${JSON.stringify(store)}`);
+}
