@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// pretest: make sure the real peers the tests drive are on this machine, installing the
+// missing ones from Debian's packages. Tests never skip for a missing peer: if one cannot
+// be installed, this says which and fails, so `npm test` stops with the reason.
+import { spawnSync } from 'node:child_process';
+
+/** Debian package → a command that proves it is installed. */
+const PEERS = [
+  { pkg: 'openssl', bin: 'openssl', why: 'verifies every certificate, CSR, CRL and PKCS#7 we emit' },
+  { pkg: 'curl', bin: 'curl', why: 'runs the README enrollment recipe' },
+];
+
+const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+let missing = PEERS.filter((p) => !has(p.bin));
+if (missing.length === 0) process.exit(0);
+
+const names = missing.map((p) => p.pkg);
+console.log(`install-peers: installing ${names.join(' ')} from Debian packages`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+const asRoot = process.getuid?.() === 0 ? [] : ['sudo', '-n'];
+const run = (args) => spawnSync(asRoot[0] ?? args[0], asRoot.length ? [...asRoot.slice(1), ...args] : args.slice(1), { stdio: 'inherit', env });
+run(['apt-get', 'update', '-q']);
+run(['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...names]);
+
+missing = missing.filter((p) => !has(p.bin));
+if (missing.length > 0) {
+  for (const p of missing) console.error(`install-peers: could not install ${p.pkg} (needed: ${p.why})`);
+  console.error('install-peers: the tests need these peers; install them and run npm test again');
+  process.exit(1);
+}
+console.log('install-peers: all peers present');

@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../cli/bin/tlsfleet.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `tlsfleet ...args` to completion. */
+export async function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+export interface Service {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly port: number;
+  /** Everything it printed so far (JSON log lines and banners). */
+  output(): string;
+  /** SIGTERM, then resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts a long-running `tlsfleet` command and resolves once it prints a line matching
+ * `ready` (its first capture group is the URL). Rejects if it exits first.
+ */
+export async function startService(args: string[], ready: RegExp, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Service> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, TLSFLEET_LOG_LEVEL: 'debug', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = once(child, 'exit') as Promise<[number | null]>;
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (d: string) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) resolve(m[1] ?? m[0]);
+    };
+    child.stdout!.setEncoding('utf8').on('data', onData);
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    void exited.then(([code]) => reject(new Error(`tlsfleet ${args[0]} exited with ${code} before it was ready:\n${out}`)));
+  });
+  return {
+    child,
+    url,
+    port: Number(new URL(url).port),
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const [code] = await exited;
+      return code;
+    },
+  };
+}
+
+/** `tlsfleet provisioning` on a free loopback port. */
+export function startProvisioningProcess(dataDir: string, extra: string[] = []): Promise<Service> {
+  return startService(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...extra], /provisioning listening on (https:\/\/\S+)/);
+}

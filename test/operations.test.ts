@@ -1,0 +1,437 @@
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey as keyFrom } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pemBlocks } from '@tlsfleet/common';
+import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
+import { postJson, request, type HttpAnswer } from './harness/https-client.js';
+import { makeCsr, newKey } from './harness/csr.js';
+import { runCli, startProvisioningProcess } from './harness/cli.js';
+import { openssl } from './harness/openssl.js';
+import { certText } from './harness/openssl-pki.js';
+import { startExpectingRefusal } from './harness/service-outcome.js';
+import { startPartialUpload } from './harness/partial-upload.js';
+import { pollUntil } from './harness/poll.js';
+import { tempDir } from './harness/temp-dir.js';
+
+/** Files `init` leaves in the data dir: DESIGN.md's stable two plus README.md's data-dir table. */
+const INIT_FILES = [
+  'ca-bundle.pem',
+  'admin.token',
+  'root-ca.pem',
+  'root-ca.key',
+  'intermediate-ca.pem',
+  'intermediate-ca.key',
+  'provisioning.pem',
+  'provisioning.key',
+  'broker.pem',
+  'broker.key',
+  'admin.pem',
+  'admin.key',
+  'config.json',
+];
+const SECRETS = INIT_FILES.filter((f) => f.endsWith('.key') || f === 'admin.token');
+/** Certificate file → its key file. */
+const PAIRS: Array<[string, string]> = [
+  ['root-ca.pem', 'root-ca.key'],
+  ['intermediate-ca.pem', 'intermediate-ca.key'],
+  ['provisioning.pem', 'provisioning.key'],
+  ['broker.pem', 'broker.key'],
+  ['admin.pem', 'admin.key'],
+];
+
+const mode = (file: string) => statSync(file).mode & 0o777;
+
+/** Every file of a directory with its bytes and mode, to compare before and after. */
+function snapshot(dir: string): Record<string, { mode: number; bytes: string }> {
+  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, { mode: mode(join(dir, f)), bytes: readFileSync(join(dir, f)).toString('base64') }]));
+}
+
+/** The value of one Prometheus sample (0 when absent). `labels` must match the whole label set, in any order. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? '').split(/,(?=[a-zA-Z_]\w*=")/).filter(Boolean).sort().join(',');
+    if (got === want) return Number(m[3]);
+  }
+  return 0;
+}
+
+function expectError(res: HttpAnswer, status: number, code: string): void {
+  expect(res.status, res.text()).toBe(status);
+  expect(res.json().error.code).toBe(code);
+}
+
+describe('service operations', () => {
+  describe('tlsfleet init', () => {
+    const tmp = tempDir('tlsfleet-ops-init-');
+    const dir = join(tmp.path, 'data');
+    beforeAll(async () => {
+      const r = await runCli(['init', '--data-dir', dir, '--trust-domain', 'fleet.example.com', '--server-name', 'example.internal', '--server-name', '10.1.2.3']);
+      expect(r.code, r.stderr).toBe(0);
+    });
+    afterAll(() => tmp.cleanup());
+
+    it('writes the stable files and every file of the data-dir table, each key matching its certificate', () => {
+      expect(readdirSync(dir)).toEqual(expect.arrayContaining(INIT_FILES));
+      const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      expect(config).toMatchObject({ version: 1, trustDomain: 'fleet.example.com' });
+      const adminToken = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+      expect(adminToken).toMatch(/^\S{22,}$/); // at least 128 bits in base64url
+      for (const [cert, key] of PAIRS) {
+        const x = new X509Certificate(readFileSync(join(dir, cert)));
+        expect(x.checkPrivateKey(keyFrom(readFileSync(join(dir, key)))), `${key} belongs to ${cert}`).toBe(true);
+      }
+      // ca-bundle.pem: root, then intermediate.
+      const bundle = pemBlocks(readFileSync(join(dir, 'ca-bundle.pem'), 'utf8')).map((b) => new X509Certificate(b.der).fingerprint256);
+      expect(bundle).toEqual([
+        new X509Certificate(readFileSync(join(dir, 'root-ca.pem'))).fingerprint256,
+        new X509Certificate(readFileSync(join(dir, 'intermediate-ca.pem'))).fingerprint256,
+      ]);
+    });
+
+    it('gives every key file and the admin token mode 0600', () => {
+      expect(SECRETS.length).toBeGreaterThanOrEqual(6);
+      for (const f of SECRETS) expect(mode(join(dir, f)).toString(8), f).toBe('600');
+      // The public files are readable by the services of other users; never writable by them.
+      for (const f of ['ca-bundle.pem', 'root-ca.pem', 'intermediate-ca.pem', 'config.json']) expect(mode(join(dir, f)) & 0o022, f).toBe(0);
+    });
+
+    it('refuses a non-empty data dir with exit status 1 and leaves every file byte for byte as it was', async () => {
+      const before = snapshot(dir);
+      const r = await runCli(['init', '--data-dir', dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/not empty/);
+      expect(r.stderr).toContain(dir);
+      expect(snapshot(dir)).toEqual(before);
+    });
+
+    it('refuses a directory holding one unrelated file and writes nothing beside it', async () => {
+      const lone = join(tmp.path, 'lone');
+      mkdirSync(lone);
+      writeFileSync(join(lone, 'notes.txt'), 'keep me\n');
+      const before = snapshot(lone);
+      const r = await runCli(['init', '--data-dir', lone]);
+      expect(r.code).toBe(1);
+      expect(snapshot(lone)).toEqual(before);
+    });
+
+    it('puts --trust-domain in the URI SAN of the admin certificate', async () => {
+      const text = await certText(join(dir, 'admin.pem'));
+      expect(/X509v3 Subject Alternative Name:\s*\n\s*(.*)\n/.exec(text)?.[1]).toBe('URI:spiffe://fleet.example.com/admin/operator');
+      expect(text).toMatch(/TLS Web Client Authentication/);
+    });
+
+    it.each(['provisioning.pem', 'broker.pem'])('makes %s valid for localhost, 127.0.0.1, ::1 and every --server-name, as openssl verifies for sslserver', async (file) => {
+      const text = await certText(join(dir, file));
+      const san = /X509v3 Subject Alternative Name:\s*\n\s*(.*)\n/.exec(text)?.[1] ?? '';
+      const names = san.split(', ');
+      expect(names).toEqual(
+        expect.arrayContaining(['DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1', 'DNS:example.internal', 'IP Address:10.1.2.3']),
+      );
+      const verify = (extra: string[]) => openssl(['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', join(dir, 'ca-bundle.pem'), ...extra, join(dir, file)]);
+      for (const extra of [[], ['-verify_hostname', 'example.internal'], ['-verify_ip', '10.1.2.3'], ['-verify_hostname', 'localhost']]) {
+        const ok = await verify(extra);
+        expect(ok.stdout + ok.stderr, extra.join(' ')).toContain(': OK');
+        expect(ok.code).toBe(0);
+      }
+      // The name check is real: a name that was not asked for does not verify.
+      expect((await verify(['-verify_hostname', 'not-listed.example'])).code).not.toBe(0);
+      // A server certificate is not a client certificate.
+      expect((await openssl(['verify', '-purpose', 'sslclient', '-CAfile', join(dir, 'ca-bundle.pem'), join(dir, file)])).code).not.toBe(0);
+    });
+
+    it('makes an intermediate that verifies against the root alone, with pathlen 0', async () => {
+      const v = await openssl(['verify', '-x509_strict', '-CAfile', join(dir, 'root-ca.pem'), join(dir, 'intermediate-ca.pem')]);
+      expect(v.stdout + v.stderr).toContain(': OK');
+      expect(v.code).toBe(0);
+      expect(await certText(join(dir, 'intermediate-ca.pem'))).toMatch(/CA:TRUE, pathlen:0/);
+      const root = await certText(join(dir, 'root-ca.pem'));
+      expect(root).toMatch(/ASN1 OID: secp384r1/);
+      // The root does not verify against the intermediate: the hierarchy is not upside down.
+      expect((await openssl(['verify', '-CAfile', join(dir, 'intermediate-ca.pem'), join(dir, 'root-ca.pem')])).code).not.toBe(0);
+    });
+
+    it.each([
+      ['--trust-domain', 'UPPER/x'],
+      ['--trust-domain', 'Fleet.Example'],
+      ['--trust-domain', 'spiffe://fleet.example'],
+      ['--trust-domain', ''],
+      ['--server-name', 'bad name!'],
+    ])('refuses %s %j with a message naming it, and creates nothing', async (flag, value) => {
+      const target = join(tmp.path, `refused-${Math.random().toString(36).slice(2)}`);
+      const r = await runCli(['init', '--data-dir', target, `${flag}=${value}`]);
+      expect([1, 2]).toContain(r.code);
+      expect(r.stderr).toContain(flag);
+      if (value !== '') expect(r.stderr).toContain(value);
+      expect(existsSync(target) ? readdirSync(target) : []).toEqual([]);
+    });
+  });
+
+  describe('command-line usage', () => {
+    let dataDir: string;
+    const tmp = tempDir('tlsfleet-ops-usage-');
+    beforeAll(async () => {
+      dataDir = join(tmp.path, 'data');
+      expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
+    });
+    afterAll(() => tmp.cleanup());
+
+    it.each<[string, (dir: string) => string[], RegExp]>([
+      ['an unknown command', () => ['frobnicate'], /unknown command "frobnicate"/],
+      ['no command at all', () => [], /usage/],
+      ['token without --device or --service', (d) => ['token', '--data-dir', d], /--device|--service/],
+      ['token with both --device and --service', (d) => ['token', '--data-dir', d, '--device', 'a', '--service', 'b'], /--device|--service/],
+      ['token with --ttl 5x', (d) => ['token', '--data-dir', d, '--device', 'a', '--ttl', '5x'], /--ttl/],
+      ['token with --cert-ttl soon', (d) => ['token', '--data-dir', d, '--device', 'a', '--cert-ttl', 'soon'], /--cert-ttl/],
+      ['an unknown flag', (d) => ['token', '--data-dir', d, '--device', 'a', '--bogus'], /bogus/],
+      ['a stray argument', (d) => ['revoke', '--data-dir', d, '--device', 'a', 'extra'], /extra|argument/],
+    ])('exits 2 with a usage message for %s, printing no token', async (_what, args, message) => {
+      const r = await runCli(args(dataDir));
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr + r.stdout).toMatch(message);
+      expect(r.stdout).not.toMatch(/^tf_/m);
+    });
+
+    it.each(['broker', 'device', 'simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
+      const r = await runCli([command, '--data-dir', dataDir]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('not available in this version yet');
+    });
+
+    it.each([
+      ['--port http'],
+      ['--port 70000'],
+      ['--max-inflight 0'],
+      ['--client-rate fast'],
+      ['--store mysql://db'],
+    ])('refuses to start provisioning with %s, exiting 2', async (flags) => {
+      const r = await startExpectingRefusal(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /provisioning listening on/);
+      expect(r.becameReady).toBe(false);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(flags.split(' ')[0]);
+    });
+  });
+
+  describe('key file permissions', () => {
+    const tmp = tempDir('tlsfleet-ops-modes-');
+    const dataDir = join(tmp.path, 'data');
+    beforeAll(async () => {
+      expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
+    });
+    afterAll(() => tmp.cleanup());
+    const start = () => startExpectingRefusal(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], /provisioning listening on/);
+
+    it.each([
+      ['intermediate-ca.key', 0o644],
+      ['provisioning.key', 0o640],
+      ['admin.token', 0o604],
+    ])('refuses to start while %s has mode %o, naming the file', async (file, badMode) => {
+      const path = join(dataDir, file);
+      chmodSync(path, badMode);
+      try {
+        const r = await start();
+        expect(r.becameReady).toBe(false);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(path);
+        expect(r.stderr).toMatch(/readable by group or others|chmod/);
+      } finally {
+        chmodSync(path, 0o600);
+      }
+    });
+
+    it('starts once the modes are 0600 again (the refusals were about the modes)', async () => {
+      const r = await start();
+      expect(r.stderr).toBe('');
+      expect(r.becameReady).toBe(true);
+    });
+  });
+
+  describe('overload: a bounded number of issuances in flight', () => {
+    let env: ProvisioningEnv;
+    beforeAll(async () => {
+      env = await startProvisioningEnv({ serviceArgs: ['--max-inflight', '1', '--client-rate', '0'] });
+    });
+    afterAll(async () => {
+      await env?.stop();
+    });
+    const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+
+    it('answers 503 overloaded with Retry-After while a slow upload holds the only slot, and serves again once it is dropped', async () => {
+      const slowToken = await env.token('slow-uploader');
+      const waitingToken = await env.token('waiting');
+      const enrollBody = Buffer.from(JSON.stringify({ token: slowToken, csr: await makeCsr(newKey()) }).padEnd(1000, ' '));
+      expect(enrollBody.length).toBe(1000);
+      const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body: enrollBody, sentBytes: 40 });
+      try {
+        await pollUntil('the slow upload to be admitted', metrics, (t) => sample(t, 'tlsfleet_issuance_in_flight') === 1);
+        const csr = await makeCsr(newKey());
+        const busy = await postJson(`${env.url}/v1/enroll`, { token: waitingToken, csr }, { ca: env.ca });
+        expectError(busy, 503, 'overloaded');
+        expect(String(busy.headers['retry-after'])).toMatch(/^[1-9]\d*$/);
+        const busyEst = await request(`${env.url}/.well-known/est/simpleenroll`, {
+          ca: env.ca,
+          method: 'POST',
+          headers: { 'content-type': 'application/pkcs10', authorization: `Bearer ${waitingToken}` },
+          body: 'AAAA',
+        });
+        expectError(busyEst, 503, 'overloaded');
+        expect(String(busyEst.headers['retry-after'])).toMatch(/^[1-9]\d*$/);
+        // Only issuance is bounded: the rest of the API still answers.
+        for (const path of ['/healthz', '/readyz', '/v1/ca']) expect((await request(`${env.url}${path}`, { ca: env.ca })).status, path).toBe(200);
+        expect(sample(await metrics(), 'tlsfleet_issuance_shed_total', { reason: 'overloaded' })).toBe(2);
+      } finally {
+        slow.destroy();
+      }
+      await pollUntil('the dropped upload to leave the slot', metrics, (t) => sample(t, 'tlsfleet_issuance_in_flight') === 0);
+      const ok = await postJson(`${env.url}/v1/enroll`, { token: waitingToken, csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(ok.status, ok.text()).toBe(201);
+      // The dropped upload spent nothing either.
+      const slowOk = await postJson(`${env.url}/v1/enroll`, { token: slowToken, csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(slowOk.status, slowOk.text()).toBe(201);
+    });
+  });
+
+  describe('per-client rate limit', () => {
+    let env: ProvisioningEnv;
+    beforeAll(async () => {
+      env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '1', '--client-burst', '2'] });
+    });
+    afterAll(async () => {
+      await env?.stop();
+    });
+
+    it('answers 429 rate_limited with Retry-After to the third of three rapid enrollments, which creates nothing', async () => {
+      const ids = ['rate-a', 'rate-b', 'rate-c'];
+      const tokens = await Promise.all(ids.map((id) => env.token(id)));
+      const csrs = await Promise.all(ids.map(() => makeCsr(newKey())));
+      const answers = await Promise.all(tokens.map((token, i) => postJson(`${env.url}/v1/enroll`, { token, csr: csrs[i] }, { ca: env.ca })));
+      expect(answers.map((a) => a.status).sort()).toEqual([201, 201, 429]);
+      const limited = answers.find((a) => a.status === 429)!;
+      expect(limited.json().error.code).toBe('rate_limited');
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      const devices = await request(`${env.url}/v1/devices`, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
+      expect(devices.json().devices).toHaveLength(2);
+      const text = (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+      expect(sample(text, 'tlsfleet_issuance_shed_total', { reason: 'rate_limited' })).toBe(1);
+    });
+  });
+
+  describe('health, readiness, metrics and TLS versions', () => {
+    let env: ProvisioningEnv;
+    beforeAll(async () => {
+      env = await startProvisioningEnv();
+    });
+    afterAll(async () => {
+      await env?.stop();
+    });
+    const metrics = async () => {
+      const res = await request(`${env.url}/metrics`, { ca: env.ca });
+      expect(res.status).toBe(200);
+      expect(String(res.headers['content-type'])).toMatch(/^text\/plain/);
+      return res.text();
+    };
+
+    it('answers 200 on /healthz and /readyz', async () => {
+      for (const path of ['/healthz', '/readyz']) {
+        const res = await request(`${env.url}${path}`, { ca: env.ca });
+        expect(res.status, path).toBe(200);
+      }
+    });
+
+    it('counts issued enrollments, spent tokens, issuance time and revocations in /metrics', async () => {
+      const before = await metrics();
+      const token = await env.token('metered');
+      const ok = await postJson(`${env.url}/v1/enroll`, { token, csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(ok.status).toBe(201);
+      const reused = await postJson(`${env.url}/v1/enroll`, { token, csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(reused.status).toBe(409);
+      const revoked = await postJson(`${env.url}/v1/devices/metered/revoke`, {}, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
+      expect(revoked.status).toBe(200);
+      const after = await metrics();
+      const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels);
+      expect(delta('tlsfleet_enrollments_total', { result: 'issued' })).toBe(1);
+      expect(delta('tlsfleet_enrollments_total', { result: 'token_used' })).toBe(1);
+      expect(delta('tlsfleet_token_failures_total', { code: 'token_used' })).toBe(1);
+      expect(delta('tlsfleet_revocations_total')).toBe(1);
+      expect(delta('tlsfleet_issuance_duration_seconds_count', { operation: 'enroll' })).toBeGreaterThanOrEqual(1);
+      expect(sample(after, 'tlsfleet_issuance_duration_seconds_bucket', { operation: 'enroll', le: '+Inf' })).toBe(sample(after, 'tlsfleet_issuance_duration_seconds_count', { operation: 'enroll' }));
+      expect(sample(after, 'tlsfleet_issuance_duration_seconds_sum', { operation: 'enroll' })).toBeGreaterThan(0);
+      expect(after).toMatch(/^# TYPE tlsfleet_issuance_duration_seconds histogram$/m);
+      expect(after).toMatch(/^# TYPE tlsfleet_issuance_in_flight gauge$/m);
+      expect(after).toMatch(/^process_cpu_user_seconds_total /m);
+      expect(after).not.toContain(token);
+    });
+
+    it('refuses a TLS 1.1 client with a protocol_version alert', async () => {
+      const port = new URL(env.url).port;
+      // SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so the refusal is the server's.
+      const r = await openssl(['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0', '-CAfile', join(env.dataDir, 'ca-bundle.pem')], '');
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/alert protocol version|unsupported protocol|wrong version number/i);
+      expect(r.stdout + r.stderr).not.toMatch(/Protocol\s*: TLSv1\.1/);
+    });
+
+    it.each(['-tls1_2', '-tls1_3'])('accepts a %s client and presents a certificate that verifies for localhost', async (flag) => {
+      const port = new URL(env.url).port;
+      const r = await openssl(
+        ['s_client', '-connect', `127.0.0.1:${port}`, flag, '-brief', '-verify_return_error', '-verify_hostname', 'localhost', '-CAfile', join(env.dataDir, 'ca-bundle.pem')],
+        '',
+      );
+      const out = r.stdout + r.stderr;
+      expect(out).toContain(`Protocol version: ${flag === '-tls1_2' ? 'TLSv1.2' : 'TLSv1.3'}`);
+      expect(out).toMatch(/Verification: OK/);
+      expect(r.code).toBe(0);
+    });
+  });
+
+  describe('graceful shutdown', () => {
+    it('drains on SIGTERM: new connections are turned away, the upload in flight completes with a certificate, /readyz pipelined behind it says draining, and the process exits 0', async () => {
+      const env = await startProvisioningEnv();
+      try {
+        const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+        const token = await env.token('drainer');
+        const body = Buffer.from(JSON.stringify({ token, csr: await makeCsr(newKey()) }));
+        const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body, sentBytes: 30, keepAlive: true });
+        await pollUntil('the upload to be admitted', metrics, (t) => sample(t, 'tlsfleet_issuance_in_flight') === 1);
+
+        const exited = env.service.stop(); // SIGTERM
+        await pollUntil(
+          'the listener to stop accepting',
+          () => request(`${env.url}/readyz`, { ca: env.ca }).then((r) => String(r.status), (e: NodeJS.ErrnoException) => String(e.code)),
+          (status) => status !== '200',
+        );
+        const host = new URL(env.url).host;
+        const answers = await slow.finish(`GET /readyz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+        expect(answers[0]?.status, answers[0]?.body).toBe(201);
+        const issued = JSON.parse(answers[0]!.body);
+        expect(issued.deviceId).toBe('drainer');
+        expect(new X509Certificate(issued.certificate).subjectAltName).toBe('URI:spiffe://tlsfleet.local/device/drainer');
+        if (answers[1] !== undefined) {
+          expect(answers[1].status).toBe(503);
+          expect(JSON.parse(answers[1].body)).toEqual({ status: 'draining' });
+        }
+        expect(await exited).toBe(0);
+        expect(env.service.output()).toContain('provisioning stopped');
+      } finally {
+        await env.stop();
+      }
+    });
+
+    it('exits 0 on SIGTERM at once when nothing is in flight', async () => {
+      const tmp = tempDir('tlsfleet-ops-idle-');
+      try {
+        const dataDir = join(tmp.path, 'data');
+        expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
+        const service = await startProvisioningProcess(dataDir);
+        const started = Date.now();
+        expect(await service.stop()).toBe(0);
+        expect(Date.now() - started).toBeLessThan(5000);
+      } finally {
+        tmp.cleanup();
+      }
+    });
+  });
+});
