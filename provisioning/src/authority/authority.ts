@@ -98,7 +98,7 @@ export class Authority {
 
   /** parseCsr → checkKeyPolicy → authorizeToken → issue → record (spends the token). */
   async enroll(token: string, csrDer: Uint8Array): Promise<Issued> {
-    const csr = acceptCsr(csrDer);
+    const csr = await acceptCsr(csrDer);
     const spkiHash = sha256(csr.spkiDer);
     const now = this.now();
     const auth = await authorizeToken(this.store, token, spkiHash, now, this.trustDomain);
@@ -120,7 +120,7 @@ export class Authority {
 
   /** parseCsr → checkKeyPolicy → authorizeRenewal → refuse key reuse → issue → record. */
   async renew(peer: PeerCertificate, csrDer: Uint8Array): Promise<Issued> {
-    const csr = acceptCsr(csrDer);
+    const csr = await acceptCsr(csrDer);
     const grant = await authorizeRenewal(this.store, peer);
     if (csr.spkiDer.equals(peer.spkiDer)) throw new TlsfleetError('key_rejected', 'Renewal needs a fresh key pair; this CSR reuses the current public key.');
     const cert = this.issue(grant, csr, this.now());
@@ -256,8 +256,8 @@ export class Authority {
 }
 
 /** Proof of possession first, then key policy: a refused key never spends a token. */
-function acceptCsr(der: Uint8Array): ParsedCsr {
-  const csr = parseCsr(der);
+async function acceptCsr(der: Uint8Array): Promise<ParsedCsr> {
+  const csr = await parseCsr(der);
   checkKeyPolicy(csr.publicKey);
   return csr;
 }

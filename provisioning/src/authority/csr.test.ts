@@ -40,9 +40,9 @@ const key = {
 const spkiOf = (privateKey: KeyObject): Buffer => createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
 
 /** What the issuance pipeline answers for a CSR: 'ok' or the error code (parseCsr → checkKeyPolicy). */
-function issuanceOutcome(der: Buffer): string {
+async function issuanceOutcome(der: Buffer): Promise<string> {
   try {
-    checkKeyPolicy(parseCsr(der).publicKey);
+    checkKeyPolicy((await parseCsr(der)).publicKey);
     return 'ok';
   } catch (err) {
     if (err instanceof TlsfleetError) return err.code;
@@ -67,36 +67,36 @@ describe('parseCsr on well-formed CSRs', () => {
     ['RSA-2048 with sha256WithRSAEncryption', key.rsa2048, 'sha256'],
     ['Ed25519', key.ed25519, undefined],
   ];
-  it.each(cases)('returns the verified public key of a %s CSR', (_name, makeKey, digest) => {
+  it.each(cases)('returns the verified public key of a %s CSR', async (_name, makeKey, digest) => {
     const privateKey = makeKey();
-    const csr = parseCsr(opensslCsr(privateKey, digest ? { digest } : {}));
+    const csr = await parseCsr(opensslCsr(privateKey, digest ? { digest } : {}));
     expect(csr.spkiDer.equals(spkiOf(privateKey))).toBe(true);
     expect(csr.publicKey.export({ type: 'spki', format: 'der' }).equals(spkiOf(privateKey))).toBe(true);
-    expect(issuanceOutcome(opensslCsr(privateKey, digest ? { digest } : {}))).toBe('ok');
+    expect(await issuanceOutcome(opensslCsr(privateKey, digest ? { digest } : {}))).toBe('ok');
   });
 
-  it('returns only the key of a CSR that asks for CA:true and extra names', () => {
+  it('returns only the key of a CSR that asks for CA:true and extra names', async () => {
     const privateKey = key.p256();
     const der = opensslCsr(privateKey, {
       extensions: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign', 'subjectAltName=URI:spiffe://tlsfleet.local/admin/root,DNS:evil.example'],
     });
-    const csr = parseCsr(der);
+    const csr = await parseCsr(der);
     expect(Object.keys(csr).sort()).toEqual(['publicKey', 'spkiDer']);
     expect(csr.spkiDer.equals(spkiOf(privateKey))).toBe(true);
   });
 
-  it('imports a compressed P-256 point through the SPKI path', () => {
+  it('imports a compressed P-256 point through the SPKI path', async () => {
     const keyFile = join(dir, 'compressed.pem');
     writeFileSync(keyFile, key.p256().export({ type: 'pkcs8', format: 'pem' }));
     execFileSync('openssl', ['ec', '-in', keyFile, '-conv_form', 'compressed', '-out', keyFile], { stdio: 'pipe' });
-    const csr = parseCsr(opensslCsr(createPrivateKey(readFileSync(keyFile))));
+    const csr = await parseCsr(opensslCsr(createPrivateKey(readFileSync(keyFile))));
     expect(csr.spkiDer.length).toBe(59); // 26-octet header + 33-octet compressed point
     expect(csr.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
   });
 
-  it('does not keep a view of the caller buffer', () => {
+  it('does not keep a view of the caller buffer', async () => {
     const der = opensslCsr(key.p256());
-    const csr = parseCsr(der);
+    const csr = await parseCsr(der);
     const before = Buffer.from(csr.spkiDer);
     der.fill(0);
     expect(csr.spkiDer.equals(before)).toBe(true);
@@ -114,6 +114,7 @@ describe('parseCsr on bad CSRs', () => {
     ['a CSR with one signature bit flipped', () => flip(good(), -1), 'invalid_csr', /signature/],
     ['a CSR whose subject was edited after signing', () => replace(good(), Buffer.from('evil'), Buffer.from('evil'.replace('e', 'E'))), 'invalid_csr', /signature/],
     ['a CSR carrying someone else’s public key', () => withOtherKey(), 'invalid_csr', /signature/],
+    ['a CSR whose EC point is not on the curve', () => withPointOffCurve(), 'key_rejected', /cannot be imported/],
     ['a CSR with version 1', () => replace(good(), Buffer.of(0x02, 0x01, 0x00), Buffer.of(0x02, 0x01, 0x01)), 'invalid_csr', /version/],
     ['a BER indefinite-length CSR', () => indefiniteLength(good()), 'invalid_csr', /length/],
     ['a CSR with a non-minimal length', () => nonMinimalLength(good()), 'invalid_csr', /length/],
@@ -126,10 +127,10 @@ describe('parseCsr on bad CSRs', () => {
     ['an Ed448 CSR', () => opensslCsr(key.ed448()), 'key_rejected', /key algorithm/],
     ['a DSA CSR', () => opensslCsr(key.dsa(), { digest: 'sha256' }), 'key_rejected', /key algorithm/],
   ];
-  it.each(cases)('refuses %s', (_name, make, code, message) => {
+  it.each(cases)('refuses %s', async (_name, make, code, message) => {
     const der = make();
-    expect(issuanceOutcome(der)).toBe(code);
-    if (message) expect(() => parseCsr(der)).toThrow(message);
+    expect(await issuanceOutcome(der)).toBe(code);
+    if (message) await expect(parseCsr(der)).rejects.toThrow(message);
   });
 });
 
@@ -152,6 +153,13 @@ function replace(der: Buffer, from: Buffer, to: Buffer): Buffer {
 function withOtherKey(): Buffer {
   const signer = key.p256();
   return replace(opensslCsr(signer), spkiOf(signer), spkiOf(key.p256()));
+}
+
+/** A P-256 CSR with one bit of the point's x coordinate flipped, so (x, y) is off the curve. */
+function withPointOffCurve(): Buffer {
+  const signer = key.p256();
+  const spki = spkiOf(signer);
+  return replace(opensslCsr(signer), spki, flip(spki, spki.length - 40));
 }
 
 /** The same CSR with its outer SEQUENCE re-encoded with BER's indefinite length (X.690 §8.1.3.6). */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derToPem, type Identity } from '@tlsfleet/common';
 import type { CaSigner } from './ca-signer.js';
 import { parseCsr } from './csr.js';
-import { buildDeviceCertificate, randomSerial } from './device-certificate.js';
+import { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './device-certificate.js';
 import { loadCaSigner } from './load-ca-signer.js';
 
 const OPENSSL_CNF = `[req]
@@ -75,16 +75,21 @@ function hostileCsr(privateKey: KeyObject): Buffer {
   return readFileSync(csrFile);
 }
 
-function issue(privateKey: KeyObject, options: { issuer?: CaSigner; identity?: Identity; notBefore?: Date; notAfter?: Date; serial?: Buffer } = {}): Buffer {
+async function issue(privateKey: KeyObject, options: { issuer?: CaSigner; identity?: Identity; notBefore?: Date; notAfter?: Date; serial?: Buffer } = {}): Promise<Buffer> {
   const now = Date.now();
   return buildDeviceCertificate({
     issuer: options.issuer ?? p256Issuer,
-    subjectPublicKeyDer: parseCsr(hostileCsr(privateKey)).spkiDer,
+    subjectPublicKeyDer: await spkiFromHostileCsr(privateKey),
     identity: options.identity ?? device,
     serial: options.serial ?? randomSerial(),
     notBefore: options.notBefore ?? new Date(now - 5 * 60_000),
     notAfter: options.notAfter ?? new Date(now + 7 * 24 * 3600_000),
   });
+}
+
+/** The key of a CSR that asks for CA:true, other names and usages: only the key may reach the certificate. */
+async function spkiFromHostileCsr(privateKey: KeyObject): Promise<Buffer> {
+  return (await parseCsr(hostileCsr(privateKey))).spkiDer;
 }
 
 /** `openssl verify -x509_strict -purpose sslclient` against root + intermediate; returns its output. */
@@ -112,26 +117,26 @@ afterAll(async () => {
 });
 
 describe('buildDeviceCertificate with openssl', () => {
-  it('issues a certificate that openssl verifies as an sslclient under -x509_strict', () => {
-    expect(opensslVerify(issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey), caFiles.p256)).toMatch(/: OK\s*$/);
+  it('issues a certificate that openssl verifies as an sslclient under -x509_strict', async () => {
+    expect(opensslVerify(await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey), caFiles.p256)).toMatch(/: OK\s*$/);
   });
 
   it.each([
     ['P-384', () => generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey],
     ['RSA-2048', () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey],
     ['Ed25519', () => generateKeyPairSync('ed25519').privateKey],
-  ])('issues a verifiable certificate for a %s device key', (_name, makeKey) => {
-    expect(opensslVerify(issue(makeKey()), caFiles.p256)).toMatch(/: OK\s*$/);
+  ])('issues a verifiable certificate for a %s device key', async (_name, makeKey) => {
+    expect(opensslVerify(await issue(makeKey()), caFiles.p256)).toMatch(/: OK\s*$/);
   });
 
-  it('signs with ecdsa-with-SHA384 when the issuing CA key is P-384', () => {
-    const der = issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, { issuer: p384Issuer });
+  it('signs with ecdsa-with-SHA384 when the issuing CA key is P-384', async () => {
+    const der = await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, { issuer: p384Issuer });
     expect(opensslVerify(der, caFiles.p384)).toMatch(/: OK\s*$/);
     expect(opensslText(der)).toContain('Signature Algorithm: ecdsa-with-SHA384');
   });
 
-  it('shows the DESIGN.md profile in openssl x509 -text', () => {
-    const text = opensslText(issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey));
+  it('shows the DESIGN.md profile in openssl x509 -text', async () => {
+    const text = opensslText(await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey));
     expect(text).toContain('Version: 3 (0x2)');
     expect(text).toMatch(/Subject: CN ?= ?device-42\n/);
     expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
@@ -147,7 +152,7 @@ describe('buildDeviceCertificate read back with @peculiar/x509', () => {
   it('copies only the public key from a CSR that asks for CA:true, other names and other usages', async () => {
     const privateKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
     const serial = randomSerial();
-    const der = issue(privateKey, { serial });
+    const der = await issue(privateKey, { serial });
     const cert = new x509.X509Certificate(der);
 
     expect(cert.subject).toBe('CN=device-42');
@@ -179,16 +184,16 @@ describe('buildDeviceCertificate read back with @peculiar/x509', () => {
     expect(await cert.verify({ publicKey: issuerCert, signatureOnly: true })).toBe(true);
   });
 
-  it('encodes the common name as a UTF8String and the issuer name byte for byte', () => {
-    const der = issue(generateKeyPairSync('ed25519').privateKey);
+  it('encodes the common name as a UTF8String and the issuer name byte for byte', async () => {
+    const der = await issue(generateKeyPairSync('ed25519').privateKey);
     expect(der.includes(Buffer.concat([Buffer.of(0x0c, device.name.length), Buffer.from(device.name)]))).toBe(true);
     expect(der.includes(p256Issuer.subjectNameDer)).toBe(true);
   });
 
-  it('uses UTCTime before 2050 and GeneralizedTime from 2050, truncated to the second (RFC 5280 §4.1.2.5)', () => {
+  it('uses UTCTime before 2050 and GeneralizedTime from 2050, truncated to the second (RFC 5280 §4.1.2.5)', async () => {
     const notBefore = new Date('2049-12-31T23:59:59.999Z');
     const notAfter = new Date('2050-01-01T00:00:00.000Z');
-    const der = issue(generateKeyPairSync('ed25519').privateKey, { notBefore, notAfter });
+    const der = await issue(generateKeyPairSync('ed25519').privateKey, { notBefore, notAfter });
     expect(der.includes(Buffer.from('\x17\x0d491231235959Z', 'latin1'))).toBe(true);
     expect(der.includes(Buffer.from('\x18\x0f20500101000000Z', 'latin1'))).toBe(true);
     const cert = new X509Certificate(der);
@@ -196,8 +201,8 @@ describe('buildDeviceCertificate read back with @peculiar/x509', () => {
     expect(new Date(cert.validTo).toISOString()).toBe('2050-01-01T00:00:00.000Z');
   });
 
-  it('names a service identity by its own SPIFFE ID', () => {
-    const der = issue(generateKeyPairSync('ed25519').privateKey, { identity: { kind: 'service', name: 'metrics', trustDomain: 'fleet.example' } });
+  it('names a service identity by its own SPIFFE ID', async () => {
+    const der = await issue(generateKeyPairSync('ed25519').privateKey, { identity: { kind: 'service', name: 'metrics', trustDomain: 'fleet.example' } });
     expect(new X509Certificate(der).subjectAltName).toBe('URI:spiffe://fleet.example/service/metrics');
   });
 });
@@ -206,7 +211,7 @@ describe('buildDeviceCertificate refuses caller mistakes', () => {
   const spki = createPublicKey(generateKeyPairSync('ed25519').privateKey).export({ type: 'spki', format: 'der' });
   const now = new Date();
   const later = new Date(now.getTime() + 60_000);
-  const cases: [string, Partial<Parameters<typeof buildDeviceCertificate>[0]>][] = [
+  const cases: [string, Partial<DeviceCertificateParams>][] = [
     ['an empty serial', { serial: Buffer.alloc(0) }],
     ['a negative serial', { serial: Buffer.of(0x80, 1, 2, 3, 4, 5, 6, 7) }],
     ['a serial with a redundant leading zero', { serial: Buffer.of(0, 0x7f, 1, 2, 3, 4, 5, 6) }],

@@ -1,0 +1,12 @@
+import { startProvisioning } from '../provisioning-server.js';
+
+// The provisioning service in a process of its own, so the benchmark can read its CPU time.
+// Usage: node serve.js DATA_DIR
+const running = await startProvisioning({
+  dataDir: process.argv[2] as string,
+  port: 0,
+  gate: { maxInFlight: 1024, perClientRate: 0 },
+  logger: (await import('../logger.js')).createLogger('bench', 'warn'),
+});
+process.stdout.write(`listening ${running.url}\n`);
+process.once('SIGTERM', () => void running.close().then(() => process.exit(0)));
