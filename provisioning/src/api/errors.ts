@@ -32,5 +32,10 @@ export function toTlsfleetError(err: unknown): TlsfleetError {
   if (type === 'entity.parse.failed') return new TlsfleetError('invalid_request', 'The body is not valid JSON.');
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new TlsfleetError('invalid_request', 'Unsupported body encoding.');
   if (type === 'request.aborted') return new TlsfleetError('invalid_request', 'The request was aborted.');
+  // Other client errors from the HTTP stack (a body that does not decode as its
+  // Content-Encoding, a path with broken percent-encoding) carry a 4xx `status`.
+  const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+  if (status === 413) return new TlsfleetError('payload_too_large');
+  if (typeof status === 'number' && status >= 400 && status < 500) return new TlsfleetError('invalid_request', 'The request is malformed.');
   return new TlsfleetError('internal_error');
 }
