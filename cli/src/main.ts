@@ -1,27 +1,28 @@
 import { TlsfleetError } from '@tlsfleet/common';
-import { DataDirError } from '@tlsfleet/provisioning';
 import { UsageError } from './usage-error.js';
-import { initCommand, initUsage } from './commands/init.js';
-import { provisioningCommand, provisioningUsage } from './commands/provisioning.js';
-import { tokenCommand, tokenUsage } from './commands/token.js';
-import { revokeCommand, revokeUsage } from './commands/revoke.js';
-import { devCommand, devUsage } from './commands/dev.js';
+import { USAGE } from './usage.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { run: Command; usage: string }> = {
-  init: { run: initCommand, usage: initUsage },
-  provisioning: { run: provisioningCommand, usage: provisioningUsage },
-  token: { run: tokenCommand, usage: tokenUsage },
-  revoke: { run: revokeCommand, usage: revokeUsage },
-  dev: { run: devCommand, usage: devUsage },
+// Loaded on use: `tlsfleet --help` and usage errors stay fast, and each command loads only
+// the packages it needs.
+const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
+  init: async () => (await import('./commands/init.js')).initCommand,
+  provisioning: async () => (await import('./commands/provisioning.js')).provisioningCommand,
+  token: async () => (await import('./commands/token.js')).tokenCommand,
+  revoke: async () => (await import('./commands/revoke.js')).revokeCommand,
+  dev: async () => (await import('./commands/dev.js')).devCommand,
 };
 
 /** Not in this version yet; named so the command line of DESIGN.md is recognisable. */
 const PLANNED = new Set(['broker', 'device', 'simulate']);
 
 function usage(): string {
-  return ['usage:', ...Object.values(COMMANDS).map((c) => `  ${c.usage}`)].join('\n') + '\n';
+  return ['usage:', ...Object.values(USAGE).map((u) => `  ${u}`)].join('\n') + '\n';
+}
+
+function isCommand(name: string): name is keyof typeof USAGE {
+  return Object.hasOwn(COMMANDS, name);
 }
 
 /** Runs one `tlsfleet` subcommand; returns the exit status (0 ok, 1 failed, 2 usage). */
@@ -31,20 +32,24 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  if (!isCommand(name)) {
     process.stderr.write(PLANNED.has(name) ? `tlsfleet: "${name}" is not available in this version yet\n` : `tlsfleet: unknown command "${name}"\n${usage()}`);
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await COMMANDS[name]())(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`tlsfleet ${name}: ${err.message}\nusage: ${command.usage}\n`);
+      process.stderr.write(`tlsfleet ${name}: ${err.message}\nusage: ${USAGE[name]}\n`);
       return 2;
     }
-    if (err instanceof TlsfleetError || err instanceof DataDirError) {
-      process.stderr.write(`tlsfleet ${name}: ${err.message}${err instanceof TlsfleetError ? ` (${err.code})` : ''}\n`);
+    if (err instanceof TlsfleetError) {
+      process.stderr.write(`tlsfleet ${name}: ${err.message} (${err.code})\n`);
+      return 1;
+    }
+    // Configuration problems (DataDirError and the like) carry a message meant for people.
+    if ((err as { code?: unknown }).code === 'data_dir') {
+      process.stderr.write(`tlsfleet ${name}: ${(err as Error).message}\n`);
       return 1;
     }
     process.stderr.write(`tlsfleet ${name}: ${(err as Error).stack ?? String(err)}\n`);

@@ -4,8 +4,6 @@ import { DATA_FILES, initDataDir, startProvisioning } from '@tlsfleet/provisioni
 import { parseFlags, port } from '../args.js';
 import { untilSignal } from '../signals.js';
 
-export const devUsage = 'tlsfleet dev [--data-dir .tlsfleet] [--port 8443]';
-
 /** Zero-setup local run: init `.tlsfleet/` if needed, then serve provisioning. */
 export async function devCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' } });
@@ -14,13 +12,15 @@ export async function devCommand(argv: string[]): Promise<number> {
     await initDataDir({ dataDir: dir });
     process.stderr.write(`initialised a development CA in ${dir}\n`);
   }
+  // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
+  const signalled = untilSignal();
   const running = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: port(f.port, '--port', 8443) });
   process.stdout.write(
     `provisioning: https://localhost:${running.port}\n` +
       `mint a token: npx tlsfleet token --data-dir ${dir} --device my-device\n` +
       `trust bundle: ${join(dir, DATA_FILES.caBundle)}\n`,
   );
-  await untilSignal();
+  await signalled;
   await running.close();
   return 0;
 }

@@ -2,8 +2,6 @@ import { resolve } from 'node:path';
 import { initDataDir, DATA_FILES } from '@tlsfleet/provisioning';
 import { parseFlags, required } from '../args.js';
 
-export const initUsage = 'tlsfleet init --data-dir DIR [--trust-domain TD] [--server-name NAME]...';
-
 export async function initCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     'data-dir': { type: 'string' },

@@ -3,9 +3,6 @@ import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { untilSignal } from '../signals.js';
 
-export const provisioningUsage =
-  'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]';
-
 export async function provisioningCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
     'data-dir': { type: 'string' },
@@ -18,6 +15,8 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     'crl-validity': { type: 'string' },
   });
   checkStore(f.store);
+  // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
+  const signalled = untilSignal();
   const running = await startProvisioning({
     dataDir: required(f['data-dir'], '--data-dir'),
     host: f.host,
@@ -30,7 +29,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     crlValiditySeconds: duration(f['crl-validity'], '--crl-validity'),
   });
   process.stdout.write(`provisioning listening on ${running.url}\n`);
-  await untilSignal();
+  await signalled;
   await running.close();
   return 0;
 }

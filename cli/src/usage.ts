@@ -1,0 +1,9 @@
+/** One line per command, printed by `tlsfleet --help` and with usage errors. */
+export const USAGE = {
+  init: 'tlsfleet init --data-dir DIR [--trust-domain TD] [--server-name NAME]...',
+  provisioning:
+    'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]',
+  token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d]',
+  revoke: 'tlsfleet revoke --data-dir DIR --device ID',
+  dev: 'tlsfleet dev [--data-dir .tlsfleet] [--port 8443]',
+} as const;
