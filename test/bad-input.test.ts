@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +10,6 @@ import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.
 import { postJson, request, type HttpAnswer } from './harness/https-client.js';
 import { makeCsr, newKey, type TestKey } from './harness/csr.js';
 import { runCli } from './harness/cli.js';
-import { openssl } from './harness/openssl.js';
 import { certText, foreignClientCertificate, KEY_RECIPES, mustOpenssl, opensslCsr } from './harness/openssl-pki.js';
 
 /** The statuses README.md promises for each code. */
@@ -136,8 +136,9 @@ describe('Bad input: each answered with the stable error code and nothing change
     request(`${env.url}/.well-known/est/simpleenroll`, { ca: env.ca, method: 'POST', headers: { 'content-type': 'application/pkcs10', authorization }, body });
   const adminGet = (path: string) => request(`${env.url}${path}`, { ca: env.ca, headers: adminHeaders() });
 
-  async function mint(id: string, extra: Record<string, unknown> = {}): Promise<string> {
-    const res = await postJson(`${env.url}/v1/tokens`, { deviceId: id, ...extra }, { ca: env.ca, headers: adminHeaders() });
+  /** A token minted online by the admin: cheaper than a CLI process per case. */
+  async function mint(id: string): Promise<string> {
+    const res = await postJson(`${env.url}/v1/tokens`, { deviceId: id }, { ca: env.ca, headers: adminHeaders() });
     expect(res.status, res.text()).toBe(201);
     return res.json().token;
   }
@@ -167,14 +168,14 @@ describe('Bad input: each answered with the stable error code and nothing change
   }
 
   describe('CSRs', () => {
-    it.each(CSR_CASES.filter((c) => c.json))('POST /v1/enroll answers $code to $name and leaves the token unspent', async (c) => {
+    for (const c of CSR_CASES.filter((x) => x.json)) it(`POST /v1/enroll answers ${c.code} to ${c.name} and leaves the token unspent`, async () => {
       const id = nextId();
       const token = await mint(id);
       expectError(await enroll(token, c.json!(fx)), c.code);
       await expectUntouched(id, token);
     });
 
-    it.each(CSR_CASES.filter((c) => c.est))('EST simpleenroll answers $code to $name and leaves the token unspent', async (c) => {
+    for (const c of CSR_CASES.filter((x) => x.est)) it(`EST simpleenroll answers ${c.code} to ${c.name} and leaves the token unspent`, async () => {
       const id = nextId();
       const token = await mint(id);
       expectError(await simpleenroll(c.est!(fx), `Bearer ${token}`), c.code);
@@ -217,6 +218,15 @@ describe('Bad input: each answered with the stable error code and nothing change
       writeFileSync(file, /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/.exec(certs)![0]);
       expectOnlyOurProfile(await certText(file), id);
     });
+
+    it('takes the identity from the token, never from a deviceId or kind slipped into the enroll body', async () => {
+      const id = nextId('honest');
+      const res = await postJson(`${env.url}/v1/enroll`, { token: await mint(id), csr: fx.goodPem, deviceId: 'someone-else', kind: 'service' }, { ca: env.ca });
+      expect(res.status, res.text()).toBe(201);
+      expect(res.json().deviceId).toBe(id);
+      expect(res.text()).not.toContain('someone-else');
+      expect(await deviceIds()).not.toContain('someone-else');
+    });
   });
 
   describe('body size', () => {
@@ -237,7 +247,7 @@ describe('Bad input: each answered with the stable error code and nothing change
       cases.push({ route: 'EST simpleenroll', size, code: code === 'payload_too_large' ? code : 'invalid_csr', send: (token, n) => simpleenroll('A'.repeat(n), `Bearer ${token}`) });
     }
 
-    it.each(cases)('$route answers $code to a body of $size bytes and leaves the token unspent', async (c) => {
+    for (const c of cases) it(`${c.route} answers ${c.code} to a body of ${c.size} bytes and leaves the token unspent`, async () => {
       const id = nextId('big');
       const token = await mint(id);
       expectError(await c.send(token, c.size), c.code);
@@ -255,7 +265,7 @@ describe('Bad input: each answered with the stable error code and nothing change
       { name: 'a token that is not a string', code: 'invalid_token', variant: () => 12345 },
       { name: 'the base64 of the valid token', code: 'invalid_token', variant: (t) => Buffer.from(t).toString('base64') },
     ];
-    it.each(JSON_TOKENS)('POST /v1/enroll answers $code to $name and the real token still enrolls', async (c) => {
+    for (const c of JSON_TOKENS) it(`POST /v1/enroll answers ${c.code} to ${c.name} and the real token still enrolls`, async () => {
       const id = nextId('tok');
       const token = await mint(id);
       expectError(await enroll(c.variant(token), await makeCsr(newKey())), c.code);
@@ -270,7 +280,7 @@ describe('Bad input: each answered with the stable error code and nothing change
       { name: 'Basic credentials with the token as the user name', code: 'invalid_token', header: (t) => `Basic ${Buffer.from(`${t}:`).toString('base64')}` },
       { name: 'an unsupported Digest scheme', code: 'unauthorized', header: (t) => `Digest username="x", response="${t}"` },
     ];
-    it.each(EST_AUTH)('EST simpleenroll answers $code to $name and the real token still enrolls', async (c) => {
+    for (const c of EST_AUTH) it(`EST simpleenroll answers ${c.code} to ${c.name} and the real token still enrolls`, async () => {
       const id = nextId('tok');
       const token = await mint(id);
       expectError(await simpleenroll(derOf(await makeCsr(newKey())).toString('base64'), c.header(token)), c.code);
@@ -304,7 +314,7 @@ describe('Bad input: each answered with the stable error code and nothing change
     });
   });
 
-  describe('device ids', () => {
+  describe('token requests and device ids', () => {
     const BAD_IDS: Array<[string, string]> = [
       ['a slash', 'a/b'],
       ['a plus', 'a+b'],
@@ -333,6 +343,21 @@ describe('Bad input: each answered with the stable error code and nothing change
       }
     });
 
+    it.each<[string, Record<string, unknown>]>([
+      ['kind "admin" (admin identities come only from init)', { deviceId: 'kind-admin', kind: 'admin' }],
+      ['kind "__proto__"', { deviceId: 'kind-proto', kind: '__proto__' }],
+      ['ttlSeconds 0', { deviceId: 'ttl-zero', ttlSeconds: 0 }],
+      ['ttlSeconds as a string', { deviceId: 'ttl-string', ttlSeconds: '60' }],
+      ['ttlSeconds past 30 days', { deviceId: 'ttl-long', ttlSeconds: 30 * 86_400 + 1 }],
+      ['a fractional certTtlSeconds', { deviceId: 'cert-frac', certTtlSeconds: 1.5 }],
+      ['a negative certTtlSeconds', { deviceId: 'cert-neg', certTtlSeconds: -5 }],
+      ['certTtlSeconds past 397 days', { deviceId: 'cert-long', certTtlSeconds: 397 * 86_400 + 1 }],
+    ])('POST /v1/tokens refuses %s with 400 invalid_request', async (_what, body) => {
+      const res = await postJson(`${env.url}/v1/tokens`, body, { ca: env.ca, headers: adminHeaders() });
+      expectError(res, 'invalid_request');
+      expect(res.json().token).toBeUndefined();
+    });
+
     it('accepts a device id of exactly 64 characters (the boundary the refusals sit on)', async () => {
       const id = `a${'b'.repeat(63)}`;
       const token = await mint(id);
@@ -341,9 +366,14 @@ describe('Bad input: each answered with the stable error code and nothing change
       expect(res.json().deviceId).toBe(id);
     });
 
-    // The characters the brief names; NUL cannot be passed in argv at all. Each CLI run
-    // costs a Node start-up, so the other shapes are left to the API cases above.
-    const CLI_IDS = BAD_IDS.filter(([what]) => ['a slash', 'a plus', 'a hash', 'a dollar', '65 characters', 'an empty string'].includes(what));
+    // The command line shares the API's validation, so a few shapes show its plumbing (exit
+    // status, message, nothing on stdout); each run costs a Node start-up. NUL cannot be
+    // passed in argv at all.
+    const CLI_IDS: Array<[string, string]> = [
+      ['a topic wildcard and separators', 'a/+#$b'],
+      ['65 characters', 'x'.repeat(65)],
+      ['an empty string', ''],
+    ];
     it('`tlsfleet token --device` refuses every malformed id with exit status 1, the code on stderr and no token on stdout', async () => {
       const before = await deviceIds();
       const results = await Promise.all(CLI_IDS.map(([, id]) => runCli(['token', '--data-dir', env.dataDir, `--device=${id}`])));
@@ -473,6 +503,37 @@ describe('Bad input: each answered with the stable error code and nothing change
       expect(await deviceIds()).toEqual(before);
       expect(await certificatesOf(device.id)).toHaveLength(1);
       await expectUntouched(id, token);
+    });
+
+    // The plain bodies are valid enrollments: a server that ignored the encoding would spend the token.
+    const ENCODINGS: Array<{ name: string; route: 'POST /v1/enroll' | 'EST simpleenroll'; encoding: string; body: (token: string) => Buffer; code: Code }> = [
+      { name: 'gzip that is not gzip', route: 'POST /v1/enroll', encoding: 'gzip', body: (t) => Buffer.from(JSON.stringify({ token: t, csr: fx.goodPem })), code: 'invalid_request' },
+      { name: 'br that is not brotli', route: 'POST /v1/enroll', encoding: 'br', body: (t) => Buffer.from(JSON.stringify({ token: t, csr: fx.goodPem })), code: 'invalid_request' },
+      { name: 'deflate that is not deflate', route: 'POST /v1/enroll', encoding: 'deflate', body: (t) => Buffer.from(JSON.stringify({ token: t, csr: fx.goodPem })), code: 'invalid_request' },
+      { name: 'an unknown encoding', route: 'POST /v1/enroll', encoding: 'x-custom', body: (t) => Buffer.from(JSON.stringify({ token: t, csr: fx.goodPem })), code: 'invalid_request' },
+      { name: 'gzip that is not gzip', route: 'EST simpleenroll', encoding: 'gzip', body: () => Buffer.from(fx.good.toString('base64')), code: 'invalid_request' },
+      { name: 'gzip that inflates to 1 MiB', route: 'POST /v1/enroll', encoding: 'gzip', body: (t) => gzipSync(JSON.stringify({ token: t, csr: 'A'.repeat(1 << 20) })), code: 'payload_too_large' },
+      { name: 'gzip that inflates to 1 MiB', route: 'EST simpleenroll', encoding: 'gzip', body: () => gzipSync('A'.repeat(1 << 20)), code: 'payload_too_large' },
+    ];
+    for (const c of ENCODINGS) it(`${c.route} answers ${c.code} to a body in ${c.name}, spending nothing`, async () => {
+      const id = nextId('zip');
+      const token = await mint(id);
+      const body = c.body(token);
+      expect(body.length).toBeLessThan(MAX_BODY);
+      const headers: Record<string, string> =
+        c.route === 'EST simpleenroll' ? { 'content-type': 'application/pkcs10', authorization: `Bearer ${token}` } : { 'content-type': 'application/json' };
+      const path = c.route === 'EST simpleenroll' ? '/.well-known/est/simpleenroll' : '/v1/enroll';
+      const res = await request(`${env.url}${path}`, { ca: env.ca, method: 'POST', headers: { ...headers, 'content-encoding': c.encoding }, body });
+      expectError(res, c.code);
+      await expectUntouched(id, token);
+    });
+
+    it.each([
+      ['GET', '/v1/devices/%E0%A4%A'],
+      ['POST', '/v1/devices/%E0%A4%A/revoke'],
+    ])('answers 400 invalid_request to %s %s, whose percent-encoding does not decode', async (method, path) => {
+      const res = await request(`${env.url}${path}`, { ca: env.ca, method, headers: adminHeaders() });
+      expectError(res, 'invalid_request');
     });
 
     it.each([

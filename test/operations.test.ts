@@ -1,15 +1,15 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { X509Certificate, createPrivateKey as keyFrom } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemBlocks } from '@tlsfleet/common';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { postJson, request, type HttpAnswer } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';
-import { runCli, startProvisioningProcess } from './harness/cli.js';
+import { runCli } from './harness/cli.js';
 import { openssl } from './harness/openssl.js';
 import { certText } from './harness/openssl-pki.js';
-import { startExpectingRefusal } from './harness/service-outcome.js';
+import { runAndStopWhenReady } from './harness/service-outcome.js';
 import { startPartialUpload } from './harness/partial-upload.js';
 import { pollUntil } from './harness/poll.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -64,16 +64,26 @@ function expectError(res: HttpAnswer, status: number, code: string): void {
   expect(res.json().error.code).toBe(code);
 }
 
-describe('service operations', () => {
-  describe('tlsfleet init', () => {
-    const tmp = tempDir('tlsfleet-ops-init-');
-    const dir = join(tmp.path, 'data');
-    beforeAll(async () => {
-      const r = await runCli(['init', '--data-dir', dir, '--trust-domain', 'fleet.example.com', '--server-name', 'example.internal', '--server-name', '10.1.2.3']);
-      expect(r.code, r.stderr).toBe(0);
-    });
-    afterAll(() => tmp.cleanup());
+/** A token minted online by the admin (cheaper than a CLI process per token). */
+async function mintToken(env: ProvisioningEnv, deviceId: string): Promise<string> {
+  const res = await postJson(`${env.url}/v1/tokens`, { deviceId }, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
+  expect(res.status, res.text()).toBe(201);
+  return res.json().token;
+}
 
+describe('service operations', () => {
+  // One data dir made by `init` with every option, read by the init and usage tests.
+  let tmp: ReturnType<typeof tempDir>;
+  let dir: string;
+  beforeAll(async () => {
+    tmp = tempDir('tlsfleet-ops-');
+    dir = join(tmp.path, 'data');
+    const r = await runCli(['init', '--data-dir', dir, '--trust-domain', 'fleet.example.com', '--server-name', 'example.internal', '--server-name', '10.1.2.3']);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  afterAll(() => tmp?.cleanup());
+
+  describe('tlsfleet init', () => {
     it('writes the stable files and every file of the data-dir table, each key matching its certificate', () => {
       expect(readdirSync(dir)).toEqual(expect.arrayContaining(INIT_FILES));
       const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
@@ -82,7 +92,7 @@ describe('service operations', () => {
       expect(adminToken).toMatch(/^\S{22,}$/); // at least 128 bits in base64url
       for (const [cert, key] of PAIRS) {
         const x = new X509Certificate(readFileSync(join(dir, cert)));
-        expect(x.checkPrivateKey(keyFrom(readFileSync(join(dir, key)))), `${key} belongs to ${cert}`).toBe(true);
+        expect(x.checkPrivateKey(createPrivateKey(readFileSync(join(dir, key)))), `${key} belongs to ${cert}`).toBe(true);
       }
       // ca-bundle.pem: root, then intermediate.
       const bundle = pemBlocks(readFileSync(join(dir, 'ca-bundle.pem'), 'utf8')).map((b) => new X509Certificate(b.der).fingerprint256);
@@ -115,6 +125,7 @@ describe('service operations', () => {
       const before = snapshot(lone);
       const r = await runCli(['init', '--data-dir', lone]);
       expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/not empty/);
       expect(snapshot(lone)).toEqual(before);
     });
 
@@ -154,83 +165,60 @@ describe('service operations', () => {
       expect((await openssl(['verify', '-CAfile', join(dir, 'intermediate-ca.pem'), join(dir, 'root-ca.pem')])).code).not.toBe(0);
     });
 
-    it.each([
+    it.concurrent.each([
       ['--trust-domain', 'UPPER/x'],
-      ['--trust-domain', 'Fleet.Example'],
-      ['--trust-domain', 'spiffe://fleet.example'],
-      ['--trust-domain', ''],
       ['--server-name', 'bad name!'],
     ])('refuses %s %j with a message naming it, and creates nothing', async (flag, value) => {
       const target = join(tmp.path, `refused-${Math.random().toString(36).slice(2)}`);
       const r = await runCli(['init', '--data-dir', target, `${flag}=${value}`]);
       expect([1, 2]).toContain(r.code);
       expect(r.stderr).toContain(flag);
-      if (value !== '') expect(r.stderr).toContain(value);
+      expect(r.stderr).toContain(value);
       expect(existsSync(target) ? readdirSync(target) : []).toEqual([]);
     });
   });
 
-  describe('command-line usage', () => {
-    let dataDir: string;
-    const tmp = tempDir('tlsfleet-ops-usage-');
-    beforeAll(async () => {
-      dataDir = join(tmp.path, 'data');
-      expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
-    });
-    afterAll(() => tmp.cleanup());
-
-    it.each<[string, (dir: string) => string[], RegExp]>([
+  describe.concurrent('command-line usage', () => {
+    it.each<[string, (dataDir: string) => string[], RegExp]>([
       ['an unknown command', () => ['frobnicate'], /unknown command "frobnicate"/],
-      ['no command at all', () => [], /usage/],
       ['token without --device or --service', (d) => ['token', '--data-dir', d], /--device|--service/],
-      ['token with both --device and --service', (d) => ['token', '--data-dir', d, '--device', 'a', '--service', 'b'], /--device|--service/],
       ['token with --ttl 5x', (d) => ['token', '--data-dir', d, '--device', 'a', '--ttl', '5x'], /--ttl/],
-      ['token with --cert-ttl soon', (d) => ['token', '--data-dir', d, '--device', 'a', '--cert-ttl', 'soon'], /--cert-ttl/],
       ['an unknown flag', (d) => ['token', '--data-dir', d, '--device', 'a', '--bogus'], /bogus/],
-      ['a stray argument', (d) => ['revoke', '--data-dir', d, '--device', 'a', 'extra'], /extra|argument/],
     ])('exits 2 with a usage message for %s, printing no token', async (_what, args, message) => {
-      const r = await runCli(args(dataDir));
+      const r = await runCli(args(dir));
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr + r.stdout).toMatch(message);
       expect(r.stdout).not.toMatch(/^tf_/m);
     });
 
-    it.each(['broker', 'device', 'simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
-      const r = await runCli([command, '--data-dir', dataDir]);
+    it.each(['broker', 'simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
+      const r = await runCli([command, '--data-dir', dir]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain('not available in this version yet');
     });
 
-    it.each([
-      ['--port http'],
-      ['--port 70000'],
-      ['--max-inflight 0'],
-      ['--client-rate fast'],
-      ['--store mysql://db'],
-    ])('refuses to start provisioning with %s, exiting 2', async (flags) => {
-      const r = await startExpectingRefusal(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /provisioning listening on/);
+    it.each([['--port http'], ['--max-inflight 0']])('refuses to start provisioning with %s, exiting 2', async (flags) => {
+      const r = await runAndStopWhenReady(['provisioning', '--data-dir', dir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /provisioning listening on/);
       expect(r.becameReady).toBe(false);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(flags.split(' ')[0]);
     });
   });
 
-  describe('key file permissions', () => {
-    const tmp = tempDir('tlsfleet-ops-modes-');
-    const dataDir = join(tmp.path, 'data');
+  describe('key file permissions, start and stop', () => {
+    let dataDir: string;
     beforeAll(async () => {
+      dataDir = join(tmp.path, 'modes');
       expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
     });
-    afterAll(() => tmp.cleanup());
-    const start = () => startExpectingRefusal(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], /provisioning listening on/);
+    const start = () => runAndStopWhenReady(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], /provisioning listening on/);
 
     it.each([
-      ['intermediate-ca.key', 0o644],
-      ['provisioning.key', 0o640],
-      ['admin.token', 0o604],
-    ])('refuses to start while %s has mode %o, naming the file', async (file, badMode) => {
+      ['intermediate-ca.key', '0644'],
+      ['admin.token', '0640'],
+    ])('refuses to start while %s has mode %s, naming the file', async (file, badMode) => {
       const path = join(dataDir, file);
-      chmodSync(path, badMode);
+      chmodSync(path, parseInt(badMode, 8));
       try {
         const r = await start();
         expect(r.becameReady).toBe(false);
@@ -247,6 +235,18 @@ describe('service operations', () => {
       expect(r.stderr).toBe('');
       expect(r.becameReady).toBe(true);
     });
+
+    it('exits 0 on a SIGTERM sent the moment it reports ready, every time', async () => {
+      // A supervisor may stop a service as soon as it is up: the signal handlers must be in
+      // place before the ready line, or the default action kills the process mid-start.
+      // Several rounds, because a late handler loses the race only most of the time.
+      const outcomes: Array<{ becameReady: boolean; code: number | null; signal: string | null }> = [];
+      for (let i = 0; i < 4; i++) {
+        const { becameReady, code, signal } = await start();
+        outcomes.push({ becameReady, code, signal });
+      }
+      expect(outcomes).toEqual(Array.from({ length: 4 }, () => ({ becameReady: true, code: 0, signal: null })));
+    });
   });
 
   describe('overload: a bounded number of issuances in flight', () => {
@@ -260,8 +260,8 @@ describe('service operations', () => {
     const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
 
     it('answers 503 overloaded with Retry-After while a slow upload holds the only slot, and serves again once it is dropped', async () => {
-      const slowToken = await env.token('slow-uploader');
-      const waitingToken = await env.token('waiting');
+      const slowToken = await mintToken(env, 'slow-uploader');
+      const waitingToken = await mintToken(env, 'waiting');
       const enrollBody = Buffer.from(JSON.stringify({ token: slowToken, csr: await makeCsr(newKey()) }).padEnd(1000, ' '));
       expect(enrollBody.length).toBe(1000);
       const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body: enrollBody, sentBytes: 40 });
@@ -305,7 +305,7 @@ describe('service operations', () => {
 
     it('answers 429 rate_limited with Retry-After to the third of three rapid enrollments, which creates nothing', async () => {
       const ids = ['rate-a', 'rate-b', 'rate-c'];
-      const tokens = await Promise.all(ids.map((id) => env.token(id)));
+      const tokens = await Promise.all(ids.map((id) => mintToken(env, id)));
       const csrs = await Promise.all(ids.map(() => makeCsr(newKey())));
       const answers = await Promise.all(tokens.map((token, i) => postJson(`${env.url}/v1/enroll`, { token, csr: csrs[i] }, { ca: env.ca })));
       expect(answers.map((a) => a.status).sort()).toEqual([201, 201, 429]);
@@ -319,7 +319,7 @@ describe('service operations', () => {
     });
   });
 
-  describe('health, readiness, metrics and TLS versions', () => {
+  describe('health, readiness, metrics, TLS versions and draining', () => {
     let env: ProvisioningEnv;
     beforeAll(async () => {
       env = await startProvisioningEnv();
@@ -343,7 +343,7 @@ describe('service operations', () => {
 
     it('counts issued enrollments, spent tokens, issuance time and revocations in /metrics', async () => {
       const before = await metrics();
-      const token = await env.token('metered');
+      const token = await mintToken(env, 'metered');
       const ok = await postJson(`${env.url}/v1/enroll`, { token, csr: await makeCsr(newKey()) }, { ca: env.ca });
       expect(ok.status).toBe(201);
       const reused = await postJson(`${env.url}/v1/enroll`, { token, csr: await makeCsr(newKey()) }, { ca: env.ca });
@@ -370,68 +370,50 @@ describe('service operations', () => {
       // SECLEVEL=0 lets OpenSSL 3 offer TLS 1.1 at all, so the refusal is the server's.
       const r = await openssl(['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0', '-CAfile', join(env.dataDir, 'ca-bundle.pem')], '');
       expect(r.code).not.toBe(0);
-      expect(r.stdout + r.stderr).toMatch(/alert protocol version|unsupported protocol|wrong version number/i);
-      expect(r.stdout + r.stderr).not.toMatch(/Protocol\s*: TLSv1\.1/);
+      // The server answered the TLS 1.1 ClientHello with alert 70 and no cipher was agreed.
+      expect(r.stdout + r.stderr).toMatch(/tlsv1 alert protocol version/);
+      expect(r.stdout).toMatch(/Cipher is \(NONE\)/);
     });
 
-    it.each(['-tls1_2', '-tls1_3'])('accepts a %s client and presents a certificate that verifies for localhost', async (flag) => {
+    it.each([
+      ['TLS 1.2', '-tls1_2', 'TLSv1.2'],
+      ['TLS 1.3', '-tls1_3', 'TLSv1.3'],
+    ])('accepts a %s client and presents a certificate that verifies for localhost', async (_name, flag, protocol) => {
       const port = new URL(env.url).port;
       const r = await openssl(
         ['s_client', '-connect', `127.0.0.1:${port}`, flag, '-brief', '-verify_return_error', '-verify_hostname', 'localhost', '-CAfile', join(env.dataDir, 'ca-bundle.pem')],
         '',
       );
       const out = r.stdout + r.stderr;
-      expect(out).toContain(`Protocol version: ${flag === '-tls1_2' ? 'TLSv1.2' : 'TLSv1.3'}`);
+      expect(out).toContain(`Protocol version: ${protocol}`);
       expect(out).toMatch(/Verification: OK/);
       expect(r.code).toBe(0);
     });
-  });
 
-  describe('graceful shutdown', () => {
     it('drains on SIGTERM: new connections are turned away, the upload in flight completes with a certificate, /readyz pipelined behind it says draining, and the process exits 0', async () => {
-      const env = await startProvisioningEnv();
-      try {
-        const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
-        const token = await env.token('drainer');
-        const body = Buffer.from(JSON.stringify({ token, csr: await makeCsr(newKey()) }));
-        const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body, sentBytes: 30, keepAlive: true });
-        await pollUntil('the upload to be admitted', metrics, (t) => sample(t, 'tlsfleet_issuance_in_flight') === 1);
+      // Last in this block: it stops the service the others used.
+      const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+      const token = await mintToken(env, 'drainer');
+      const body = Buffer.from(JSON.stringify({ token, csr: await makeCsr(newKey()) }));
+      const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body, sentBytes: 30, keepAlive: true });
+      await pollUntil('the upload to be admitted', metrics, (t) => sample(t, 'tlsfleet_issuance_in_flight') === 1);
 
-        const exited = env.service.stop(); // SIGTERM
-        await pollUntil(
-          'the listener to stop accepting',
-          () => request(`${env.url}/readyz`, { ca: env.ca }).then((r) => String(r.status), (e: NodeJS.ErrnoException) => String(e.code)),
-          (status) => status !== '200',
-        );
-        const host = new URL(env.url).host;
-        const answers = await slow.finish(`GET /readyz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-        expect(answers[0]?.status, answers[0]?.body).toBe(201);
-        const issued = JSON.parse(answers[0]!.body);
-        expect(issued.deviceId).toBe('drainer');
-        expect(new X509Certificate(issued.certificate).subjectAltName).toBe('URI:spiffe://tlsfleet.local/device/drainer');
-        if (answers[1] !== undefined) {
-          expect(answers[1].status).toBe(503);
-          expect(JSON.parse(answers[1].body)).toEqual({ status: 'draining' });
-        }
-        expect(await exited).toBe(0);
-        expect(env.service.output()).toContain('provisioning stopped');
-      } finally {
-        await env.stop();
-      }
-    });
-
-    it('exits 0 on SIGTERM at once when nothing is in flight', async () => {
-      const tmp = tempDir('tlsfleet-ops-idle-');
-      try {
-        const dataDir = join(tmp.path, 'data');
-        expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
-        const service = await startProvisioningProcess(dataDir);
-        const started = Date.now();
-        expect(await service.stop()).toBe(0);
-        expect(Date.now() - started).toBeLessThan(5000);
-      } finally {
-        tmp.cleanup();
-      }
+      const exited = env.service.stop(); // SIGTERM
+      await pollUntil(
+        'the listener to stop accepting',
+        () => request(`${env.url}/readyz`, { ca: env.ca }).then((r) => String(r.status), (e: NodeJS.ErrnoException) => String(e.code)),
+        (status) => status !== '200',
+      );
+      const host = new URL(env.url).host;
+      const answers = await slow.finish(`GET /readyz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(answers[0]?.status, answers[0]?.body).toBe(201);
+      const issued = JSON.parse(answers[0]!.body);
+      expect(issued.deviceId).toBe('drainer');
+      expect(new X509Certificate(issued.certificate).subjectAltName).toBe('URI:spiffe://tlsfleet.local/device/drainer');
+      expect(answers.map((a) => a.status)).toEqual([201, 503]);
+      expect(JSON.parse(answers[1]!.body)).toEqual({ status: 'draining' });
+      expect(await exited).toBe(0);
+      expect(env.service.output()).toContain('provisioning stopped');
     });
   });
 });

@@ -3,16 +3,19 @@ import { once } from 'node:events';
 import { CLI, type CliResult } from './cli.js';
 
 export interface ServiceOutcome extends CliResult {
-  /** True when the service came up (printed `ready`); it was then stopped with SIGTERM. */
+  /** True when the service came up (printed `ready`); it was then sent SIGTERM at once. */
   becameReady: boolean;
+  /** The signal that ended the process, if one did (it did not handle it). */
+  signal: NodeJS.Signals | null;
 }
 
 /**
- * Starts a long-running `tlsfleet` command expected to refuse to start. Resolves when it
- * exits, with all of its output; if instead it becomes ready, it is stopped and
- * `becameReady` says so, so a missing refusal fails fast instead of hanging the test.
+ * Runs a long-running `tlsfleet` command to its end: if it prints a line matching `ready`,
+ * SIGTERM goes out from the same output callback, with no delay. Resolves on exit with all
+ * its output. Serves both for commands expected to refuse to start (a missing refusal shows
+ * as `becameReady` instead of hanging the test) and for "stopped right after start-up".
  */
-export async function startExpectingRefusal(args: string[], ready: RegExp): Promise<ServiceOutcome> {
+export async function runAndStopWhenReady(args: string[], ready: RegExp): Promise<ServiceOutcome> {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -25,6 +28,6 @@ export async function startExpectingRefusal(args: string[], ready: RegExp): Prom
     }
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr, becameReady };
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  return { code, stdout, stderr, becameReady, signal };
 }
