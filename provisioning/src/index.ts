@@ -10,3 +10,4 @@ export { loadCaSigner } from './authority/load-ca-signer.js';
 export { parseCsr, type ParsedCsr } from './authority/csr.js';
 export { checkKeyPolicy } from './authority/key-policy.js';
 export { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './authority/device-certificate.js';
+export { authorityFromDataDir } from './data-dir-authority.js';

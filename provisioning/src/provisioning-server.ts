@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Authority } from './authority/authority.js';
-import { loadCaSigner } from './authority/load-ca-signer.js';
+import type { Authority } from './authority/authority.js';
+import { authorityFromDataDir } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
 import { IssuanceGate, type IssuanceGateOptions } from './api/issuance-gate.js';
 import { DataDir } from './data-dir.js';
@@ -41,12 +41,10 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const dataDir = DataDir.open(opts.dataDir);
   const logger = opts.logger ?? createLogger('provisioning');
   const trustDomain = dataDir.config.trustDomain;
-  const intermediatePem = dataDir.read('intermediateCert');
-  const signer = loadCaSigner(intermediatePem, dataDir.readSecret('intermediateKey'));
   const caBundlePem = dataDir.read('caBundle');
   const adminToken = dataDir.readSecret('adminToken').trim();
   const store = opts.store ?? SqliteStore.open(dataDir.path('database'));
-  const authority = new Authority({ store, signer, trustDomain, intermediatePem, caBundlePem, crlValiditySeconds: opts.crlValiditySeconds });
+  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds });
   let draining = false;
   const app = createApp({
     authority,

@@ -4,8 +4,8 @@ import { identifyPeer, pemToDer, TlsfleetError, type PeerCertificate } from '@tl
 import { initDataDir } from '../init.js';
 import { DataDir } from '../data-dir.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
-import { Authority } from './authority.js';
-import { loadCaSigner } from './load-ca-signer.js';
+import type { Authority } from './authority.js';
+import { authorityFromDataDir } from '../data-dir-authority.js';
 import { makeTestCsr } from './csr.fixture.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,15 +35,7 @@ describe('Authority', () => {
     await initDataDir({ dataDir: join(dir, 'data'), trustDomain: TD, now: () => now });
     const dd = DataDir.open(join(dir, 'data'));
     store = SqliteStore.open(dd.path('database'));
-    const intermediatePem = dd.read('intermediateCert');
-    authority = new Authority({
-      store,
-      signer: loadCaSigner(intermediatePem, dd.readSecret('intermediateKey')),
-      trustDomain: TD,
-      intermediatePem,
-      caBundlePem: dd.read('caBundle'),
-      now: () => now,
-    });
+    authority = authorityFromDataDir(dd, store, { now: () => now });
   });
 
   afterEach(async () => {

@@ -1,5 +1,6 @@
 import { createPublicKey, KeyObject, verify, webcrypto } from 'node:crypto';
 import { TlsfleetError } from '@tlsfleet/common';
+import { TAG } from './der-tags.js';
 
 /**
  * What issuance takes from a CSR: its public key, after the signature proved possession
@@ -16,13 +17,6 @@ export interface ParsedCsr {
 // 250 µs budget of the 4,000/s target. This walker reads only the outer elements below
 // and is lost in the noise next to key import + verify. The issuance-core benchmark runs
 // the same steps with asn1js + pkijs ("libraryDer") beside this core for comparison.
-
-const TAG_INTEGER = 0x02;
-const TAG_BIT_STRING = 0x03;
-const TAG_NULL = 0x05;
-const TAG_OID = 0x06;
-const TAG_SEQUENCE = 0x30;
-const TAG_CONTEXT_0_CONSTRUCTED = 0xa0;
 
 type KeyType = 'ec' | 'rsa' | 'ed25519';
 
@@ -76,21 +70,21 @@ interface Tlv {
 export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
 
-  const request = readTlv(buf, 0, buf.length, TAG_SEQUENCE);
+  const request = readTlv(buf, 0, buf.length, TAG.SEQUENCE);
   if (request.end !== buf.length) throw invalidCsr('trailing bytes after the CertificationRequest');
-  const info = readTlv(buf, request.value, request.end, TAG_SEQUENCE);
-  const signatureAlgorithm = readTlv(buf, info.end, request.end, TAG_SEQUENCE);
-  const signatureBits = readTlv(buf, signatureAlgorithm.end, request.end, TAG_BIT_STRING);
+  const info = readTlv(buf, request.value, request.end, TAG.SEQUENCE);
+  const signatureAlgorithm = readTlv(buf, info.end, request.end, TAG.SEQUENCE);
+  const signatureBits = readTlv(buf, signatureAlgorithm.end, request.end, TAG.BIT_STRING);
   if (signatureBits.end !== request.end) throw invalidCsr('unexpected element after the signature');
 
   // CertificationRequestInfo ::= SEQUENCE { version, subject, subjectPKInfo, attributes [0] }
-  const version = readTlv(buf, info.value, info.end, TAG_INTEGER);
+  const version = readTlv(buf, info.value, info.end, TAG.INTEGER);
   if (version.end - version.value !== 1 || buf[version.value] !== 0) throw invalidCsr('version must be v1(0)');
-  const subject = readTlv(buf, version.end, info.end, TAG_SEQUENCE); // ignored: identity never comes from the CSR
-  const spki = readTlv(buf, subject.end, info.end, TAG_SEQUENCE);
+  const subject = readTlv(buf, version.end, info.end, TAG.SEQUENCE); // ignored: identity never comes from the CSR
+  const spki = readTlv(buf, subject.end, info.end, TAG.SEQUENCE);
   let infoRest = spki.end;
   // Attributes (extension requests included) are ignored; some encoders omit the empty [0].
-  if (infoRest < info.end) infoRest = readTlv(buf, infoRest, info.end, TAG_CONTEXT_0_CONSTRUCTED).end;
+  if (infoRest < info.end) infoRest = readTlv(buf, infoRest, info.end, TAG.CONTEXT_0_CONSTRUCTED).end;
   if (infoRest !== info.end) throw invalidCsr('unexpected element in certificationRequestInfo');
 
   const spkiDer = Buffer.from(buf.subarray(spki.start, spki.end));
@@ -113,11 +107,11 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
 
 /** SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING } (RFC 5280 §4.1) */
 function readSubjectPublicKeyInfo(spkiDer: Buffer): { keyType: KeyType; raw: RawEcPoint | undefined } {
-  const spki = readTlv(spkiDer, 0, spkiDer.length, TAG_SEQUENCE);
-  const algorithm = readTlv(spkiDer, spki.value, spki.end, TAG_SEQUENCE);
-  const keyBits = readTlv(spkiDer, algorithm.end, spki.end, TAG_BIT_STRING);
+  const spki = readTlv(spkiDer, 0, spkiDer.length, TAG.SEQUENCE);
+  const algorithm = readTlv(spkiDer, spki.value, spki.end, TAG.SEQUENCE);
+  const keyBits = readTlv(spkiDer, algorithm.end, spki.end, TAG.BIT_STRING);
   if (keyBits.end !== spki.end) throw invalidCsr('unexpected element in subjectPublicKeyInfo');
-  const algorithmOid = readTlv(spkiDer, algorithm.value, algorithm.end, TAG_OID);
+  const algorithmOid = readTlv(spkiDer, algorithm.value, algorithm.end, TAG.OID);
   const keyType = KEY_ALGORITHMS.get(hex(spkiDer, algorithmOid));
   if (!keyType) throw keyRejected('unsupported key algorithm');
   if (keyType !== 'ec') return { keyType, raw: undefined };
@@ -146,17 +140,17 @@ async function importPublicKey(spkiDer: Buffer, raw: RawEcPoint | undefined): Pr
 
 /** ECParameters must be a namedCurve OID (RFC 5480 §2.1.1: implicitCurve and specifiedCurve MUST NOT be used). */
 function namedCurve(buf: Buffer, from: number, to: number): string {
-  if (from === to || buf[from] !== TAG_OID) throw keyRejected('EC key without a named curve');
-  const oid = readTlv(buf, from, to, TAG_OID);
+  if (from === to || buf[from] !== TAG.OID) throw keyRejected('EC key without a named curve');
+  const oid = readTlv(buf, from, to, TAG.OID);
   if (oid.end !== to) throw invalidCsr('unexpected element in the key algorithm');
   return hex(buf, oid);
 }
 
 /** The OID of the signature AlgorithmIdentifier, whose parameters must be absent or NULL. */
 function signatureAlgorithmOid(buf: Buffer, algorithm: Tlv): string {
-  const oid = readTlv(buf, algorithm.value, algorithm.end, TAG_OID);
+  const oid = readTlv(buf, algorithm.value, algorithm.end, TAG.OID);
   if (oid.end !== algorithm.end) {
-    const parameters = readTlv(buf, oid.end, algorithm.end, TAG_NULL);
+    const parameters = readTlv(buf, oid.end, algorithm.end, TAG.NULL);
     if (parameters.end !== algorithm.end || parameters.value !== parameters.end) throw invalidCsr('unexpected signature algorithm parameters');
   }
   return hex(buf, oid);

@@ -12,20 +12,8 @@ import type { CaSigner } from './ca-signer.js';
 import { parseCsr } from './csr.js';
 import { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './device-certificate.js';
 import { loadCaSigner } from './load-ca-signer.js';
+import { OPENSSL_CA_CONFIG } from './openssl-ca.fixture.js';
 
-const OPENSSL_CNF = `[req]
-distinguished_name = dn
-[dn]
-[root]
-basicConstraints = critical,CA:true
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[intermediate]
-basicConstraints = critical,CA:true,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-`;
 
 const device: Identity = { kind: 'device', name: 'device-42', trustDomain: 'tlsfleet.local' };
 
@@ -103,7 +91,7 @@ function opensslText(certificateDer: Buffer): string {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tlsfleet-device-certificate-'));
-  writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CNF);
+  writeFileSync(join(dir, 'openssl.cnf'), OPENSSL_CA_CONFIG);
   const root = makeCa('/O=tlsfleet test/CN=Test Root', 'root', 'secp384r1');
   const p256 = makeCa('/O=tlsfleet test/CN=Test Intermediate P-256', 'intermediate', 'prime256v1', root);
   const p384 = makeCa('/O=tlsfleet test/CN=Test Intermediate P-384', 'intermediate', 'secp384r1', root);

@@ -1,6 +1,7 @@
 import { createHash, randomBytes as nodeRandomBytes, sign } from 'node:crypto';
 import { isValidName, isValidTrustDomain, spiffeUri, type Identity } from '@tlsfleet/common';
 import type { CaSigner } from './ca-signer.js';
+import { TAG } from './der-tags.js';
 
 // Why a DER writer and not pkijs/asn1js: profiling put building this TBSCertificate with
 // pkijs at ~870 µs (~1,150/s) and with asn1js blocks at ~700 µs, against 250 µs per
@@ -8,20 +9,8 @@ import type { CaSigner } from './ca-signer.js';
 // The shape is fixed: only serial, validity, names, key and key identifiers vary. The
 // issuance-core benchmark keeps the library path ("libraryDer") beside this one.
 
-const TAG_BOOLEAN = 0x01;
-const TAG_INTEGER = 0x02;
-const TAG_BIT_STRING = 0x03;
-const TAG_OCTET_STRING = 0x04;
-const TAG_OID = 0x06;
-const TAG_UTF8_STRING = 0x0c;
-const TAG_UTC_TIME = 0x17;
-const TAG_GENERALIZED_TIME = 0x18;
-const TAG_SEQUENCE = 0x30;
-const TAG_SET = 0x31;
 const TAG_CONTEXT_0 = 0x80; // [0] IMPLICIT, primitive
 const TAG_CONTEXT_6 = 0x86; // [6] IMPLICIT, primitive
-const TAG_CONTEXT_0_CONSTRUCTED = 0xa0;
-const TAG_CONTEXT_3_CONSTRUCTED = 0xa3;
 
 const OID_COMMON_NAME = oid('550403'); // 2.5.4.3
 const OID_SUBJECT_KEY_IDENTIFIER = oid('551d0e'); // 2.5.29.14
@@ -33,21 +22,21 @@ const OID_EXT_KEY_USAGE = oid('551d25'); // 2.5.29.37
 const OID_CLIENT_AUTH = oid('2b06010505070302'); // 1.3.6.1.5.5.7.3.2
 
 // RFC 5280 §4.1.2.1: extensions present, so v3, encoded as the INTEGER 2.
-const VERSION_V3 = der(TAG_CONTEXT_0_CONSTRUCTED, der(TAG_INTEGER, Buffer.of(2)));
+const VERSION_V3 = der(TAG.CONTEXT_0_CONSTRUCTED, der(TAG.INTEGER, Buffer.of(2)));
 
 // RFC 5758 §3.2: ecdsa-with-SHA256 / -SHA384, parameters absent. Also the outer
 // signatureAlgorithm, which must equal the TBS signature field (RFC 5280 §4.1.1.2).
 const SIGNATURE_ALGORITHMS = {
-  'P-256': { hash: 'sha256', algorithmIdentifier: der(TAG_SEQUENCE, oid('2a8648ce3d040302')) },
-  'P-384': { hash: 'sha384', algorithmIdentifier: der(TAG_SEQUENCE, oid('2a8648ce3d040303')) },
+  'P-256': { hash: 'sha256', algorithmIdentifier: der(TAG.SEQUENCE, oid('2a8648ce3d040302')) },
+  'P-384': { hash: 'sha384', algorithmIdentifier: der(TAG.SEQUENCE, oid('2a8648ce3d040303')) },
 } as const;
 
 // RFC 5280 §4.2.1.9: critical; cA DEFAULT FALSE is omitted in DER (X.690 §11.5), so an empty SEQUENCE.
-const BASIC_CONSTRAINTS_END_ENTITY = extension(OID_BASIC_CONSTRAINTS, true, der(TAG_SEQUENCE));
+const BASIC_CONSTRAINTS_END_ENTITY = extension(OID_BASIC_CONSTRAINTS, true, der(TAG.SEQUENCE));
 // RFC 5280 §4.2.1.3: critical; digitalSignature is bit 0, 7 unused bits (X.690 §11.2.2 drops trailing zeros).
-const KEY_USAGE_DIGITAL_SIGNATURE = extension(OID_KEY_USAGE, true, der(TAG_BIT_STRING, Buffer.of(7, 0x80)));
+const KEY_USAGE_DIGITAL_SIGNATURE = extension(OID_KEY_USAGE, true, der(TAG.BIT_STRING, Buffer.of(7, 0x80)));
 // RFC 5280 §4.2.1.12: id-kp-clientAuth only; not critical.
-const EXT_KEY_USAGE_CLIENT_AUTH = extension(OID_EXT_KEY_USAGE, false, der(TAG_SEQUENCE, OID_CLIENT_AUTH));
+const EXT_KEY_USAGE_CLIENT_AUTH = extension(OID_EXT_KEY_USAGE, false, der(TAG.SEQUENCE, OID_CLIENT_AUTH));
 
 /** RFC 5280 §4.1.2.2: serial numbers are positive and at most 20 octets. */
 const MAX_SERIAL_OCTETS = 20;
@@ -79,33 +68,33 @@ export function buildDeviceCertificate(params: DeviceCertificateParams): Buffer 
   const algorithm = SIGNATURE_ALGORITHMS[issuer.curve];
 
   const tbs = der(
-    TAG_SEQUENCE,
+    TAG.SEQUENCE,
     VERSION_V3,
-    der(TAG_INTEGER, serial),
+    der(TAG.INTEGER, serial),
     algorithm.algorithmIdentifier,
     issuer.subjectNameDer, // RFC 5280 §4.1.2.4: byte for byte the issuer's subject
-    der(TAG_SEQUENCE, derTime(notBefore), derTime(notAfter)),
+    der(TAG.SEQUENCE, derTime(notBefore), derTime(notAfter)),
     commonNameOnly(identity.name),
     subjectPublicKeyDer,
     der(
-      TAG_CONTEXT_3_CONSTRUCTED,
+      TAG.CONTEXT_3_CONSTRUCTED,
       der(
-        TAG_SEQUENCE,
+        TAG.SEQUENCE,
         BASIC_CONSTRAINTS_END_ENTITY,
         KEY_USAGE_DIGITAL_SIGNATURE,
         EXT_KEY_USAGE_CLIENT_AUTH,
         // RFC 5280 §4.2.1.6: exactly one URI; not critical because the subject is not empty.
-        extension(OID_SUBJECT_ALT_NAME, false, der(TAG_SEQUENCE, der(TAG_CONTEXT_6, Buffer.from(spiffeUri(identity), 'ascii')))),
+        extension(OID_SUBJECT_ALT_NAME, false, der(TAG.SEQUENCE, der(TAG_CONTEXT_6, Buffer.from(spiffeUri(identity), 'ascii')))),
         // RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING value.
-        extension(OID_SUBJECT_KEY_IDENTIFIER, false, der(TAG_OCTET_STRING, createHash('sha1').update(subjectPublicKeyBits(subjectPublicKeyDer)).digest())),
+        extension(OID_SUBJECT_KEY_IDENTIFIER, false, der(TAG.OCTET_STRING, createHash('sha1').update(subjectPublicKeyBits(subjectPublicKeyDer)).digest())),
         // RFC 5280 §4.2.1.1: keyIdentifier [0] only, equal to the issuer's subjectKeyIdentifier.
-        extension(OID_AUTHORITY_KEY_IDENTIFIER, false, der(TAG_SEQUENCE, der(TAG_CONTEXT_0, issuer.keyIdentifier))),
+        extension(OID_AUTHORITY_KEY_IDENTIFIER, false, der(TAG.SEQUENCE, der(TAG_CONTEXT_0, issuer.keyIdentifier))),
       ),
     ),
   );
   const signature = sign(algorithm.hash, tbs, { key: issuer.privateKey, dsaEncoding: 'der' });
   // RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-  return der(TAG_SEQUENCE, tbs, algorithm.algorithmIdentifier, der(TAG_BIT_STRING, Buffer.of(0), signature));
+  return der(TAG.SEQUENCE, tbs, algorithm.algorithmIdentifier, der(TAG.BIT_STRING, Buffer.of(0), signature));
 }
 
 /**
@@ -128,7 +117,7 @@ function checkSerial(serial: Buffer): void {
 
 /** Name ::= SEQUENCE OF SET OF AttributeTypeAndValue, here CN=<name> as a UTF8String (RFC 5280 §4.1.2.6). */
 function commonNameOnly(name: string): Buffer {
-  return der(TAG_SEQUENCE, der(TAG_SET, der(TAG_SEQUENCE, OID_COMMON_NAME, der(TAG_UTF8_STRING, Buffer.from(name, 'utf8')))));
+  return der(TAG.SEQUENCE, der(TAG.SET, der(TAG.SEQUENCE, OID_COMMON_NAME, der(TAG.UTF8_STRING, Buffer.from(name, 'utf8')))));
 }
 
 /** RFC 5280 §4.1.2.5: UTCTime for 1950..2049, GeneralizedTime otherwise; always Z, whole seconds. */
@@ -138,18 +127,18 @@ function derTime(date: Date): Buffer {
   const rest = [date.getUTCMonth() + 1, date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()]
     .map((n) => String(n).padStart(2, '0'))
     .join('');
-  if (year >= 1950 && year < 2050) return der(TAG_UTC_TIME, Buffer.from(`${String(year % 100).padStart(2, '0')}${rest}Z`, 'ascii'));
-  return der(TAG_GENERALIZED_TIME, Buffer.from(`${String(year).padStart(4, '0')}${rest}Z`, 'ascii'));
+  if (year >= 1950 && year < 2050) return der(TAG.UTC_TIME, Buffer.from(`${String(year % 100).padStart(2, '0')}${rest}Z`, 'ascii'));
+  return der(TAG.GENERALIZED_TIME, Buffer.from(`${String(year).padStart(4, '0')}${rest}Z`, 'ascii'));
 }
 
 const NOT_ONE_SPKI = 'subjectPublicKeyDer is not one SubjectPublicKeyInfo';
 
 /** The subjectPublicKey BIT STRING value (without the unused-bits octet) of an SPKI. */
 function subjectPublicKeyBits(spkiDer: Buffer): Buffer {
-  const spki = readHeader(spkiDer, 0, TAG_SEQUENCE);
+  const spki = readHeader(spkiDer, 0, TAG.SEQUENCE);
   if (spki.end !== spkiDer.length) throw new RangeError(NOT_ONE_SPKI);
-  const algorithm = readHeader(spkiDer, spki.value, TAG_SEQUENCE);
-  const bits = readHeader(spkiDer, algorithm.end, TAG_BIT_STRING);
+  const algorithm = readHeader(spkiDer, spki.value, TAG.SEQUENCE);
+  const bits = readHeader(spkiDer, algorithm.end, TAG.BIT_STRING);
   if (bits.end !== spki.end || bits.end - bits.value < 2 || spkiDer[bits.value] !== 0) throw new RangeError(NOT_ONE_SPKI);
   return spkiDer.subarray(bits.value + 1, bits.end);
 }
@@ -173,12 +162,12 @@ function readHeader(buf: Buffer, offset: number, tag: number): { value: number; 
 /** Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (omitted when false, X.690 §11.5), extnValue OCTET STRING } */
 function extension(extnId: Buffer, critical: boolean, value: Buffer): Buffer {
   return critical
-    ? der(TAG_SEQUENCE, extnId, der(TAG_BOOLEAN, Buffer.of(0xff)), der(TAG_OCTET_STRING, value))
-    : der(TAG_SEQUENCE, extnId, der(TAG_OCTET_STRING, value));
+    ? der(TAG.SEQUENCE, extnId, der(TAG.BOOLEAN, Buffer.of(0xff)), der(TAG.OCTET_STRING, value))
+    : der(TAG.SEQUENCE, extnId, der(TAG.OCTET_STRING, value));
 }
 
 function oid(contentHex: string): Buffer {
-  return der(TAG_OID, Buffer.from(contentHex, 'hex'));
+  return der(TAG.OID, Buffer.from(contentHex, 'hex'));
 }
 
 /** One DER element: tag, definite length in the fewest octets (X.690 §10.1), contents. */

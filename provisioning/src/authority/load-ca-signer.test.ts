@@ -8,22 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCaSigner } from './load-ca-signer.js';
+import { OPENSSL_CA_CONFIG } from './openssl-ca.fixture.js';
 
 // Sections for the openssl CLI: a well-formed root and intermediate, and CA certificates
 // each missing one thing loadCaSigner requires.
-const OPENSSL_CNF = `[req]
-distinguished_name = dn
-[dn]
-[root]
-basicConstraints = critical,CA:true
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[intermediate]
-basicConstraints = critical,CA:true,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-[end_entity]
+const OPENSSL_CNF = `${OPENSSL_CA_CONFIG}[end_entity]
 basicConstraints = critical,CA:false
 keyUsage = critical,digitalSignature
 subjectKeyIdentifier = hash

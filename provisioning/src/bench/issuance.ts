@@ -6,8 +6,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { derToPem } from '@tlsfleet/common';
-import { Authority } from '../authority/authority.js';
-import { loadCaSigner } from '../authority/load-ca-signer.js';
+import { authorityFromDataDir } from '../data-dir-authority.js';
 import { DataDir } from '../data-dir.js';
 import { initDataDir } from '../init.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
@@ -36,14 +35,7 @@ try {
   await initDataDir({ dataDir });
   const dd = DataDir.open(dataDir);
   const store = SqliteStore.open(dd.path('database'));
-  const intermediatePem = dd.read('intermediateCert');
-  const authority = new Authority({
-    store,
-    signer: loadCaSigner(intermediatePem, dd.readSecret('intermediateKey')),
-    trustDomain: dd.config.trustDomain,
-    intermediatePem,
-    caBundlePem: dd.read('caBundle'),
-  });
+  const authority = authorityFromDataDir(dd, store);
   const mint = async (n: number, prefix: string) => {
     const tokens: string[] = [];
     for (let i = 0; i < n; i++) tokens.push((await authority.mintToken({ subject: `${prefix}-${i}`, createdBy: 'bench' })).token);
