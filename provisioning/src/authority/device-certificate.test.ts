@@ -14,7 +14,6 @@ import { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } fr
 import { loadCaSigner } from './load-ca-signer.js';
 import { OPENSSL_CA_CONFIG } from './openssl-ca.fixture.js';
 
-
 const device: Identity = { kind: 'device', name: 'device-42', trustDomain: 'tlsfleet.local' };
 
 let dir: string;
