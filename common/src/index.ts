@@ -6,3 +6,6 @@ export * from './rotation.js';
 export * from './serial.js';
 export * from './peer-identity.js';
 export * from './duration.js';
+export { publishTopicProblem, filterProblem, topicMatchesFilter, filterCovers, sharedSubscription, isSharedFilter, type SharedSubscription } from './topics.js';
+export * from './acl.js';
+export * from './data-dir.js';
