@@ -11,3 +11,4 @@ export { parseCsr, type ParsedCsr } from './authority/csr.js';
 export { checkKeyPolicy } from './authority/key-policy.js';
 export { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './authority/device-certificate.js';
 export { authorityFromDataDir } from './data-dir-authority.js';
+export { CrlPublisher, type CrlPublisherOptions } from './crl-publisher.js';

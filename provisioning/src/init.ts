@@ -2,9 +2,10 @@ import 'reflect-metadata';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DEFAULT_TRUST_DOMAIN, derToPem, isValidTrustDomain, spiffeUri } from '@tlsfleet/common';
+import { buildCrl } from './authority/crl.js';
 import { DATA_FILES, DataDirError, type DataDirConfig } from './data-dir.js';
 
 export interface InitOptions {
@@ -134,6 +135,17 @@ export async function initDataDir(opts: InitOptions): Promise<DataDirConfig> {
   put('provisioningCert', provisioning.chain);
   put('brokerCert', broker.chain);
   put('adminCert', admin.chain);
+  // An empty CRL, number 0 (the store's first is 1), so a broker started before provisioning has a
+  // CRL to load; valid for 24 h, like the ones provisioning issues by default.
+  const emptyCrl = await buildCrl({
+    issuerCertificatePem: intermediate.toString('pem'),
+    issuerKey: KeyObject.from(intermediateKeys.privateKey),
+    entries: [],
+    thisUpdate: new Date(now),
+    nextUpdate: new Date(now + DAY_MS),
+    crlNumber: 0n,
+  });
+  writeFileSync(join(opts.dataDir, DATA_FILES.crl), emptyCrl, { mode: 0o644, flag: 'wx' });
   put('config', JSON.stringify(config, null, 2) + '\n');
   return config;
 

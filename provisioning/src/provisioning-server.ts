@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Authority } from './authority/authority.js';
 import { authorityFromDataDir } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
+import { CrlPublisher } from './crl-publisher.js';
 import { IssuanceGate, type IssuanceGateOptions } from './api/issuance-gate.js';
 import { DataDir } from './data-dir.js';
 import { createLogger, type Logger } from './logger.js';
@@ -45,6 +46,9 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const adminToken = dataDir.readSecret('adminToken').trim();
   const store = opts.store ?? SqliteStore.open(dataDir.path('database'));
   const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds });
+  const crlPublisher = new CrlPublisher({ authority, path: dataDir.path('crl'), logger });
+  // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
+  await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
   let draining = false;
   const app = createApp({
     authority,
@@ -58,6 +62,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     caCertificatesPem: caBundlePem,
     maxBodyBytes: opts.maxBodyBytes ?? 16 * 1024,
     draining: () => draining,
+    crlPublisher,
   });
   const server = createServer(
     {
@@ -77,6 +82,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   server.requestTimeout = 30_000;
   server.listen(opts.port ?? 8443, opts.host ?? '127.0.0.1');
   await once(server, 'listening');
+  crlPublisher.start();
   const { port } = server.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -91,6 +97,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
       clearTimeout(timer);
+      await crlPublisher.stop();
       await store.close();
       logger.info('provisioning stopped');
     })());

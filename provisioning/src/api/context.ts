@@ -21,4 +21,6 @@ export interface ApiContext {
   readonly maxBodyBytes: number;
   /** True once SIGTERM began draining: /readyz answers 503. */
   readonly draining: () => boolean;
+  /** Rewrites the data dir's crl.der; called after each revocation so the broker's file source sees it at once. */
+  readonly crlPublisher?: { publish(): Promise<void> };
 }

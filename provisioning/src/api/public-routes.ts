@@ -2,11 +2,17 @@ import type { RequestHandler } from 'express';
 import type { ApiContext } from './context.js';
 
 /** GET /v1/crl → DER CRL. */
-export const crlRoute: RequestHandler = async (_req, res) => {
+export const crlRoute: RequestHandler = async (req, res) => {
   const ctx = res.locals.ctx as ApiContext;
   const crl = await ctx.authority.crl();
   res.setHeader('Content-Type', 'application/pkix-crl');
   res.setHeader('Last-Modified', crl.thisUpdate.toUTCString());
+  // Exact, unlike Last-Modified's whole seconds: two CRLs in one second differ here.
+  res.setHeader('ETag', `"crl-${crl.number}"`);
+  if (req.headers['if-none-match'] === `"crl-${crl.number}"`) {
+    res.status(304).end();
+    return;
+  }
   res.setHeader('Cache-Control', 'no-cache');
   res.send(crl.der);
 };
