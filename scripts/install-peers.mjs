@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 const PEERS = [
   { pkg: 'openssl', bin: 'openssl', why: 'verifies every certificate, CSR, CRL and PKCS#7 we emit' },
   { pkg: 'curl', bin: 'curl', why: 'runs the README enrollment recipe' },
+  { pkg: 'mosquitto-clients', bin: 'mosquitto_pub', why: 'real MQTT clients (mosquitto_pub/mosquitto_sub) against the broker' },
+  { pkg: 'mosquitto', bin: '/usr/sbin/mosquitto', why: 'the reference broker in npm run bench:broker' },
 ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;

@@ -1,1 +1,1 @@
-export {};
+export { startBroker, type BrokerOptions, type RunningBroker } from './broker-server.js';

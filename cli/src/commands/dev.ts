@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { startBroker } from '@tlsfleet/broker';
 import { DATA_FILES, initDataDir, startProvisioning } from '@tlsfleet/provisioning';
 import { parseFlags, port } from '../args.js';
 import { untilSignal } from '../signals.js';
 
-/** Zero-setup local run: init `.tlsfleet/` if needed, then serve provisioning. */
+/** Zero-setup local run: init `.tlsfleet/` if needed, then provisioning and the broker sharing it. */
 export async function devCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' } });
+  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' }, 'broker-port': { type: 'string' }, 'health-port': { type: 'string' } });
   const dir = resolve(f['data-dir'] ?? '.tlsfleet');
   if (!existsSync(join(dir, DATA_FILES.config))) {
     await initDataDir({ dataDir: dir });
@@ -14,13 +15,16 @@ export async function devCommand(argv: string[]): Promise<number> {
   }
   // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
   const signalled = untilSignal();
-  const running = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: port(f.port, '--port', 8443) });
+  const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: port(f.port, '--port', 8443) });
+  // The broker reads revocations from the shared data dir's crl.der, published by provisioning.
+  const broker = await startBroker({ dataDir: dir, host: '127.0.0.1', port: port(f['broker-port'], '--broker-port', 8883), healthPort: port(f['health-port'], '--health-port', 9883) });
   process.stdout.write(
-    `provisioning: https://localhost:${running.port}\n` +
+    `provisioning: https://localhost:${provisioning.port}\n` +
+      `broker: mqtts://localhost:${broker.port}   health: ${broker.healthUrl}\n` +
       `mint a token: npx tlsfleet token --data-dir ${dir} --device my-device\n` +
       `trust bundle: ${join(dir, DATA_FILES.caBundle)}\n`,
   );
   await signalled;
-  await running.close();
+  await Promise.all([broker.close(), provisioning.close()]);
   return 0;
 }

@@ -1,0 +1,53 @@
+// Text layout of the broker benchmark's report: one row per figure, ours beside the
+// reference, the ratio, and the target with whether it was reached.
+
+export interface Target {
+  /** 'min': the ratio must be at least `ratio`; 'max': at most. */
+  readonly kind: 'min' | 'max';
+  readonly ratio: number;
+}
+
+export interface Verdict {
+  readonly name: string;
+  readonly target: Target;
+  /** Undefined when the reference was not measured. */
+  readonly ratio: number | undefined;
+}
+
+const NAME_WIDTH = 50;
+const COLUMN_WIDTH = 13;
+
+export function header(columns: readonly string[]): string {
+  return `${''.padEnd(NAME_WIDTH)}${columns.map((c) => c.padStart(COLUMN_WIDTH)).join('')}`;
+}
+
+/** A row: the figure's name, ours, the reference (or "—"), the ratio ours/reference, the target and its verdict. */
+export function row(name: string, ours: number, reference: number | undefined, unit: string, target?: Target, digits = 0): string {
+  const ratio = reference === undefined || !Number.isFinite(reference) || reference === 0 ? undefined : ours / reference;
+  const cells = [num(ours, digits), reference === undefined ? '—' : num(reference, digits), ratio === undefined ? '—' : `${ratio.toFixed(2)}×`];
+  const verdict = target ? `  ${unit}; target ${targetText(target)}: ${verdictText(ratio, target)}` : `  ${unit}`;
+  return `${name.padEnd(NAME_WIDTH)}${cells.map((c) => c.padStart(COLUMN_WIDTH)).join('')}${verdict}`;
+}
+
+export function reached(ratio: number | undefined, target: Target): boolean | undefined {
+  if (ratio === undefined) return undefined;
+  return target.kind === 'min' ? ratio >= target.ratio : ratio <= target.ratio;
+}
+
+export function targetText(target: Target): string {
+  return `${target.kind === 'min' ? '≥' : '≤'} ${target.ratio}×`;
+}
+
+export function verdictText(ratio: number | undefined, target: Target): string {
+  const r = reached(ratio, target);
+  return r === undefined ? 'not measured' : r ? 'reached' : 'NOT reached';
+}
+
+export function num(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function kib(bytes: number): string {
+  return `${num(bytes / 1024, 1)} KiB`;
+}

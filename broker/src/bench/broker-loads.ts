@@ -1,0 +1,373 @@
+import type { TLSSocket } from 'node:tls';
+import type { Packet } from 'mqtt-packet';
+import type { BenchServer } from './bench-servers.js';
+import { sleep } from './bench-servers.js';
+import { closed, disconnect, encodePuback, encodePublish, openMqtt, PacketWaiter, subscribe, type Credential } from './mqtt-client.js';
+import { processCpuSeconds } from './process-stats.js';
+
+// The loads the broker benchmark puts on a server, each bounded in count and in time, each
+// reading the server's CPU seconds (every thread, /proc) around its measured part only.
+
+export interface ConnectBounds {
+  /** Most connections in the measured part. */
+  readonly max: number;
+  /** Most wall time of the measured part, ms. */
+  readonly maxMs: number;
+  /** Clients connecting at once. */
+  readonly concurrency: number;
+  /** Connections before the measured part (JIT, TLS contexts); default 50. */
+  readonly warmup?: number;
+}
+
+export interface ConnectResult {
+  readonly ok: number;
+  readonly failed: number;
+  readonly firstError: string | undefined;
+  readonly ms: number;
+  readonly perSecond: number;
+  readonly cpuSeconds: number;
+  readonly perCpuSecond: number;
+}
+
+/**
+ * mTLS CONNECT → CONNACK with a new connection (full handshake) each, then DISCONNECT and
+ * close. Identities are used in turn, so with `max` ≤ creds.length no clientId repeats.
+ */
+export async function benchConnects(srv: BenchServer, creds: readonly Credential[], b: ConnectBounds): Promise<ConnectResult> {
+  let firstError: string | undefined;
+  let n = 0;
+  const op = async (): Promise<boolean> => {
+    const cred = creds[n++ % creds.length] as Credential;
+    try {
+      disconnect(await openMqtt(srv.port, cred));
+      return true;
+    } catch (err) {
+      firstError ??= (err as Error).message;
+      return false;
+    }
+  };
+  const warmup = b.warmup ?? 50;
+  await pool(b.concurrency, warmup, 10_000, op);
+  await sleep(200);
+  const cpuBefore = processCpuSeconds(srv.pid);
+  const run = await pool(b.concurrency, b.max, b.maxMs, op);
+  const cpuSeconds = processCpuSeconds(srv.pid) - cpuBefore;
+  return { ...run, firstError, perSecond: (run.ok / run.ms) * 1000, cpuSeconds, perCpuSecond: run.ok / cpuSeconds };
+}
+
+export interface IdleConnections {
+  readonly sockets: readonly TLSSocket[];
+  readonly failed: number;
+  readonly firstError: string | undefined;
+  readonly ms: number;
+}
+
+/** Opens up to `count` connections that stay idle after CONNACK (keep alive 60 s), bounded by `maxMs`. */
+export async function openIdle(srv: BenchServer, creds: readonly Credential[], count: number, maxMs: number, concurrency: number): Promise<IdleConnections> {
+  const sockets: TLSSocket[] = [];
+  let firstError: string | undefined;
+  let n = 0;
+  const run = await pool(concurrency, count, maxMs, async () => {
+    const cred = creds[n++ % creds.length] as Credential;
+    try {
+      sockets.push(await openMqtt(srv.port, cred, { keepaliveS: 60 }));
+      return true;
+    } catch (err) {
+      firstError ??= (err as Error).message;
+      return false;
+    }
+  });
+  return { sockets, failed: run.failed, firstError, ms: run.ms };
+}
+
+export interface FlowOptions {
+  readonly qos: 0 | 1;
+  /** Most messages delivered to the subscriber in the measured part. */
+  readonly maxMessages: number;
+  /** Most wall time of the measured part, ms. */
+  readonly maxMs: number;
+  /** Unmeasured time at full load before the measured part, ms. */
+  readonly warmupMs: number;
+  /**
+   * Most messages per publisher sent and not yet delivered (and, QoS 1, acknowledged):
+   * closed-loop, so no queue grows without bound and nothing is dropped by a queue limit
+   * (mosquitto's max_queued_messages is 1,000 per client by default).
+   */
+  readonly window: number;
+}
+
+export interface FlowResult {
+  readonly delivered: number;
+  readonly ms: number;
+  readonly perSecond: number;
+  readonly cpuSeconds: number;
+  readonly perCpuSecond: number;
+  /** Messages a publisher sent that the subscriber never saw (sequence gaps). */
+  readonly lost: number;
+  /** Set when delivery stopped for 2 s before the bounds were reached. */
+  readonly stalled: boolean;
+}
+
+const PAYLOAD_BYTES = 100;
+/** Payload layout: float64 LE send time (performance.now, ms), uint16 LE publisher, uint32 LE sequence, padding. */
+const AT_SENT = 0;
+const AT_PUBLISHER = 8;
+const AT_SEQUENCE = 10;
+
+/**
+ * Throughput: publishers each publish to devices/<id>/t as fast as a per-publisher window
+ * allows; one service subscribes devices/+/# (with the same QoS) and counts deliveries.
+ */
+export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], sub: Credential, o: FlowOptions): Promise<FlowResult> {
+  const count = pubs.length;
+  const sent = new Array<number>(count).fill(0);
+  const received = new Array<number>(count).fill(0);
+  const acked = new Array<number>(count).fill(0);
+  let delivered = 0;
+  let lost = 0;
+  let stopped = false;
+  const touched = new Set<number>();
+  const payload = Buffer.alloc(PAYLOAD_BYTES);
+  const topics = pubs.map((c) => Buffer.from(`devices/${c.name}/t`));
+  const completed = (p: number) => (o.qos ? Math.min(received[p] as number, acked[p] as number) : (received[p] as number));
+
+  const pubSockets: TLSSocket[] = [];
+  const pump = (p: number) => {
+    const socket = pubSockets[p];
+    if (stopped || !socket) return;
+    const room = o.window - ((sent[p] as number) - completed(p));
+    // Refill in halves: fewer, larger writes from the generator.
+    if (room < o.window / 2) return;
+    const frames: Buffer[] = [];
+    for (let k = 0; k < room; k++) {
+      const seq = sent[p] as number;
+      payload.writeDoubleLE(performance.now(), AT_SENT);
+      payload.writeUInt16LE(p, AT_PUBLISHER);
+      payload.writeUInt32LE(seq, AT_SEQUENCE);
+      frames.push(encodePublish(topics[p] as Buffer, o.qos, (seq % 65_535) + 1, payload));
+      sent[p] = seq + 1;
+    }
+    socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+  };
+
+  const acks: Buffer[] = [];
+  const flow = await openFlow(srv, pubs, sub, o.qos, {
+    onDelivery: (packet) => {
+      const body = packet.payload as Buffer;
+      const p = body.readUInt16LE(AT_PUBLISHER);
+      const seq = body.readUInt32LE(AT_SEQUENCE);
+      if (seq > (received[p] as number)) lost += seq - (received[p] as number);
+      received[p] = Math.max(received[p] as number, seq + 1);
+      delivered++;
+      touched.add(p);
+      if (packet.qos === 1) acks.push(encodePuback(packet.messageId as number));
+    },
+    afterDeliveries: (socket) => {
+      if (acks.length > 0) socket.write(acks.length === 1 ? (acks[0] as Buffer) : Buffer.concat(acks));
+      acks.length = 0;
+      for (const p of touched) pump(p);
+      touched.clear();
+    },
+    onPublisherPacket: (p, packet) => {
+      if (packet.cmd !== 'puback') return;
+      acked[p] = (acked[p] as number) + 1;
+      pump(p);
+    },
+  });
+  pubSockets.push(...flow.publishers);
+
+  try {
+    for (let p = 0; p < count; p++) pump(p);
+    await sleep(o.warmupMs);
+    const d0 = delivered;
+    const cpu0 = processCpuSeconds(srv.pid);
+    const t0 = performance.now();
+    let lastProgress = t0;
+    let seen = delivered;
+    let stalled = false;
+    while (delivered - d0 < o.maxMessages && performance.now() - t0 < o.maxMs) {
+      await sleep(20);
+      if (delivered !== seen) {
+        seen = delivered;
+        lastProgress = performance.now();
+      } else if (performance.now() - lastProgress > 2000) {
+        stalled = true;
+        break;
+      }
+    }
+    const ms = performance.now() - t0;
+    const cpuSeconds = processCpuSeconds(srv.pid) - cpu0;
+    const measured = delivered - d0;
+    stopped = true;
+    await until(() => pubs.every((_, p) => completed(p) >= (sent[p] as number)), 2000);
+    return { delivered: measured, ms, perSecond: (measured / ms) * 1000, cpuSeconds, perCpuSecond: measured / cpuSeconds, lost, stalled };
+  } finally {
+    stopped = true;
+    await flow.close();
+  }
+}
+
+export interface LatencyOptions {
+  readonly qos: 0 | 1;
+  /** Messages per second, all publishers together, evenly spread. */
+  readonly ratePerSecond: number;
+  /** Sending time, warm-up included, ms. */
+  readonly durationMs: number;
+  /** Messages sent in the first `warmupMs` are not sampled. */
+  readonly warmupMs: number;
+}
+
+export interface LatencyResult {
+  readonly sent: number;
+  readonly samples: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  /** Messages sent and never delivered (after a 2 s grace). */
+  readonly lost: number;
+  /** Server CPU seconds per wall second over the sampled part: the share of one core. */
+  readonly cpuShare: number;
+}
+
+/**
+ * End-to-end latency (publisher write → subscriber parse, one clock: both ends are this
+ * process) at a fixed, moderate rate. Each publisher sends on its own schedule, offset from
+ * the others, one message per write, as telemetry does.
+ */
+export async function benchLatency(srv: BenchServer, pubs: readonly Credential[], sub: Credential, o: LatencyOptions): Promise<LatencyResult> {
+  const count = pubs.length;
+  const periodMs = (count * 1000) / o.ratePerSecond;
+  const total = Math.floor((o.ratePerSecond * o.durationMs) / 1000);
+  const samples = new Float64Array(total);
+  let sampled = 0;
+  let delivered = 0;
+  let sentTotal = 0;
+  const sent = new Array<number>(count).fill(0);
+  const payload = Buffer.alloc(PAYLOAD_BYTES);
+  const topics = pubs.map((c) => Buffer.from(`devices/${c.name}/t`));
+  let sampleFrom = Number.POSITIVE_INFINITY;
+
+  const acks: Buffer[] = [];
+  const flow = await openFlow(srv, pubs, sub, o.qos, {
+    onDelivery: (packet) => {
+      const now = performance.now();
+      const sentAt = (packet.payload as Buffer).readDoubleLE(AT_SENT);
+      delivered++;
+      if (sentAt >= sampleFrom && sampled < samples.length) samples[sampled++] = now - sentAt;
+      if (packet.qos === 1) acks.push(encodePuback(packet.messageId as number));
+    },
+    afterDeliveries: (socket) => {
+      if (acks.length > 0) socket.write(acks.length === 1 ? (acks[0] as Buffer) : Buffer.concat(acks));
+      acks.length = 0;
+    },
+    onPublisherPacket: () => undefined,
+  });
+
+  try {
+    const start = performance.now();
+    sampleFrom = start + o.warmupMs;
+    let cpu0 = Number.NaN;
+    let t0 = Number.NaN;
+    await new Promise<void>((resolve) => {
+      const tick = setInterval(() => {
+        const elapsed = performance.now() - start;
+        if (Number.isNaN(cpu0) && elapsed >= o.warmupMs) {
+          cpu0 = processCpuSeconds(srv.pid);
+          t0 = performance.now();
+        }
+        for (let p = 0; p < count; p++) {
+          const offset = (p * periodMs) / count;
+          const due = Math.min(elapsed < offset ? 0 : Math.floor((elapsed - offset) / periodMs) + 1, Math.ceil(total / count));
+          while ((sent[p] as number) < due && sentTotal < total) {
+            const seq = sent[p] as number;
+            payload.writeDoubleLE(performance.now(), AT_SENT);
+            payload.writeUInt16LE(p, AT_PUBLISHER);
+            payload.writeUInt32LE(seq, AT_SEQUENCE);
+            flow.publishers[p]?.write(encodePublish(topics[p] as Buffer, o.qos, (seq % 65_535) + 1, payload));
+            sent[p] = seq + 1;
+            sentTotal++;
+          }
+        }
+        if (sentTotal >= total || elapsed >= o.durationMs + 1000) {
+          clearInterval(tick);
+          resolve();
+        }
+      }, 1);
+    });
+    const cpuShare = (processCpuSeconds(srv.pid) - cpu0) / ((performance.now() - t0) / 1000);
+    await until(() => delivered >= sentTotal, 2000);
+    const sorted = samples.subarray(0, sampled).sort();
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+    return { sent: sentTotal, samples: sampled, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] ?? Number.NaN, lost: sentTotal - delivered, cpuShare };
+  } finally {
+    await flow.close();
+  }
+}
+
+interface FlowHandlers {
+  readonly onDelivery: (packet: Packet & { cmd: 'publish' }) => void;
+  readonly afterDeliveries: (subscriber: TLSSocket) => void;
+  readonly onPublisherPacket: (publisher: number, packet: Packet) => void;
+}
+
+interface OpenFlow {
+  readonly publishers: readonly TLSSocket[];
+  close(): Promise<void>;
+}
+
+/** The subscriber (devices/+/# at `qos`, checked granted) and then the publishers, connected. */
+async function openFlow(srv: BenchServer, pubs: readonly Credential[], sub: Credential, qos: 0 | 1, h: FlowHandlers): Promise<OpenFlow> {
+  const waiter = new PacketWaiter();
+  let subscriber: TLSSocket | undefined;
+  subscriber = await openMqtt(srv.port, sub, {
+    onPacket: (packet) => {
+      if (packet.cmd === 'publish') h.onDelivery(packet);
+      else waiter.offer(packet);
+    },
+    afterChunk: () => subscriber && h.afterDeliveries(subscriber),
+  });
+  const sockets: TLSSocket[] = [subscriber];
+  const close = async () => {
+    for (const s of sockets) disconnect(s);
+    await Promise.all(sockets.map((s) => closed(s)));
+  };
+  try {
+    const granted = await subscribe(subscriber, waiter, 'devices/+/#', qos);
+    if (granted !== qos) throw new Error(`${srv.name}: subscription devices/+/# granted ${granted}, asked ${qos}`);
+    const publishers = await Promise.all(pubs.map((cred, p) => openMqtt(srv.port, cred, { onPacket: (packet) => h.onPublisherPacket(p, packet) })));
+    sockets.push(...publishers);
+    return { publishers, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+interface PoolRun {
+  readonly ok: number;
+  readonly failed: number;
+  readonly ms: number;
+}
+
+/** Runs `op` from `concurrency` loops until `max` operations started or `maxMs` passed. */
+async function pool(concurrency: number, max: number, maxMs: number, op: () => Promise<boolean>): Promise<PoolRun> {
+  const started = performance.now();
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < max && performance.now() - started < maxMs) {
+        next++;
+        if (await op()) ok++;
+        else failed++;
+      }
+    }),
+  );
+  return { ok, failed, ms: performance.now() - started };
+}
+
+async function until(done: () => boolean, maxMs: number): Promise<void> {
+  const started = performance.now();
+  while (!done() && performance.now() - started < maxMs) await sleep(10);
+}

@@ -1,0 +1,198 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
+import { benchConnects, benchFlow, benchLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult } from './broker-loads.js';
+import { header, kib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
+import { credential, type Credential } from './mqtt-client.js';
+import { openFilesLimit, processRssBytes } from './process-stats.js';
+
+// npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
+// mosquitto on the same certificates, in one run: connects, throughput, latency, and memory
+// per idle connection against a bare Node TLS server. Every server listens on 127.0.0.1,
+// every loop is bounded in count and time, and only processes started here are stopped.
+
+const CONNECTS = { max: 2_000, maxMs: 15_000, concurrency: 16, warmup: 50 };
+const QOS0 = { qos: 0, maxMessages: 300_000, maxMs: 5_000, warmupMs: 1_000, window: 50 } as const;
+const QOS1 = { qos: 1, maxMessages: 200_000, maxMs: 5_000, warmupMs: 1_000, window: 50 } as const;
+const LATENCY0 = { qos: 0, ratePerSecond: 1_000, durationMs: 10_000, warmupMs: 1_000 } as const;
+const LATENCY1 = { qos: 1, ratePerSecond: 1_000, durationMs: 5_000, warmupMs: 1_000 } as const;
+const PUBLISHERS = 10;
+const SERVICE = 'telemetry';
+const IDLE_TARGET = 5_000;
+const IDLE_MAX_MS = 60_000;
+const IDLE_CONCURRENCY = 16;
+/** Descriptors kept free beside the idle connections (stdio, the data dir, the other loads). */
+const FD_MARGIN = 300;
+
+const TARGETS = {
+  connects: { kind: 'min', ratio: 0.85 },
+  qos0: { kind: 'min', ratio: 0.6 },
+  p99: { kind: 'max', ratio: 1.5 },
+  memory: { kind: 'max', ratio: 1.2 },
+} as const satisfies Record<string, Target>;
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const cli = join(root, 'cli/bin/tlsfleet.js');
+// Spawned, not imported: the broker package never imports provisioning.
+const mintDevices = join(root, 'provisioning/dist/bench/mint-devices.js');
+
+interface BrokerFigures {
+  connects: ConnectResult;
+  qos0: FlowResult;
+  qos1: FlowResult;
+  latency0: LatencyResult;
+  latency1: LatencyResult;
+}
+
+interface MemoryFigure {
+  connections: number;
+  failed: number;
+  firstError: string | undefined;
+  openMs: number;
+  rssBefore: number;
+  rssAfter: number;
+  perConnection: number;
+  /** Connections the server had closed when the "after" reading was taken. */
+  dropped: number;
+}
+
+const work = mkdtempSync(join(tmpdir(), 'tlsfleet-broker-bench-'));
+const cleanUp = async () => {
+  await stopAll();
+  rmSync(work, { recursive: true, force: true });
+};
+process.once('SIGINT', () => void cleanUp().then(() => process.exit(130)));
+
+try {
+  const loadBefore = loadavg()[0] ?? 0;
+  const mosquitto = findMosquitto();
+  const dataDir = join(work, 'data');
+  run(process.execPath, [cli, 'init', '--data-dir', dataDir]);
+  const fdLimit = openFilesLimit();
+  const idleCount = Math.max(0, Math.min(IDLE_TARGET, fdLimit - FD_MARGIN));
+  const identitiesFile = join(work, 'identities.json');
+  const minted = run(process.execPath, [mintDevices, dataDir, identitiesFile, String(Math.max(idleCount, CONNECTS.max + CONNECTS.warmup, PUBLISHERS)), SERVICE]);
+  const ca = readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8');
+  const identities = JSON.parse(readFileSync(identitiesFile, 'utf8')) as {
+    devices: { name: string; certChain: string; key: string }[];
+    services: { name: string; certChain: string; key: string }[];
+  };
+  const contextsStarted = performance.now();
+  const devices: Credential[] = identities.devices.map((d) => credential(d.name, d.certChain, d.key, ca));
+  const service = identities.services.map((s) => credential(s.name, s.certChain, s.key, ca))[0] as Credential;
+  const contextsMs = performance.now() - contextsStarted;
+  const publishers = devices.slice(0, PUBLISHERS);
+
+  const suite = async (srv: BenchServer): Promise<BrokerFigures> => {
+    const connects = await benchConnects(srv, devices, CONNECTS);
+    const qos0 = await benchFlow(srv, publishers, service, QOS0);
+    const qos1 = await benchFlow(srv, publishers, service, QOS1);
+    const latency0 = await benchLatency(srv, publishers, service, LATENCY0);
+    const latency1 = await benchLatency(srv, publishers, service, LATENCY1);
+    return { connects, qos0, qos1, latency0, latency1 };
+  };
+  const memory = async (srv: BenchServer): Promise<MemoryFigure> => {
+    // Warm the server up (code paths, TLS contexts), then let it settle before the reading.
+    await benchConnects(srv, devices, { max: 0, maxMs: 0, concurrency: IDLE_CONCURRENCY, warmup: 50 });
+    await sleep(1_000);
+    const rssBefore = processRssBytes(srv.pid);
+    const idle = await openIdle(srv, devices, idleCount, IDLE_MAX_MS, IDLE_CONCURRENCY);
+    await sleep(2_000);
+    const rssAfter = processRssBytes(srv.pid);
+    const dropped = idle.sockets.filter((s) => s.destroyed).length;
+    // The server goes first, so the TIME_WAIT sockets are its own and not our ephemeral ports.
+    await srv.stop();
+    for (const s of idle.sockets) s.destroy();
+    const connections = idle.sockets.length;
+    return { connections, failed: idle.failed, firstError: idle.firstError, openMs: idle.ms, rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / connections, dropped };
+  };
+  const ourBroker = () => startNodeServer('broker', './serve-broker.js', [dataDir]);
+
+  let srv = await ourBroker();
+  const ours = await suite(srv);
+  await srv.stop();
+  let theirs: BrokerFigures | undefined;
+  if (mosquitto) {
+    srv = await startMosquitto(mosquitto.bin, dataDir, work);
+    theirs = await suite(srv);
+    await srv.stop();
+  }
+  const memOurs = await memory(await ourBroker());
+  const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));
+  const memMosquitto = mosquitto ? await memory(await startMosquitto(mosquitto.bin, dataDir, work)) : undefined;
+
+  // ——— report ———
+  const out = (line = '') => console.log(line);
+  out(`broker benchmark — Node ${process.versions.node}, OpenSSL ${process.versions.openssl}, ${cpus().length} cores (load generator, broker and reference share them)`);
+  out(mosquitto ? `reference: mosquitto ${mosquitto.version} (${mosquitto.bin}), same certificates, TLS 1.2+, client certificate required, ACL = the default policy` : `mosquitto not found (set MOSQUITTO=/path or install it): mosquitto columns and ratio targets against it are skipped`);
+  out(`load average before/after: ${loadBefore.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine skews every figure)`);
+  out(`set-up: ${minted.trim()}; ${devices.length + 1} client TLS contexts in ${Math.round(contextsMs)} ms; CPU = user+system of the server process, every thread, from /proc/PID/stat`);
+  out();
+  out(header(['ours', 'mosquitto', 'ours/mosq']));
+  const t = theirs;
+  const c = ours.connects;
+  out(`mTLS CONNECT→CONNACK, new connection (full handshake) each, ${CONNECTS.concurrency} at once, ≤ ${num(CONNECTS.max)} or ${CONNECTS.maxMs / 1000} s`);
+  out(row('  connects per second (wall)', c.perSecond, t?.connects.perSecond, '/s'));
+  out(row('  broker CPU seconds', c.cpuSeconds, t?.connects.cpuSeconds, 's', undefined, 2));
+  out(row('  connects per broker CPU-second', c.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s', TARGETS.connects));
+  out(`  (ours ${c.ok} ok, ${c.failed} failed in ${num(c.ms / 1000, 1)} s${t ? `; mosquitto ${t.connects.ok} ok, ${t.connects.failed} failed in ${num(t.connects.ms / 1000, 1)} s` : ''})`);
+  for (const [label, first] of [['ours', c.firstError], ['mosquitto', t?.connects.firstError]] as const) if (first) out(`  first ${label} connect failure: ${first}`);
+  const flow = (title: string, o: typeof QOS0 | typeof QOS1, ourFlow: FlowResult, theirFlow: FlowResult | undefined, target?: Target) => {
+    out(`${title}: ${PUBLISHERS} publishers → 1 subscriber (devices/+/#), 100-byte payloads, window ${o.window}/publisher, ≤ ${num(o.maxMessages)} or ${o.maxMs / 1000} s after ${o.warmupMs / 1000} s warm-up`);
+    out(row('  messages delivered per second (wall)', ourFlow.perSecond, theirFlow?.perSecond, '/s'));
+    out(row('  broker CPU seconds', ourFlow.cpuSeconds, theirFlow?.cpuSeconds, 's', undefined, 2));
+    out(row('  messages per broker CPU-second', ourFlow.perCpuSecond, theirFlow?.perCpuSecond, '/CPU-s', target));
+    const notes = [['ours', ourFlow], ['mosquitto', theirFlow]] as const;
+    for (const [label, f] of notes) if (f && (f.lost > 0 || f.stalled)) out(`  ${label}: ${f.lost} messages lost${f.stalled ? ', delivery stalled before the bounds' : ''}`);
+  };
+  flow('QoS 0', QOS0, ours.qos0, t?.qos0, TARGETS.qos0);
+  flow('QoS 1 (publish and delivery both QoS 1)', QOS1, ours.qos1, t?.qos1);
+  const latency = (o: typeof LATENCY0 | typeof LATENCY1, ourLat: LatencyResult, theirLat: LatencyResult | undefined, target?: Target) => {
+    out(`end-to-end latency, QoS ${o.qos}, ${num(o.ratePerSecond)} msg/s from ${PUBLISHERS} publishers for ${o.durationMs / 1000} s (first ${o.warmupMs / 1000} s not sampled)`);
+    out(row('  p50', ourLat.p50Ms, theirLat?.p50Ms, 'ms', undefined, 2));
+    out(row('  p99', ourLat.p99Ms, theirLat?.p99Ms, 'ms', target, 2));
+    out(row('  max', ourLat.maxMs, theirLat?.maxMs, 'ms', undefined, 2));
+    out(row('  broker CPU, share of one core', ourLat.cpuShare * 100, theirLat ? theirLat.cpuShare * 100 : undefined, '%', undefined, 1));
+    for (const [label, l] of [['ours', ourLat], ['mosquitto', theirLat]] as const) if (l) out(`  ${label}: ${l.samples} samples of ${l.sent} sent, ${l.lost} lost`);
+  };
+  latency(LATENCY0, ours.latency0, t?.latency0, TARGETS.p99);
+  latency(LATENCY1, ours.latency1, t?.latency1);
+  out();
+  out(`memory per idle mTLS connection (VmRSS after − before) / connections; ${idleCount} connections asked (open-files limit ${fdLimit}), ≤ ${IDLE_MAX_MS / 1000} s to open`);
+  out(header(['ours', 'bare TLS', 'ours/bare']));
+  out(row('  bytes per connection', memOurs.perConnection, memBare.perConnection, 'B', TARGETS.memory));
+  for (const [label, m] of [['ours', memOurs], ['bare Node TLS', memBare], ['mosquitto', memMosquitto]] as const) {
+    if (!m) continue;
+    out(`  ${label.padEnd(14)} ${m.connections} connections in ${num(m.openMs / 1000, 1)} s (${m.failed} failed, ${m.dropped} dropped before the reading): RSS ${kib(m.rssBefore)} → ${kib(m.rssAfter)}, ${kib(m.perConnection)} each${m.firstError ? `; first failure: ${m.firstError}` : ''}`);
+  }
+  if (memMosquitto) out(`  ours / mosquitto per connection: ${(memOurs.perConnection / memMosquitto.perConnection).toFixed(2)}× (no target)`);
+  out();
+  const verdicts: Verdict[] = [
+    { name: 'connects per CPU-second vs mosquitto', target: TARGETS.connects, ratio: t ? c.perCpuSecond / t.connects.perCpuSecond : undefined },
+    { name: 'QoS 0 messages per CPU-second vs mosquitto', target: TARGETS.qos0, ratio: t ? ours.qos0.perCpuSecond / t.qos0.perCpuSecond : undefined },
+    { name: 'p99 latency vs mosquitto', target: TARGETS.p99, ratio: t ? ours.latency0.p99Ms / t.latency0.p99Ms : undefined },
+    { name: 'memory per idle connection vs bare Node TLS', target: TARGETS.memory, ratio: memOurs.perConnection / memBare.perConnection },
+  ];
+  out('targets (from the issue):');
+  for (const v of verdicts) out(`  ${v.name.padEnd(46)} ${v.ratio === undefined ? '—' : `${v.ratio.toFixed(2)}×`.padStart(6)}  target ${targetText(v.target)}  ${verdictText(v.ratio, v.target)}`);
+  const missed = verdicts.filter((v) => reached(v.ratio, v.target) === false).length;
+  out(`  ${verdicts.length - missed} of ${verdicts.length} reached or not measured, ${missed} missed`);
+
+  const failures = [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
+  if (failures) {
+    out('some operations failed (see above): figures are suspect');
+    process.exitCode = 1;
+  }
+} finally {
+  await cleanUp();
+}
+
+/** Runs a set-up command to completion, bounded to 2 minutes; returns its stdout. */
+function run(cmd: string, args: readonly string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`${[cmd, ...args].join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return r.stdout;
+}

@@ -1,0 +1,14 @@
+import type { Aedes } from 'aedes';
+import type { Acl } from '@tlsfleet/common';
+import type { Logger } from 'pino';
+import type { BrokerMetrics } from './metrics.js';
+
+/** What the hooks consult, swapped in place when the ACL file or the CRL reloads. */
+export interface BrokerContext {
+  readonly logger: Logger;
+  readonly metrics: BrokerMetrics;
+  acl: Acl;
+  isRevoked(serial: string): boolean;
+  now(): number;
+  aedes?: Aedes;
+}

@@ -1,0 +1,261 @@
+import { once } from 'node:events';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { Aedes, type Client } from 'aedes';
+import { pino, type Logger } from 'pino';
+import { Acl, DataDir, DEFAULT_POLICY, identifyPeer } from '@tlsfleet/common';
+import type { BrokerContext } from './broker-context.js';
+import { FrameGuard } from './frame-guard.js';
+import { createHealthServer } from './health-server.js';
+import { authenticate, preConnect } from './hooks/connect-steps.js';
+import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
+import { loadPolicyFile } from './acl/policy-file.js';
+import { BrokerMetrics } from './metrics.js';
+import { RevocationList } from './revocation/revocation-list.js';
+import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
+import { SessionRegistry } from './session-registry.js';
+import { tlsFailureReason } from './tls-failure.js';
+
+export interface BrokerOptions {
+  dataDir: string;
+  /** Default 127.0.0.1; 0.0.0.0 to serve a network. */
+  host?: string;
+  /** Default 8883; 0 picks a free port. */
+  port?: number;
+  /** Plain-HTTP port for /healthz, /readyz, /metrics; none when undefined. */
+  healthPort?: number;
+  /** Host of the health port; default the same as `host`. */
+  healthHost?: string;
+  /** JSON ACL policy file, reloaded on change; default DESIGN.md's default policy. */
+  aclFile?: string;
+  /** Also poll this CRL URL (provisioning's /v1/crl), besides the data dir's crl.der. */
+  crlUrl?: string;
+  /** Poll interval of the CRL sources, ms; default 1000 (file) and 2000 (URL). */
+  crlIntervalMs?: number;
+  /** Largest MQTT packet, bytes, fixed header included; default 128 KiB. */
+  maxPacketBytes?: number;
+  /** Concurrent TCP connections; default 100,000. */
+  maxConnections?: number;
+  /** Deadline for the TLS handshake and, separately, for CONNECT; default 10 s. */
+  connectTimeoutMs?: number;
+  logger?: Logger;
+  /** Injected clock, ms; default Date.now. */
+  now?: () => number;
+}
+
+export interface RunningBroker {
+  readonly url: string;
+  readonly port: number;
+  readonly healthUrl: string | undefined;
+  readonly metrics: BrokerMetrics;
+  /** Re-reads the ACL file and the TLS material (SIGHUP). */
+  reload(): void;
+  /** Stops accepting, closes sessions, stops watchers; resolves within about `graceMs`. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Aedes behind TLS with required client certificates. Only chains that verify to the data
+ * dir's trust bundle get a handshake; the identity layer checks the certificate profile;
+ * the connect steps check revocation, expiry, clientId and will; the ACL judges every
+ * PUBLISH and SUBSCRIBE. Revocations and expiry reach live sessions.
+ */
+export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
+  const dataDir = DataDir.open(opts.dataDir);
+  const trustDomain = dataDir.config.trustDomain;
+  const logger = opts.logger ?? pino({ name: 'broker', level: process.env.TLSFLEET_LOG_LEVEL ?? 'info' });
+  const now = opts.now ?? Date.now;
+  const metrics = new BrokerMetrics();
+  const maxPacketBytes = opts.maxPacketBytes ?? 128 * 1024;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+
+  const bundlePem = () => dataDir.read('caBundle');
+  const issuers = () => pemCertificates(bundlePem());
+  const revocations = new RevocationList({ issuers: issuers(), now });
+  const ctx: BrokerContext = {
+    logger,
+    metrics,
+    acl: new Acl(opts.aclFile ? loadPolicyFile(opts.aclFile) : DEFAULT_POLICY),
+    isRevoked: (serial) => revocations.isRevoked(serial),
+    now,
+  };
+  const aedes = await Aedes.createBroker({
+    connectTimeout: connectTimeoutMs,
+    // Client ids are device ids (≤ 64 characters), checked against the certificate.
+    maxClientsIdLength: 64,
+    preConnect: preConnect(ctx),
+    authenticate: authenticate(ctx),
+    authorizePublish: authorizePublish(ctx),
+    authorizeSubscribe: authorizeSubscribe(ctx),
+    authorizeForward: countForward(metrics),
+  });
+  ctx.aedes = aedes;
+
+  const sessions = new SessionRegistry(now, (client) => {
+    metrics.revocationDisconnects.inc({ reason: 'expired' });
+    logger.info({ client: client.id }, 'certificate expired: session closed');
+    client.close();
+  });
+  const messagesIn = metrics.messages.labels('in');
+  aedes.on('clientReady', (client) => {
+    sessions.add(client);
+    metrics.connectedClients.set(aedes.connectedClients);
+    logger.debug({ client: client.id }, 'client connected');
+  });
+  aedes.on('clientDisconnect', (client) => {
+    sessions.remove(client);
+    metrics.connectedClients.set(aedes.connectedClients);
+  });
+  aedes.on('publish', (_packet, client) => {
+    if (client) messagesIn.inc();
+  });
+  aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
+  aedes.on('connectionError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'connection error'));
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err }, 'broker error'));
+
+  revocations.on('update', (revoked: ReadonlySet<string>) => {
+    metrics.crlNumber.set(Number(revocations.current?.number ?? 0));
+    for (const serial of revoked) {
+      const client = sessions.bySerialNumber(serial);
+      if (!client) continue;
+      metrics.revocationDisconnects.inc({ reason: 'revoked' });
+      logger.info({ client: client.id, serial }, 'certificate revoked: session closed');
+      client.close();
+    }
+  });
+  revocations.on('stale', () => logger.error('the CRL is past its nextUpdate: still enforcing it, but provisioning is not refreshing it (alert)'));
+  revocations.on('rejected', (err: Error) => logger.error({ err: err.message }, 'CRL rejected; keeping the last good one'));
+  const crlState = () => metrics.crlState.set({ fresh: 0, stale: 1, missing: 2 }[revocations.state()]);
+  const stopCrl = [
+    watchCrlFile(dataDir.path('crl'), revocations, { intervalMs: opts.crlIntervalMs ?? 1000, onError: (err) => logger.warn({ err: err.message }, 'CRL file unreadable') }),
+    ...(opts.crlUrl
+      ? [pollCrlUrl(opts.crlUrl, revocations, { intervalMs: opts.crlIntervalMs ?? 2000, ca: bundlePem(), onError: (err) => logger.warn({ err: err.message }, 'CRL fetch failed') })]
+      : []),
+  ];
+  const crlStateTimer = setInterval(crlState, 1000).unref();
+
+  const tlsOptions = () => ({ key: dataDir.readSecret('brokerKey'), cert: dataDir.read('brokerCert'), ca: bundlePem() });
+  const server: Server = createServer({
+    ...tlsOptions(),
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    handshakeTimeout: connectTimeoutMs,
+  });
+  server.maxConnections = opts.maxConnections ?? 100_000;
+  server.on('tlsClientError', (err, socket) => {
+    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err) });
+    logger.debug({ err: err.message, client: socket.remoteAddress }, 'TLS handshake refused');
+    // Node 20 reports a handshake timeout but leaves the socket open.
+    socket.destroy();
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const raw = socket.getPeerX509Certificate?.() ?? (socket.getPeerCertificate()?.raw ? new X509Certificate(socket.getPeerCertificate().raw) : undefined);
+    const peer = raw ? identifyPeer(raw, trustDomain) : 'no_cert';
+    if (typeof peer === 'string') {
+      metrics.handshakeFailures.inc({ reason: 'bad_profile' });
+      logger.info({ reason: peer, client: socket.remoteAddress }, 'certificate outside the tlsfleet profile');
+      socket.destroy();
+      return;
+    }
+    const conn = new FrameGuard(socket, peer, maxPacketBytes, (violation) => {
+      metrics.frameViolations.inc({ violation });
+      logger.info({ client: peer.identity.name, violation }, 'connection cut');
+    });
+    conn.on('error', () => undefined);
+    aedes.handle(conn);
+  });
+  server.listen(opts.port ?? 8883, opts.host ?? '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const host = opts.host ?? '127.0.0.1';
+  const url = `mqtts://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let draining = false;
+  let health: HttpServer | undefined;
+  let healthUrl: string | undefined;
+  if (opts.healthPort !== undefined) {
+    health = createHealthServer(metrics.registry, () => !draining && server.listening);
+    const healthHost = opts.healthHost ?? host;
+    health.listen(opts.healthPort, healthHost);
+    await once(health, 'listening');
+    healthUrl = `http://${healthHost.includes(':') ? `[${healthHost}]` : healthHost}:${(health.address() as AddressInfo).port}`;
+  }
+
+  const reloadAcl = () => {
+    if (!opts.aclFile) return;
+    try {
+      ctx.acl = new Acl(loadPolicyFile(opts.aclFile));
+      metrics.aclReloads.inc({ result: 'ok' });
+      logger.info({ file: opts.aclFile }, 'ACL policy reloaded');
+    } catch (err) {
+      metrics.aclReloads.inc({ result: 'rejected' });
+      logger.error({ file: opts.aclFile, err: (err as Error).message }, 'ACL policy rejected; keeping the last good policy');
+    }
+  };
+  const reloadTls = () => {
+    try {
+      // New handshakes use the new material; established sessions are untouched.
+      server.setSecureContext(tlsOptions());
+      revocations.setIssuers(issuers());
+      logger.info('TLS material reloaded');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'TLS material rejected; keeping the last good');
+    }
+  };
+  const watched: string[] = [];
+  const watch = (file: string, onChange: () => void) => {
+    watched.push(file);
+    watchFile(file, { interval: 1000, persistent: false }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) onChange();
+    });
+  };
+  if (opts.aclFile) watch(opts.aclFile, reloadAcl);
+  for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
+
+  logger.info({ url, healthUrl, trustDomain, maxPacketBytes }, 'broker listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    healthUrl,
+    metrics,
+    reload: () => {
+      reloadAcl();
+      reloadTls();
+    },
+    close: (graceMs = 10_000) =>
+      (closing ??= (async () => {
+        draining = true;
+        for (const f of watched) unwatchFile(f);
+        for (const stop of stopCrl) stop();
+        clearInterval(crlStateTimer);
+        server.close();
+        sessions.clear();
+        await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
+        health?.close();
+        health?.closeAllConnections();
+        logger.info('broker stopped');
+      })()),
+  };
+}
+
+function countForward(metrics: BrokerMetrics) {
+  const out = metrics.messages.labels('out');
+  return (_client: Client, packet: Parameters<NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizeForward'] & {}>[1]) => {
+    out.inc();
+    return packet;
+  };
+}
+
+function pemCertificates(pem: string): X509Certificate[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

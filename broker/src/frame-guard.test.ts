@@ -1,0 +1,94 @@
+import { once } from 'node:events';
+import { createServer, connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PeerCertificate } from '@tlsfleet/common';
+import { FrameGuard, type FrameViolation } from './frame-guard.js';
+
+const peer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0) };
+
+/** A PUBLISH (QoS 0) with `bodyBytes` of topic + payload, Remaining Length encoded per MQTT 3.1.1 §2.2.3. */
+function publish(bodyBytes: number): Buffer {
+  const topic = Buffer.from('\u0000\u0001t');
+  const payload = Buffer.alloc(Math.max(0, bodyBytes - topic.length), 0x61);
+  const len: number[] = [];
+  let x = topic.length + payload.length;
+  do {
+    let b = x % 128;
+    x = Math.floor(x / 128);
+    if (x > 0) b |= 0x80;
+    len.push(b);
+  } while (x > 0);
+  return Buffer.concat([Buffer.from([0x30, ...len]), topic, payload]);
+}
+
+let cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup) c();
+  cleanup = [];
+});
+
+/** A real loopback TCP pair; the server side is wrapped in a FrameGuard. */
+async function pair(maxPacketBytes: number) {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const [socket] = await accepted;
+  const violations: FrameViolation[] = [];
+  const guard = new FrameGuard(socket as unknown as TLSSocket, peer, maxPacketBytes, (v) => violations.push(v));
+  guard.on('error', () => undefined);
+  const received: Buffer[] = [];
+  guard.on('data', (c: Buffer) => received.push(c));
+  cleanup.push(() => {
+    client.destroy();
+    socket.destroy();
+    server.close();
+  });
+  return { client, guard, violations, received: () => Buffer.concat(received) };
+}
+
+describe('FrameGuard', () => {
+  it('passes packets through byte for byte, even when they arrive one byte at a time', async () => {
+    const { client, guard, violations, received } = await pair(1024);
+    const stream = Buffer.concat([publish(10), Buffer.from([0xc0, 0x00]), publish(1000), publish(200)]);
+    for (const byte of stream) {
+      client.write(Buffer.from([byte]));
+      await new Promise((r) => setImmediate(r));
+    }
+    client.end();
+    await once(guard, 'end');
+    expect(received().equals(stream)).toBe(true);
+    expect(violations).toEqual([]);
+    expect(guard.bytesIn).toBe(stream.length);
+  });
+
+  it('cuts a connection whose packet announces more than the cap, before its body is read', async () => {
+    const { client, guard, violations, received } = await pair(64 * 1024);
+    const big = publish(1024 * 1024);
+    client.write(big.subarray(0, 4)); // the fixed header alone announces 1 MiB
+    await once(guard, 'close');
+    expect(violations).toEqual(['packet_too_large']);
+    expect(received().length).toBe(0);
+  });
+
+  it('accepts a packet of exactly the cap and refuses one byte more', async () => {
+    const exact = publish(100);
+    const a = await pair(exact.length);
+    a.client.end(exact);
+    await once(a.guard, 'end');
+    expect(a.violations).toEqual([]);
+    const b = await pair(exact.length - 1);
+    b.client.write(exact);
+    await once(b.guard, 'close');
+    expect(b.violations).toEqual(['packet_too_large']);
+  });
+
+  it('cuts a Remaining Length longer than four bytes as malformed (MQTT 3.1.1 §2.2.3)', async () => {
+    const { client, guard, violations } = await pair(1024);
+    client.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
+    await once(guard, 'close');
+    expect(violations).toEqual(['malformed_length']);
+  });
+});

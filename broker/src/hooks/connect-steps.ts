@@ -1,0 +1,59 @@
+import type { Client, ConnectPacket } from 'aedes';
+import type { BrokerContext } from '../broker-context.js';
+import { FrameGuard } from '../frame-guard.js';
+
+type Step = (ctx: BrokerContext, conn: FrameGuard, packet: ConnectPacket) => string | undefined;
+
+/**
+ * The connect flow, in order; the first step that names a reason refuses the connection
+ * with CONNACK 5 "not authorized" (MQTT 3.1.1 §3.2.2.3). The TLS layer has already
+ * verified the chain and the identity layer the certificate profile.
+ */
+export const connectSteps: readonly [string, Step][] = [
+  ['certificate not revoked', (ctx, conn) => (ctx.isRevoked(conn.peer.serial) ? 'revoked' : undefined)],
+  ['certificate not expired', (ctx, conn) => (ctx.now() >= conn.peer.notAfterMs ? 'expired' : undefined)],
+  // [MQTT-3.1.3-3] allows any clientId; ours must be the certificate's identity, which
+  // also rules out the zero-length clientId Aedes would otherwise accept with clean=0.
+  ['clientId is the certificate identity', (_ctx, conn, packet) => (packet.clientId === conn.peer.identity.name ? undefined : 'client_id_mismatch')],
+  ['will topic allowed', (ctx, conn, packet) => (packet.will && !conn.aclFrom(ctx.acl).canPublish(packet.will.topic) ? 'will_denied' : undefined)],
+];
+
+/**
+ * preConnect: runs the steps and remembers the refusal on the connection; authenticate
+ * then answers it, so the client gets CONNACK 5 rather than a bare close. Username and
+ * password are never consulted: there is no path around the certificate.
+ */
+export function preConnect(ctx: BrokerContext) {
+  return (client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void => {
+    const conn = client.conn;
+    if (!(conn instanceof FrameGuard)) return done(null, false); // deny by default
+    for (const [, step] of connectSteps) {
+      const reason = step(ctx, conn, packet);
+      if (reason) {
+        conn.refusal = reason;
+        break;
+      }
+    }
+    done(null, true);
+  };
+}
+
+export function authenticate(ctx: BrokerContext) {
+  return (client: Client, _username: unknown, _password: unknown, done: (err: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void => {
+    const conn = client.conn;
+    const reason = conn instanceof FrameGuard ? conn.refusal : 'no_identity';
+    if (reason) {
+      ctx.metrics.authFailures.inc({ reason });
+      ctx.logger.info({ client: client.id, identity: conn instanceof FrameGuard ? conn.peer.identity.name : undefined, reason }, 'connection refused');
+      return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: 5 }), false);
+    }
+    const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];
+    if (previous && previous !== client) {
+      // MQTT takeover [MQTT-3.1.4-2]: the new connection wins. Ping-pong between two
+      // holders of one identity shows up in this counter and the log.
+      ctx.metrics.sessionTakeovers.inc();
+      ctx.logger.warn({ client: client.id }, 'session taken over by a new connection with the same identity');
+    }
+    done(null, true);
+  };
+}

@@ -1,0 +1,62 @@
+import type { Client } from 'aedes';
+import { FrameGuard } from './frame-guard.js';
+
+/** setTimeout's ceiling: about 24.8 days; longer certificates re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Live sessions by certificate serial, so a revocation closes the session it names and
+ * each session closes when its certificate's notAfter passes.
+ */
+export class SessionRegistry {
+  private readonly bySerial = new Map<string, Client>();
+  private readonly timers = new Map<Client, NodeJS.Timeout>();
+  private readonly now: () => number;
+  private readonly onExpired: (client: Client) => void;
+
+  constructor(now: () => number, onExpired: (client: Client) => void) {
+    this.now = now;
+    this.onExpired = onExpired;
+  }
+
+  get size(): number {
+    return this.bySerial.size;
+  }
+
+  add(client: Client): void {
+    const conn = client.conn;
+    if (!(conn instanceof FrameGuard)) return;
+    this.bySerial.set(conn.peer.serial, client);
+    this.arm(client, conn.peer.notAfterMs);
+  }
+
+  remove(client: Client): void {
+    const conn = client.conn;
+    if (conn instanceof FrameGuard && this.bySerial.get(conn.peer.serial) === client) this.bySerial.delete(conn.peer.serial);
+    clearTimeout(this.timers.get(client));
+    this.timers.delete(client);
+  }
+
+  /** The session authenticated with this serial, if one is live. */
+  bySerialNumber(serial: string): Client | undefined {
+    return this.bySerial.get(serial);
+  }
+
+  *clients(): IterableIterator<Client> {
+    yield* this.bySerial.values();
+  }
+
+  clear(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.bySerial.clear();
+  }
+
+  private arm(client: Client, notAfterMs: number): void {
+    const wait = notAfterMs - this.now();
+    if (wait <= 0) return this.onExpired(client);
+    const timer = setTimeout(() => (wait > MAX_TIMER_MS ? this.arm(client, notAfterMs) : this.onExpired(client)), Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+    this.timers.set(client, timer);
+  }
+}

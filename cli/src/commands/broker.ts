@@ -1,0 +1,54 @@
+import { startBroker } from '@tlsfleet/broker';
+import { duration, parseFlags, port, positiveInt, required } from '../args.js';
+import { UsageError } from '../usage-error.js';
+import { untilSignal } from '../signals.js';
+
+export async function brokerCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, {
+    'data-dir': { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'health-port': { type: 'string' },
+    acl: { type: 'string' },
+    'crl-url': { type: 'string' },
+    'crl-interval': { type: 'string' },
+    'max-packet-size': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'connect-timeout': { type: 'string' },
+    'ws-port': { type: 'string' },
+    'proxy-protocol': { type: 'boolean' },
+    'trusted-proxy': { type: 'string', multiple: true },
+    cluster: { type: 'string' },
+  });
+  for (const flag of ['ws-port', 'proxy-protocol', 'trusted-proxy', 'cluster'] as const) {
+    if (f[flag] !== undefined) throw new UsageError(`--${flag} is not supported by this version yet`);
+  }
+  const crlUrl = f['crl-url'];
+  if (crlUrl !== undefined && !crlUrl.startsWith('https://')) throw new UsageError('--crl-url must be an https:// URL (provisioning\'s /v1/crl)');
+  const crlInterval = duration(f['crl-interval'], '--crl-interval');
+  const connectTimeout = duration(f['connect-timeout'], '--connect-timeout');
+  const signalled = untilSignal(true);
+  const broker = await startBroker({
+    dataDir: required(f['data-dir'], '--data-dir'),
+    host: f.host,
+    port: port(f.port, '--port', 8883),
+    healthPort: f['health-port'] === undefined ? undefined : port(f['health-port'], '--health-port', 0),
+    aclFile: f.acl,
+    crlUrl,
+    crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
+    maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
+    maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
+    connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
+  });
+  process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}\n`);
+  for (;;) {
+    const signal = await signalled.next();
+    if (signal === 'SIGHUP') {
+      broker.reload();
+      continue;
+    }
+    break;
+  }
+  await broker.close();
+  return 0;
+}
