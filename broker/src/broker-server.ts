@@ -100,6 +100,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     client.close();
   });
   const messagesIn = metrics.messages.labels('in');
+  const bytesIn = metrics.bytes.labels('in');
+  const bytesOut = metrics.bytes.labels('out');
+  const byteMeter = { in: (n: number) => bytesIn.inc(n), out: (n: number) => bytesOut.inc(n) };
   aedes.on('clientReady', (client) => {
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
@@ -164,7 +167,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     const conn = new FrameGuard(socket, peer, maxPacketBytes, (violation) => {
       metrics.frameViolations.inc({ violation });
       logger.info({ client: peer.identity.name, violation }, 'connection cut');
-    });
+    }, byteMeter);
     conn.on('error', () => undefined);
     aedes.handle(conn);
   });

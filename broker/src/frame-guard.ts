@@ -4,6 +4,14 @@ import type { Acl, IdentityAcl, PeerCertificate } from '@tlsfleet/common';
 
 export type FrameViolation = 'packet_too_large' | 'malformed_length';
 
+/** Where byte counts go (the broker's Prometheus counters); both default to no-ops. */
+export interface ByteMeter {
+  in(bytes: number): void;
+  out(bytes: number): void;
+}
+
+const NO_METER: ByteMeter = { in: () => undefined, out: () => undefined };
+
 /**
  * The connection Aedes sees: a pass-through Duplex over the TLS socket that reads each MQTT
  * fixed header (MQTT 3.1.1 §2.2) and destroys the connection as soon as a packet announces
@@ -28,14 +36,18 @@ export class FrameGuard extends Duplex {
   private length = 0;
   private multiplier = 1;
 
-  constructor(socket: TLSSocket, peer: PeerCertificate, maxPacketBytes: number, onViolation: (v: FrameViolation) => void) {
+  private readonly meter: ByteMeter;
+
+  constructor(socket: TLSSocket, peer: PeerCertificate, maxPacketBytes: number, onViolation: (v: FrameViolation) => void, meter: ByteMeter = NO_METER) {
     super({ allowHalfOpen: false });
+    this.meter = meter;
     this.socket = socket;
     this.peer = peer;
     this.maxPacketBytes = maxPacketBytes;
     this.onViolation = onViolation;
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
+      this.meter.in(chunk.length);
       const violation = this.inspect(chunk);
       if (violation) {
         this.onViolation(violation);
@@ -60,6 +72,7 @@ export class FrameGuard extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.bytesOut += chunk.length;
+    this.meter.out(chunk.length);
     this.socket.write(chunk, cb);
   }
 
@@ -67,6 +80,7 @@ export class FrameGuard extends Duplex {
     let all = 0;
     for (const c of chunks) all += c.chunk.length;
     this.bytesOut += all;
+    this.meter.out(all);
     this.socket.write(chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk), all), cb);
   }
 
