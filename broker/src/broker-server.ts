@@ -41,6 +41,8 @@ export interface BrokerOptions {
   maxConnections?: number;
   /** Deadline for the TLS handshake and, separately, for CONNECT; default 10 s. */
   connectTimeoutMs?: number;
+  /** How long the health port keeps answering /readyz 503 after the sessions closed on drain; default 1 s. */
+  healthLingerMs?: number;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;
@@ -116,7 +118,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (client) messagesIn.inc();
   });
   aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'connection error'));
+  aedes.on('connectionError', (client, err) => {
+    if (/connect did not arrive/i.test(err.message)) metrics.connectTimeouts.inc();
+    logger.debug({ client: client?.id, err: err.message }, 'connection error');
+  });
   (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err }, 'broker error'));
 
   revocations.on('update', (revoked: ReadonlySet<string>) => {
@@ -150,7 +155,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   });
   server.maxConnections = opts.maxConnections ?? 100_000;
   server.on('tlsClientError', (err, socket) => {
-    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err) });
+    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, (socket as TLSSocket).authorizationError) });
     logger.debug({ err: err.message, client: socket.remoteAddress }, 'TLS handshake refused');
     // Node 20 reports a handshake timeout but leaves the socket open.
     socket.destroy();
@@ -240,8 +245,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         server.close();
         sessions.clear();
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
-        health?.close();
-        health?.closeAllConnections();
+        // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.
+        if (health) {
+          await delay(opts.healthLingerMs ?? 1000);
+          const closed = new Promise<void>((resolve) => health!.close(() => resolve()));
+          health.closeIdleConnections();
+          await Promise.race([closed, delay(1000)]);
+          health.closeAllConnections();
+        }
         logger.info('broker stopped');
       })()),
   };

@@ -6,19 +6,20 @@ export class BrokerMetrics {
   readonly connectedClients = new Gauge({ name: 'tlsfleet_broker_connected_clients', help: 'MQTT clients with an established session.', registers: [this.registry] });
   readonly handshakeFailures = new Counter({
     name: 'tlsfleet_broker_handshake_failures_total',
-    help: 'TLS connections refused before MQTT, by reason: no_cert, unknown_ca, expired, bad_profile, timeout, protocol.',
+    help: 'TLS connections refused before MQTT, by reason: no_cert, unknown_ca, expired, not_yet_valid, bad_profile, timeout, protocol, other.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
-    help: 'CONNECTs refused with "not authorized", by reason: revoked, expired, client_id_mismatch, will_denied.',
+    help: 'CONNECTs refused, by reason: revoked, expired, client_id_mismatch, empty_client_id, will_denied.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
   readonly aclDenials = new Counter({ name: 'tlsfleet_broker_acl_denials_total', help: 'Publishes and subscriptions the ACL refused.', labelNames: ['action'] as const, registers: [this.registry] });
   readonly messages = new Counter({ name: 'tlsfleet_broker_messages_total', help: 'PUBLISH packets received from clients (in) and delivered to clients (out).', labelNames: ['direction'] as const, registers: [this.registry] });
   readonly bytes = new Counter({ name: 'tlsfleet_broker_bytes_total', help: 'MQTT bytes read from and written to clients.', labelNames: ['direction'] as const, registers: [this.registry] });
+  readonly connectTimeouts = new Counter({ name: 'tlsfleet_broker_connect_timeouts_total', help: 'TLS connections closed for not sending CONNECT in time.', registers: [this.registry] });
   readonly sessionTakeovers = new Counter({ name: 'tlsfleet_broker_session_takeovers_total', help: 'Connections that took over a live session with the same identity.', registers: [this.registry] });
   readonly revocationDisconnects = new Counter({ name: 'tlsfleet_broker_revocation_disconnects_total', help: 'Live sessions closed because their certificate was revoked or expired.', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame.', labelNames: ['violation'] as const, registers: [this.registry] });

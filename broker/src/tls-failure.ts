@@ -1,5 +1,26 @@
-/** A short reason for a refused TLS handshake, for metrics and logs. */
-export function tlsFailureReason(err: Error & { code?: string; reason?: string }): string {
+/** OpenSSL verification results (socket.authorizationError) by the reason we report. */
+const VERIFY_REASONS: Readonly<Record<string, string>> = {
+  CERT_HAS_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not_yet_valid',
+  UNABLE_TO_GET_ISSUER_CERT: 'unknown_ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown_ca',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unknown_ca',
+  SELF_SIGNED_CERT_IN_CHAIN: 'unknown_ca',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'unknown_ca',
+  CERT_SIGNATURE_FAILURE: 'unknown_ca',
+  CERT_UNTRUSTED: 'unknown_ca',
+  INVALID_PURPOSE: 'bad_profile',
+};
+
+/**
+ * A short reason for a refused TLS handshake, for metrics and logs. With
+ * rejectUnauthorized, Node verifies the chain after the handshake and destroys the socket,
+ * so the error is a bare "socket hang up" and the real reason is the socket's
+ * authorizationError.
+ */
+export function tlsFailureReason(err: Error & { code?: string; reason?: string }, authorizationError?: unknown): string {
+  const verify = authorizationError instanceof Error ? (authorizationError as { code?: string }).code : typeof authorizationError === 'string' ? authorizationError : undefined;
+  if (verify) return VERIFY_REASONS[verify] ?? 'unknown_ca';
   const text = `${err.code ?? ''} ${err.reason ?? ''} ${err.message}`.toLowerCase();
   if (text.includes('handshake_timeout') || text.includes('timed out') || text.includes('timeout')) return 'timeout';
   if (text.includes('did not return a certificate') || text.includes('peer_did_not_return_a_certificate') || text.includes('no certificate')) return 'no_cert';

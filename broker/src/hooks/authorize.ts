@@ -11,7 +11,10 @@ export function authorizePublish(ctx: BrokerContext) {
   return (client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void => {
     const conn = client?.conn;
     const acl = conn instanceof FrameGuard ? conn.aclFrom(ctx.acl) : undefined;
-    const allowed = acl?.canPublish(packet.topic) ?? false;
+    // Between a revocation (or notAfter) and the session's close, and for the will that
+    // close would publish, the certificate no longer speaks for anyone.
+    const live = conn instanceof FrameGuard && !ctx.isRevoked(conn.peer.serial) && ctx.now() < conn.peer.notAfterMs;
+    const allowed = live && (acl?.canPublish(packet.topic) ?? false);
     if (allowed) return done(null);
     ctx.metrics.aclDenials.inc({ action: 'publish' });
     ctx.logger.info({ client: client?.id, topic: printable(packet.topic), reason: acl?.explainPublish(packet.topic) }, 'publish refused');

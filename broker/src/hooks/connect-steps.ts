@@ -5,15 +5,20 @@ import { FrameGuard } from '../frame-guard.js';
 type Step = (ctx: BrokerContext, conn: FrameGuard, packet: ConnectPacket) => string | undefined;
 
 /**
- * The connect flow, in order; the first step that names a reason refuses the connection
- * with CONNACK 5 "not authorized" (MQTT 3.1.1 §3.2.2.3). The TLS layer has already
- * verified the chain and the identity layer the certificate profile.
+ * The connect flow, in order; the first step that names a reason refuses the connection,
+ * with CONNACK 5 "not authorized" unless RETURN_CODES says otherwise (MQTT 3.1.1
+ * §3.2.2.3). The TLS layer has already verified the chain and the identity layer the
+ * certificate profile.
  */
+const RETURN_CODES: Readonly<Record<string, number>> = { empty_client_id: 2 };
+
 export const connectSteps: readonly [string, Step][] = [
   ['certificate not revoked', (ctx, conn) => (ctx.isRevoked(conn.peer.serial) ? 'revoked' : undefined)],
   ['certificate not expired', (ctx, conn) => (ctx.now() >= conn.peer.notAfterMs ? 'expired' : undefined)],
   // [MQTT-3.1.3-3] allows any clientId; ours must be the certificate's identity, which
   // also rules out the zero-length clientId Aedes would otherwise accept with clean=0.
+  // [MQTT-3.1.3-8]: a zero-byte clientId with CleanSession 0 is answered "identifier rejected".
+  ['clientId present for a persistent session', (_ctx, _conn, packet) => (packet.clientId === '' && !packet.clean ? 'empty_client_id' : undefined)],
   ['clientId is the certificate identity', (_ctx, conn, packet) => (packet.clientId === conn.peer.identity.name ? undefined : 'client_id_mismatch')],
   ['will topic allowed', (ctx, conn, packet) => (packet.will && !conn.aclFrom(ctx.acl).canPublish(packet.will.topic) ? 'will_denied' : undefined)],
 ];
@@ -45,7 +50,7 @@ export function authenticate(ctx: BrokerContext) {
     if (reason) {
       ctx.metrics.authFailures.inc({ reason });
       ctx.logger.info({ client: client.id, identity: conn instanceof FrameGuard ? conn.peer.identity.name : undefined, reason }, 'connection refused');
-      return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: 5 }), false);
+      return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: RETURN_CODES[reason] ?? 5 }), false);
     }
     const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];
     if (previous && previous !== client) {
