@@ -138,6 +138,23 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       expect(again.code).toBe(NOT_AUTHORIZED);
     });
 
+    it('does not publish the will of a device whose session it closes for revocation', async () => {
+      const service = await open(ingest);
+      const box = inbox(service);
+      expect(await grantedQos(service, 'devices/+/#')).toBe(1);
+      const d = await env.enroll('rev-will');
+      const live = await open(d, { will: { topic: 'devices/rev-will/status', payload: Buffer.from('revoked-will'), qos: 1, retain: true } });
+      const closed = closedAt(live);
+      const r = await runCli(['revoke', '--data-dir', env.dataDir, '--device', 'rev-will']);
+      expect(r.code, r.stderr).toBe(0);
+      await within(closed, REVOCATION_BOUND_MS, 'revoked session close');
+      // A later message from another device proves the service was listening past the close.
+      const witness = await open(await env.enroll('rev-will-witness'));
+      await witness.publishAsync('devices/rev-will-witness/t', 'after', { qos: 1 });
+      await box.next((m) => m.payload === 'after');
+      expect(box.messages.filter((m) => m.payload === 'revoked-will')).toEqual([]);
+    });
+
     it('leaves the sessions of other devices open when one device is revoked', async () => {
       const keep = await env.enroll('rev-bystander');
       const gone = await env.enroll('rev-target');
