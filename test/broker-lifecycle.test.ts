@@ -70,7 +70,7 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
   let expiring: { creds: DeviceCredentials; notAfterMs: number; closed: Promise<number> };
 
   beforeAll(async () => {
-    env = await startFleetEnv({ brokerArgs: ['--connect-timeout', '2s', '--max-packet-size', '65536'] });
+    env = await startFleetEnv({ brokerArgs: ['--connect-timeout', '2s', '--max-packet-size', '65536', '--max-queued-messages', '5'] });
     const creds = await env.enroll('expiring-1', { certTtl: '5s' });
     const client = await open(creds);
     expiring = { creds, notAfterMs: Date.parse(new X509Certificate(creds.chain).validTo), closed: closedAt(client) };
@@ -185,6 +185,25 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       // The broker still serves.
       const ok = await open(await env.enroll('big-after'));
       await roundTrip(ok, 'big-after');
+    });
+
+    it('keeps at most --max-queued-messages QoS 1 messages for an offline persistent session, drops the rest and counts them', async () => {
+      const creds = await env.enroll('queue-bound');
+      const first = await open(creds, { clean: false });
+      expect(await grantedQos(first, 'devices/queue-bound/commands/#')).toBe(1);
+      const closed = closedAt(first);
+      first.end();
+      await closed;
+      const service = await open(ingest);
+      const drops = await counter('tlsfleet_broker_queue_drops_total');
+      for (let i = 0; i < 8; i++) await service.publishAsync(`devices/queue-bound/commands/${i}`, `cmd-${i}`, { qos: 1 });
+      await counterReaches('tlsfleet_broker_queue_drops_total', {}, drops + 3);
+      const back = await open(creds, { clean: false });
+      const box = inbox(back);
+      // Queued messages arrive before anything published after the reconnect.
+      await service.publishAsync('devices/queue-bound/commands/marker', 'marker', { qos: 1 });
+      await box.next((m) => m.payload === 'marker');
+      expect(box.messages.map((m) => m.payload)).toEqual(['cmd-0', 'cmd-1', 'cmd-2', 'cmd-3', 'cmd-4', 'marker']);
     });
 
     it('accepts a PUBLISH just under --max-packet-size', async () => {

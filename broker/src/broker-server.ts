@@ -14,6 +14,7 @@ import { authenticate, preConnect } from './hooks/connect-steps.js';
 import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
 import { loadPolicyFile } from './acl/policy-file.js';
 import { BrokerMetrics } from './metrics.js';
+import { boundedPersistence } from './bounded-persistence.js';
 import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
@@ -39,6 +40,8 @@ export interface BrokerOptions {
   maxPacketBytes?: number;
   /** Concurrent TCP connections; default 100,000. */
   maxConnections?: number;
+  /** QoS 1 messages kept for one offline persistent session before further ones are dropped; default 1,000. */
+  maxQueuedMessages?: number;
   /** Deadline for the TLS handshake and, separately, for CONNECT; default 10 s. */
   connectTimeoutMs?: number;
   /** How long the health port keeps answering /readyz 503 after the sessions closed on drain; default 1 s. */
@@ -84,8 +87,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     isRevoked: (serial) => revocations.isRevoked(serial),
     now,
   };
+  // Clients whose session is established, for the offline queue bound.
+  const connectedIds = new Set<string>();
   const aedes = await Aedes.createBroker({
+    persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => connectedIds.has(clientId), (clientId) => {
+      metrics.queueDrops.inc();
+      logger.debug({ client: clientId }, 'offline queue full: message dropped');
+    }),
     connectTimeout: connectTimeoutMs,
+    // A subscriber that stops reading is cut after 10 s instead of stalling delivery to all.
+    drainTimeout: 10_000,
     // Client ids are device ids (≤ 64 characters), checked against the certificate.
     maxClientsIdLength: 64,
     preConnect: preConnect(ctx),
@@ -106,11 +117,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const bytesOut = metrics.bytes.labels('out');
   const byteMeter = { in: (n: number) => bytesIn.inc(n), out: (n: number) => bytesOut.inc(n) };
   aedes.on('clientReady', (client) => {
+    connectedIds.add(client.id);
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
     logger.debug({ client: client.id }, 'client connected');
   });
   aedes.on('clientDisconnect', (client) => {
+    // A takeover's old connection disconnects after the new one is ready.
+    if ((aedes as unknown as { clients: Record<string, unknown> }).clients[client.id] === undefined) connectedIds.delete(client.id);
     sessions.remove(client);
     metrics.connectedClients.set(aedes.connectedClients);
   });

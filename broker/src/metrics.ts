@@ -20,6 +20,7 @@ export class BrokerMetrics {
   readonly messages = new Counter({ name: 'tlsfleet_broker_messages_total', help: 'PUBLISH packets received from clients (in) and delivered to clients (out).', labelNames: ['direction'] as const, registers: [this.registry] });
   readonly bytes = new Counter({ name: 'tlsfleet_broker_bytes_total', help: 'MQTT bytes read from and written to clients.', labelNames: ['direction'] as const, registers: [this.registry] });
   readonly connectTimeouts = new Counter({ name: 'tlsfleet_broker_connect_timeouts_total', help: 'TLS connections closed for not sending CONNECT in time.', registers: [this.registry] });
+  readonly queueDrops = new Counter({ name: 'tlsfleet_broker_queue_drops_total', help: 'QoS 1/2 messages dropped because an offline session already had --max-queued-messages queued.', registers: [this.registry] });
   readonly sessionTakeovers = new Counter({ name: 'tlsfleet_broker_session_takeovers_total', help: 'Connections that took over a live session with the same identity.', registers: [this.registry] });
   readonly revocationDisconnects = new Counter({ name: 'tlsfleet_broker_revocation_disconnects_total', help: 'Live sessions closed because their certificate was revoked or expired.', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame.', labelNames: ['violation'] as const, registers: [this.registry] });

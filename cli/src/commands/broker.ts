@@ -14,6 +14,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'crl-interval': { type: 'string' },
     'max-packet-size': { type: 'string' },
     'max-connections': { type: 'string' },
+    'max-queued-messages': { type: 'string' },
     'connect-timeout': { type: 'string' },
     'ws-port': { type: 'string' },
     'proxy-protocol': { type: 'boolean' },
@@ -38,6 +39,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
     maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
     maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
+    maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
     connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
   });
   process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}\n`);

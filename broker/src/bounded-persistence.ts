@@ -1,0 +1,56 @@
+import memoryPersistence from 'aedes-persistence';
+
+interface Sub {
+  clientId: string;
+}
+
+/** The slice of aedes-persistence this wrapper touches; Aedes 1.x uses the promise forms. */
+interface OutgoingQueue {
+  outgoingEnqueue(sub: Sub, packet: unknown): Promise<void>;
+  outgoingEnqueueCombi(subs: Sub[], packet: unknown): Promise<void>;
+  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>;
+}
+
+/**
+ * Aedes' in-memory persistence with each client's outgoing QoS 1/2 queue bounded: Aedes
+ * queues messages for offline persistent sessions without limit, so one device that
+ * never comes back would grow the broker without bound. Past `maxQueued` messages for one
+ * client, further messages for it while it is offline are dropped and reported. Messages
+ * to a connected client are never dropped here (Aedes expects them in the queue).
+ */
+export function boundedPersistence(maxQueued: number, isConnected: (clientId: string) => boolean, onDrop: (clientId: string) => void): unknown {
+  const persistence = (memoryPersistence as unknown as () => OutgoingQueue)();
+  const queued = new Map<string, number>();
+  const enqueue = persistence.outgoingEnqueue.bind(persistence);
+  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
+  const clear = persistence.outgoingClearMessageId.bind(persistence);
+  const add = (clientId: string) => queued.set(clientId, (queued.get(clientId) ?? 0) + 1);
+
+  persistence.outgoingEnqueue = (sub, packet) => {
+    add(sub.clientId);
+    return enqueue(sub, packet);
+  };
+  // Aedes' path for subscribers that are not connected.
+  persistence.outgoingEnqueueCombi = (subs, packet) => {
+    const kept = subs.filter((sub) => {
+      // Aedes also routes here around a reconnect; a connected client's message must stay.
+      if ((queued.get(sub.clientId) ?? 0) >= maxQueued && !isConnected(sub.clientId)) {
+        onDrop(sub.clientId);
+        return false;
+      }
+      add(sub.clientId);
+      return true;
+    });
+    return enqueueCombi(kept, packet);
+  };
+  persistence.outgoingClearMessageId = async (client, packet) => {
+    const removed = await clear(client, packet);
+    if (removed) {
+      const n = (queued.get(client.id) ?? 1) - 1;
+      if (n <= 0) queued.delete(client.id);
+      else queued.set(client.id, n);
+    }
+    return removed;
+  };
+  return persistence;
+}
