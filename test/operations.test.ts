@@ -13,6 +13,7 @@ import { runAndStopWhenReady } from './harness/service-outcome.js';
 import { startPartialUpload } from './harness/partial-upload.js';
 import { pollUntil } from './harness/poll.js';
 import { tempDir } from './harness/temp-dir.js';
+import { sample } from './harness/broker-probe.js';
 
 /** Files `init` leaves in the data dir: DESIGN.md's stable two plus README.md's data-dir table. */
 const INIT_FILES = [
@@ -45,18 +46,6 @@ const mode = (file: string) => statSync(file).mode & 0o777;
 /** Every file of a directory with its bytes and mode, to compare before and after. */
 function snapshot(dir: string): Record<string, { mode: number; bytes: string }> {
   return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, { mode: mode(join(dir, f)), bytes: readFileSync(join(dir, f)).toString('base64') }]));
-}
-
-/** The value of one Prometheus sample (0 when absent). `labels` must match the whole label set, in any order. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = (m[2] ?? '').split(/,(?=[a-zA-Z_]\w*=")/).filter(Boolean).sort().join(',');
-    if (got === want) return Number(m[3]);
-  }
-  return 0;
 }
 
 function expectError(res: HttpAnswer, status: number, code: string): void {
