@@ -51,3 +51,7 @@ export function num(n: number, digits = 0): string {
 export function kib(bytes: number): string {
   return `${num(bytes / 1024, 1)} KiB`;
 }
+
+export function mib(bytes: number): string {
+  return `${num(bytes / 1024 / 1024, 1)} MiB`;
+}

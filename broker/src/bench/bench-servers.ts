@@ -42,8 +42,9 @@ export async function startNodeServer(name: string, script: string, args: readon
   return server(name, child, port);
 }
 
-/** The mosquitto binary: $MOSQUITTO, /usr/sbin/mosquitto, or mosquitto on PATH; undefined when none runs. */
+/** The mosquitto binary: $MOSQUITTO, /usr/sbin/mosquitto, or mosquitto on PATH; undefined when none runs or MOSQUITTO=none. */
 export function findMosquitto(): { bin: string; version: string } | undefined {
+  if (process.env.MOSQUITTO === 'none') return undefined;
   for (const bin of [process.env.MOSQUITTO, '/usr/sbin/mosquitto', '/usr/local/sbin/mosquitto', 'mosquitto']) {
     if (!bin) continue;
     if (bin.includes('/')) {
@@ -95,8 +96,14 @@ export async function startMosquitto(bin: string, dataDir: string, workDir: stri
     ].join('\n'),
   );
   const child = track(spawn(bin, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  let probing = true;
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    for (const line of chunk.split('\n')) if (line && !/should not be run as root/.test(line)) process.stderr.write(`mosquitto: ${line}\n`);
+    for (const line of chunk.split('\n')) {
+      if (!line || /should not be run as root/.test(line)) continue;
+      // The readiness probe below connects over plain TCP and hangs up without a handshake.
+      if (probing && /unexpected eof while reading/.test(line)) continue;
+      process.stderr.write(`mosquitto: ${line}\n`);
+    }
   });
   const started = performance.now();
   while (!(await accepts(port))) {
@@ -104,6 +111,8 @@ export async function startMosquitto(bin: string, dataDir: string, workDir: stri
     if (performance.now() - started > STARTUP_MS) throw new Error(`mosquitto did not listen within ${STARTUP_MS} ms`);
     await sleep(50);
   }
+  // Its complaint about the probe may come a moment later.
+  setTimeout(() => (probing = false), 500).unref();
   return server('mosquitto', child, port);
 }
 

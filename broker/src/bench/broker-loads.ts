@@ -220,6 +220,8 @@ export interface LatencyOptions {
 export interface LatencyResult {
   readonly sent: number;
   readonly samples: number;
+  /** Every sampled latency, ms, sorted ascending. */
+  readonly latenciesMs: Float64Array;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
@@ -227,6 +229,32 @@ export interface LatencyResult {
   readonly lost: number;
   /** Server CPU seconds per wall second over the sampled part: the share of one core. */
   readonly cpuShare: number;
+  /** Wall seconds of the sampled part (for combining rounds). */
+  readonly sampledSeconds: number;
+}
+
+/** Several rounds as one: samples pooled, CPU share weighted by time. */
+export function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
+  const all = new Float64Array(rounds.reduce((n, r) => n + r.latenciesMs.length, 0));
+  let o = 0;
+  for (const r of rounds) {
+    all.set(r.latenciesMs, o);
+    o += r.latenciesMs.length;
+  }
+  all.sort();
+  const seconds = rounds.reduce((n, r) => n + r.sampledSeconds, 0);
+  return {
+    ...percentiles(all),
+    sent: rounds.reduce((n, r) => n + r.sent, 0),
+    lost: rounds.reduce((n, r) => n + r.lost, 0),
+    cpuShare: rounds.reduce((n, r) => n + r.cpuShare * r.sampledSeconds, 0) / seconds,
+    sampledSeconds: seconds,
+  };
+}
+
+function percentiles(sorted: Float64Array): Pick<LatencyResult, 'samples' | 'latenciesMs' | 'p50Ms' | 'p99Ms' | 'maxMs'> {
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { samples: sorted.length, latenciesMs: sorted, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
 /**
@@ -294,11 +322,10 @@ export async function benchLatency(srv: BenchServer, pubs: readonly Credential[]
         }
       }, 1);
     });
-    const cpuShare = (processCpuSeconds(srv.pid) - cpu0) / ((performance.now() - t0) / 1000);
+    const sampledSeconds = (performance.now() - t0) / 1000;
+    const cpuShare = (processCpuSeconds(srv.pid) - cpu0) / sampledSeconds;
     await until(() => delivered >= sentTotal, 2000);
-    const sorted = samples.subarray(0, sampled).sort();
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-    return { sent: sentTotal, samples: sampled, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted[sorted.length - 1] ?? Number.NaN, lost: sentTotal - delivered, cpuShare };
+    return { ...percentiles(samples.slice(0, sampled).sort()), sent: sentTotal, lost: sentTotal - delivered, cpuShare, sampledSeconds };
   } finally {
     await flow.close();
   }
