@@ -6,7 +6,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, DataDir, DEFAULT_POLICY, identifyPeer } from '@tlsfleet/common';
+import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { FrameGuard } from './frame-guard.js';
 import { createHealthServer } from './health-server.js';
@@ -84,7 +84,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger,
     metrics,
     acl: new Acl(opts.aclFile ? loadPolicyFile(opts.aclFile) : DEFAULT_POLICY),
-    isRevoked: (serial) => revocations.isRevoked(serial),
+    // Peer serials are canonical already; this runs on every PUBLISH.
+    isRevoked: (serial) => revocations.current?.revoked.has(serial) ?? false,
     now,
   };
   // Clients whose session is established, for the offline queue bound.
@@ -103,7 +104,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     authenticate: authenticate(ctx),
     authorizePublish: authorizePublish(ctx),
     authorizeSubscribe: authorizeSubscribe(ctx),
-    authorizeForward: countForward(metrics),
+    authorizeForward: (_client, packet) => {
+      metrics.messageTally.out++;
+      return packet;
+    },
   });
   ctx.aedes = aedes;
 
@@ -112,7 +116,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger.info({ client: client.id }, 'certificate expired: session closed');
     client.close();
   });
-  const messagesIn = metrics.messages.labels('in');
+  const tally = metrics.messageTally;
   const bytesIn = metrics.bytes.labels('in');
   const bytesOut = metrics.bytes.labels('out');
   const byteMeter = { in: (n: number) => bytesIn.inc(n), out: (n: number) => bytesOut.inc(n) };
@@ -129,7 +133,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     metrics.connectedClients.set(aedes.connectedClients);
   });
   aedes.on('publish', (_packet, client) => {
-    if (client) messagesIn.inc();
+    if (client) tally.in++;
   });
   aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => {
@@ -175,8 +179,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     socket.destroy();
   });
   server.on('secureConnection', (socket: TLSSocket) => {
-    const raw = socket.getPeerX509Certificate?.() ?? (socket.getPeerCertificate()?.raw ? new X509Certificate(socket.getPeerCertificate().raw) : undefined);
-    const peer = raw ? identifyPeer(raw, trustDomain) : 'no_cert';
+    const cert = socket.getPeerCertificate();
+    const peer = cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert';
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
       logger.info({ reason: peer, client: socket.remoteAddress }, 'certificate outside the tlsfleet profile');
@@ -269,14 +273,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         }
         logger.info('broker stopped');
       })()),
-  };
-}
-
-function countForward(metrics: BrokerMetrics) {
-  const out = metrics.messages.labels('out');
-  return (_client: Client, packet: Parameters<NonNullable<ConstructorParameters<typeof Aedes>[0]>['authorizeForward'] & {}>[1]) => {
-    out.inc();
-    return packet;
   };
 }
 
