@@ -51,6 +51,9 @@ export function identifyPeer(cert: X509Certificate, trustDomain: string): PeerCe
  * cost of getPeerX509Certificate(), which matters on a broker's connect path.
  */
 export function identifyTlsPeer(cert: TlsPeerCertificate, trustDomain: string): PeerCertificate | PeerRejection {
+  // Only the DER outlives this call: the details object (fingerprints, names, key) would
+  // otherwise stay alive for every connection a broker holds.
+  const raw = cert.raw;
   return identify(
     {
       eku: (cert as TlsPeerCertificate & { ext_key_usage?: string[] }).ext_key_usage,
@@ -58,7 +61,7 @@ export function identifyTlsPeer(cert: TlsPeerCertificate, trustDomain: string): 
       subjectAltName: cert.subjectaltname,
       serialNumber: cert.serialNumber,
       validTo: cert.valid_to,
-      spki: () => new X509Certificate(cert.raw).publicKey.export({ type: 'spki', format: 'der' }),
+      spki: () => new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' }),
     },
     trustDomain,
   );
@@ -73,13 +76,14 @@ function identify(f: ProfileFields, trustDomain: string): PeerCertificate | Peer
   if (uris.length !== 1) return 'uri_san_count';
   const identity = parseSpiffeUri((uris[0] as string).slice(4), trustDomain);
   if (!identity) return 'bad_identity';
+  const spkiOf = f.spki;
   let spki: Buffer | undefined;
   return {
     identity,
     serial: normalizeSerialHex(f.serialNumber),
     notAfterMs: Date.parse(f.validTo),
     get spkiDer() {
-      return (spki ??= f.spki());
+      return (spki ??= spkiOf());
     },
   };
 }
