@@ -14,6 +14,8 @@ import { startPartialUpload } from './harness/partial-upload.js';
 import { pollUntil } from './harness/poll.js';
 import { tempDir } from './harness/temp-dir.js';
 import { sample } from './harness/broker-probe.js';
+import { createServer as createNetServer } from 'node:net';
+import { once } from 'node:events';
 
 /** Files `init` leaves in the data dir: DESIGN.md's stable two plus README.md's data-dir table. */
 const INIT_FILES = [
@@ -178,6 +180,21 @@ describe('service operations', () => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr + r.stdout).toMatch(message);
       expect(r.stdout).not.toMatch(/^tf_/m);
+    });
+
+    it('says which address is taken, without a stack trace, when a port is already in use', async () => {
+      const blocker = createNetServer();
+      blocker.listen(0, '127.0.0.1');
+      await once(blocker, 'listening');
+      const taken = (blocker.address() as { port: number }).port;
+      try {
+        const r = await runCli(['provisioning', '--data-dir', dir, '--host', '127.0.0.1', '--port', String(taken)]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${taken}: the address is already in use`);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      } finally {
+        blocker.close();
+      }
     });
 
     it.each(['device', 'simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {

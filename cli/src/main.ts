@@ -48,6 +48,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tlsfleet ${name}: ${err.message} (${err.code})\n`);
       return 1;
     }
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      const reason = { EADDRINUSE: 'the address is already in use (is another tlsfleet running?)', EACCES: 'permission denied', EADDRNOTAVAIL: 'no such local address' }[e.code];
+      process.stderr.write(`tlsfleet ${name}: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'}: ${reason}\n`);
+      return 1;
+    }
     // Configuration problems (DataDirError and the like) carry a message meant for people.
     if ((err as { code?: unknown }).code === 'data_dir') {
       process.stderr.write(`tlsfleet ${name}: ${(err as Error).message}\n`);
