@@ -9,3 +9,4 @@ export * from './duration.js';
 export { publishTopicProblem, filterProblem, topicMatchesFilter, filterCovers, sharedSubscription, isSharedFilter, type SharedSubscription } from './topics.js';
 export * from './acl.js';
 export * from './data-dir.js';
+export * from './process-stats.js';

@@ -3,7 +3,7 @@ import type { Packet } from 'mqtt-packet';
 import type { BenchServer } from './bench-servers.js';
 import { sleep } from './bench-servers.js';
 import { closed, disconnect, encodePuback, encodePublish, openMqtt, PacketWaiter, subscribe, type Credential } from './mqtt-client.js';
-import { processCpuSeconds } from './process-stats.js';
+import { processCpuSeconds } from '@tlsfleet/common';
 
 // The loads the broker benchmark puts on a server, each bounded in count and in time, each
 // reading the server's CPU seconds (every thread, /proc) around its measured part only.

@@ -5,7 +5,7 @@ import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type Be
 import { benchConnects, benchFlow, benchLatency, combineLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult } from './broker-loads.js';
 import { header, kib, mib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
-import { openFilesLimit, processRssBytes } from './process-stats.js';
+import { openFilesLimit, processRssBytes } from '@tlsfleet/common';
 
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
 // mosquitto on the same certificates, in one run: connects, throughput, latency, and memory

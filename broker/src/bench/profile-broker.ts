@@ -6,7 +6,7 @@ import { startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
 import { benchConnects, benchFlow, benchLatency } from './broker-loads.js';
 import { num } from './bench-report.js';
 import { summarizeProfile } from './profile-summary.js';
-import { processCpuSeconds } from './process-stats.js';
+import { processCpuSeconds } from '@tlsfleet/common';
 
 // Where our broker's CPU goes under each load of the broker benchmark: a fresh broker per
 // load under `node --cpu-prof`, then self time by function and by origin.

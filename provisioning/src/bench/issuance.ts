@@ -11,7 +11,7 @@ import { DataDir } from '../data-dir.js';
 import { initDataDir } from '../init.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
 import { benchIssuanceCore, makeIssuanceCoreFixture, type Rate } from './issuance-core.js';
-import { processCpuSeconds } from './process-cpu.js';
+import { processCpuSeconds } from '@tlsfleet/common';
 
 // npm run bench:issuance — every figure in one run, each as a ratio to raw crypto.sign:
 // the issuance core, the core plus the store (what the Authority does per enrollment), and

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 
-// What the benchmark reads about the servers it started, from /proc (Linux only). The same
-// reading as provisioning's bench/process-cpu.ts; copied, since the broker never imports
-// provisioning.
+// What benchmarks and the simulator read about the processes they started, from /proc
+// (Linux only): CPU seconds to report rates per server CPU-second, and resident memory.
 
 /** Clock ticks per second of /proc/PID/stat (USER_HZ): 100 on Linux. */
 const USER_HZ = 100;
