@@ -262,6 +262,10 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       const closedFlags = all.map(() => false);
       const closedTimes = all.map((s, i) => {
         s.on('error', () => undefined);
+        // Read, or a FIN from the broker goes unnoticed: a paused socket whose bytes the server
+        // consumed entirely (OpenSSL does for some garbage) gets a FIN, not an RST, and only
+        // emits 'end' and 'close' once its readable side is consumed.
+        s.resume();
         return once(s, 'close').then(() => {
           closedFlags[i] = true;
           return Date.now();
