@@ -6,7 +6,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer } from '@tlsfleet/common';
+import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemCertificates } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { FrameGuard } from './frame-guard.js';
 import { createHealthServer } from './health-server.js';
@@ -78,7 +78,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
 
   const bundlePem = () => dataDir.read('caBundle');
-  const issuers = () => pemCertificates(bundlePem());
+  const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
   const revocations = new RevocationList({ issuers: issuers(), now });
   const ctx: BrokerContext = {
     logger,
@@ -88,10 +88,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     isRevoked: (serial) => revocations.current?.revoked.has(serial) ?? false,
     now,
   };
-  // Clients whose session is established, for the offline queue bound.
-  const connectedIds = new Set<string>();
-  const aedes = await Aedes.createBroker({
-    persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => connectedIds.has(clientId), (clientId) => {
+  const aedes: Aedes = await Aedes.createBroker({
+    // Aedes registers a client before CONNACK and unregisters it before 'clientDisconnect';
+    // after a takeover the id maps to the new connection.
+    persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => (aedes as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined, (clientId) => {
       metrics.queueDrops.inc();
       logger.debug({ client: clientId }, 'offline queue full: message dropped');
     }),
@@ -121,14 +121,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const bytesOut = metrics.bytes.labels('out');
   const byteMeter = { in: (n: number) => bytesIn.inc(n), out: (n: number) => bytesOut.inc(n) };
   aedes.on('clientReady', (client) => {
-    connectedIds.add(client.id);
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
     logger.debug({ client: client.id }, 'client connected');
   });
   aedes.on('clientDisconnect', (client) => {
-    // A takeover's old connection disconnects after the new one is ready.
-    if ((aedes as unknown as { clients: Record<string, unknown> }).clients[client.id] === undefined) connectedIds.delete(client.id);
     sessions.remove(client);
     metrics.connectedClients.set(aedes.connectedClients);
   });
@@ -276,9 +273,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   };
 }
 
-function pemCertificates(pem: string): X509Certificate[] {
-  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());

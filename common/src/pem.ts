@@ -24,6 +24,13 @@ export function pemBlocks(text: string): PemBlock[] {
   return out;
 }
 
+/** The DER of every CERTIFICATE block in `text`, in order (a chain or a trust bundle). */
+export function pemCertificates(text: string): Buffer[] {
+  return pemBlocks(text)
+    .filter((b) => b.label === 'CERTIFICATE')
+    .map((b) => b.der);
+}
+
 /** The DER of the only block labelled `label`, or undefined when there is not exactly one. */
 export function pemToDer(text: string, label: string): Buffer | undefined {
   const blocks = pemBlocks(text).filter((b) => b.label === label);

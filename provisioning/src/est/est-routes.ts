@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { RequestHandler, Response } from 'express';
-import { pemBlocks, TlsfleetError } from '@tlsfleet/common';
+import { pemCertificates, TlsfleetError } from '@tlsfleet/common';
 import type { Issued } from '../authority/authority.js';
 import type { ApiContext } from '../api/context.js';
 import type { Runner } from '../api/admit-issuance.js';
@@ -14,7 +14,7 @@ const PKCS7_CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
 /** GET /.well-known/est/cacerts → the CA certificates, base64 PKCS#7 certs-only (RFC 7030 §4.1.3). */
 export const estCacertsRoute: RequestHandler = (_req, res) => {
   const ctx = res.locals.ctx as ApiContext;
-  sendPkcs7(res, pemBlocks(ctx.caCertificatesPem).filter((b) => b.label === 'CERTIFICATE').map((b) => b.der), 200);
+  sendPkcs7(res, pemCertificates(ctx.caCertificatesPem), 200);
 };
 
 /** POST /.well-known/est/simpleenroll: bearer token (raw or base64) or Basic with the token as password (RFC 7030 §4.2.1, §3.2.3). */
@@ -46,8 +46,7 @@ function rawBody(body: unknown): Buffer {
 
 /** The leaf then the issuing intermediate (DESIGN.md). */
 function sendIssued(res: Response, issued: Issued, status: number): void {
-  const certs = pemBlocks(issued.chainPem).filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
-  sendPkcs7(res, certs, status);
+  sendPkcs7(res, pemCertificates(issued.chainPem), status);
 }
 
 function sendPkcs7(res: Response, certs: Buffer[], status: number): void {
