@@ -99,16 +99,15 @@ export class Authority {
   /** parseCsr → checkKeyPolicy → authorizeToken → issue → record (spends the token). */
   async enroll(token: string, csrDer: Uint8Array): Promise<Issued> {
     const csr = await acceptCsr(csrDer);
-    const spkiHash = sha256(csr.spkiDer);
     const now = this.now();
-    const auth = await authorizeToken(this.store, token, spkiHash, now, this.trustDomain);
+    const auth = await authorizeToken(this.store, token, csr.spkiHash, now, this.trustDomain);
     if (auth.outcome === 'replay') return this.answer(auth.certificate, true);
     const { grant, tokenHash } = auth;
     await this.checkSubjectKind(grant.identity);
     const cert = this.issue(grant, csr, now);
     const recorded = await this.store.recordEnrollment({
       tokenHash,
-      spkiHash,
+      spkiHash: csr.spkiHash,
       device: { id: grant.identity.name, kind: grant.identity.kind as TokenKind, createdAt: now, certTtlSeconds: grant.certTtlSeconds },
       certificate: cert,
     });
@@ -213,7 +212,7 @@ export class Authority {
     }
   }
 
-  private issue(grant: Grant, csr: ParsedCsr, now: number): Omit<CertificateRecord, 'revokedAt' | 'revokedBy'> {
+  private issue(grant: Grant, csr: AcceptedCsr, now: number): Omit<CertificateRecord, 'revokedAt' | 'revokedBy'> {
     const ttlMs = grant.certTtlSeconds * 1000;
     // X.509 times have whole seconds (RFC 5280 §4.1.2.5); the answer must match the certificate.
     const notBefore = new Date(floorToSecond(now - Math.min(BACKDATE_MS, ttlMs)));
@@ -231,7 +230,7 @@ export class Authority {
       serial: normalizeSerialHex(serial.toString('hex')),
       subject: grant.identity.name,
       kind: grant.identity.kind as TokenKind,
-      spkiHash: sha256(csr.spkiDer),
+      spkiHash: csr.spkiHash,
       pem: derToPem(der, 'CERTIFICATE'),
       notBefore: notBefore.getTime(),
       notAfter: notAfter.getTime(),
@@ -255,11 +254,14 @@ export class Authority {
   }
 }
 
+/** A CSR that proved possession and passed key policy, with the SHA-256 of its SPKI (hex). */
+type AcceptedCsr = ParsedCsr & { readonly spkiHash: string };
+
 /** Proof of possession first, then key policy: a refused key never spends a token. */
-async function acceptCsr(der: Uint8Array): Promise<ParsedCsr> {
+async function acceptCsr(der: Uint8Array): Promise<AcceptedCsr> {
   const csr = await parseCsr(der);
   checkKeyPolicy(csr.publicKey);
-  return csr;
+  return { ...csr, spkiHash: sha256(csr.spkiDer) };
 }
 
 function floorToSecond(ms: number): number {
