@@ -19,10 +19,6 @@ export class SessionRegistry {
     this.onExpired = onExpired;
   }
 
-  get size(): number {
-    return this.bySerial.size;
-  }
-
   add(client: Client): void {
     const conn = client.conn;
     if (!(conn instanceof FrameGuard)) return;
@@ -40,10 +36,6 @@ export class SessionRegistry {
   /** The session authenticated with this serial, if one is live. */
   bySerialNumber(serial: string): Client | undefined {
     return this.bySerial.get(serial);
-  }
-
-  *clients(): IterableIterator<Client> {
-    yield* this.bySerial.values();
   }
 
   clear(): void {
