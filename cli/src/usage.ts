@@ -7,5 +7,6 @@ export const USAGE = {
     'tlsfleet broker --data-dir DIR [--host H] [--port 8883] [--health-port P] [--acl FILE] [--crl-url URL] [--crl-interval 1s] [--max-packet-size 131072] [--max-connections 100000] [--max-queued-messages 1000] [--connect-timeout 10s]',
   token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d]',
   revoke: 'tlsfleet revoke --data-dir DIR --device ID',
+  device: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE | tlsfleet device run --state DIR --broker URL [--heartbeat 30s]',
   dev: 'tlsfleet dev [--data-dir .tlsfleet] [--port 8443] [--broker-port 8883] [--health-port 9883]',
 } as const;

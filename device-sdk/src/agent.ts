@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseDurationSeconds } from '@tlsfleet/common';
+import { createDevice } from './device.js';
+import { enrollWithStore } from './enroll.js';
+import { DeviceError } from './errors.js';
+import { FileCredentialStore, type FileCredentialStoreOptions } from './file-credential-store.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
+
+export const AGENT_USAGE = {
+  enroll: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE [--key-type P-256|P-384|RSA-2048]',
+  run: 'tlsfleet device run --state DIR --broker URL [--heartbeat 30s] [--persist-queue] [--reconnect-max 60s] [--token T --provisioning URL --bootstrap-ca FILE]',
+} as const;
+
+/** Exit status when the identity is revoked or expired: systemd's RestartPreventExitStatus=3 stops the loop. */
+export const EXIT_REENROLL = 3;
+
+class AgentUsageError extends Error {}
+
+/**
+ * The reference device agent: `device enroll` and `device run`. Self-contained on the
+ * SDK, so the same code runs from the CLI and from the single-file bundle.
+ * Returns the exit status (0 ok, 1 failed, 2 usage, 3 must enroll again).
+ */
+export async function runAgent(argv: string[], hooks: { store?: FileCredentialStoreOptions } = { store: faultFromEnv() }): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    if (verb === 'enroll') return await enroll(rest, hooks);
+    if (verb === 'run') return await run(rest, hooks);
+    throw new AgentUsageError(verb === undefined ? 'a subcommand is required' : `unknown subcommand "${verb}"`);
+  } catch (err) {
+    if (err instanceof AgentUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`tlsfleet device: ${(err as Error).message}\nusage:\n  ${AGENT_USAGE.enroll}\n  ${AGENT_USAGE.run}\n`);
+      return 2;
+    }
+    if (err instanceof DeviceError) {
+      process.stderr.write(`tlsfleet device ${verb}: ${err.message} (${err.code})\n`);
+      return err.code === 'expired' || err.code === 'revoked' ? EXIT_REENROLL : 1;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Fault injection for power-cut tests: TLSFLEET_FAULT_KILL_AT=<store step>[:<n>] kills
+ * the process with SIGKILL at the n-th time the credential store reaches that step
+ * (for example `pendingEnrollment:dir-synced` or `candidate:renamed:2`).
+ */
+function faultFromEnv(): FileCredentialStoreOptions {
+  const spec = process.env.TLSFLEET_FAULT_KILL_AT;
+  if (!spec) return {};
+  const m = /^(.+?)(?::(\d+))?$/.exec(spec)!;
+  const step = m[1]!;
+  let left = Number(m[2] ?? 1);
+  return {
+    onStep: (s) => {
+      if (s === step && --left === 0) process.kill(process.pid, 'SIGKILL');
+    },
+  };
+}
+
+function required(values: Record<string, unknown>, ...names: string[]): void {
+  const missing = names.filter((n) => values[n] === undefined);
+  if (missing.length > 0) throw new AgentUsageError(`missing ${missing.map((n) => `--${n}`).join(', ')}`);
+}
+
+function readPem(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new DeviceError('invalid_request', `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function keyType(value: string | undefined): KeyAlgorithm | undefined {
+  if (value === undefined) return undefined;
+  if (!(KEY_ALGORITHMS as readonly string[]).includes(value)) throw new AgentUsageError(`--key-type must be one of ${KEY_ALGORITHMS.join(', ')}`);
+  return value as KeyAlgorithm;
+}
+
+function durationMs(flag: string, value: string | undefined, fallbackS: number): number {
+  if (value === undefined) return fallbackS * 1000;
+  const s = parseDurationSeconds(value);
+  if (s === undefined || s <= 0) throw new AgentUsageError(`--${flag} must be a duration like 30s or 5m (got "${value}")`);
+  return s * 1000;
+}
+
+function log(event: string, fields: object = {}): void {
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), event, ...fields }) + '\n');
+}
+
+async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOptions }): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { token: { type: 'string' }, provisioning: { type: 'string' }, state: { type: 'string' }, 'bootstrap-ca': { type: 'string' }, 'key-type': { type: 'string' } },
+    strict: true,
+  });
+  required(values, 'token', 'provisioning', 'state', 'bootstrap-ca');
+  const store = new FileCredentialStore(values.state!, hooks.store);
+  const identity = await enrollWithStore(store, {
+    token: values.token!,
+    provisioningUrl: values.provisioning!,
+    bootstrapCa: readPem(values['bootstrap-ca']!),
+    keyAlgorithm: keyType(values['key-type']),
+    onRetry: (err, delayMs) => log('enroll-retry', { code: err.code, message: err.message, delayMs }),
+  });
+  log('enrolled', { deviceId: identity.deviceId, serial: identity.serial, notAfter: identity.notAfter, renewAfter: identity.renewAfter });
+  return 0;
+}
+
+async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      state: { type: 'string' },
+      broker: { type: 'string' },
+      heartbeat: { type: 'string' },
+      'persist-queue': { type: 'boolean' },
+      'reconnect-min': { type: 'string' },
+      'reconnect-max': { type: 'string' },
+      token: { type: 'string' },
+      provisioning: { type: 'string' },
+      'bootstrap-ca': { type: 'string' },
+      'key-type': { type: 'string' },
+    },
+    strict: true,
+  });
+  required(values, 'state', 'broker');
+  const heartbeatMs = durationMs('heartbeat', values.heartbeat, 30);
+  const device = createDevice({
+    store: new FileCredentialStore(values.state!, hooks.store),
+    stateDir: values.state!,
+    brokerUrl: values.broker!,
+    token: values.token,
+    provisioningUrl: values.provisioning,
+    bootstrapCa: values['bootstrap-ca'] === undefined ? undefined : readPem(values['bootstrap-ca']),
+    keyAlgorithm: keyType(values['key-type']),
+    queue: { persist: values['persist-queue'] ?? false },
+    reconnect: { initialDelayMs: durationMs('reconnect-min', values['reconnect-min'], 1), maxDelayMs: durationMs('reconnect-max', values['reconnect-max'], 60) },
+  });
+  const startedAt = Date.now();
+  device.on('enrolled', (id) => log('enrolled', { ...id }));
+  device.on('renewed', (id) => log('renewed', { ...id }));
+  device.on('connected', (info) => log('connected', { ...info, afterMs: Date.now() - startedAt }));
+  device.on('disconnected', (info) => log('disconnected', info));
+  device.on('error', (err) => log('error', { code: err.code, retryable: err.retryable, message: err.message }));
+  const finished = new Promise<number>((resolve) => {
+    device.once('reenrollment-required', (err) => {
+      log('reenrollment-required', { code: err.code, message: err.message });
+      resolve(EXIT_REENROLL);
+    });
+    const stop = () => resolve(0);
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  try {
+    await device.start();
+  } catch (err) {
+    await device.close();
+    throw err;
+  }
+  let seq = 0;
+  const heartbeat = setInterval(() => {
+    const body = JSON.stringify({ seq: seq++, uptimeS: Math.round((Date.now() - startedAt) / 1000), at: new Date().toISOString() });
+    device.publish('heartbeat', body, { qos: 1 }).catch((err: DeviceError) => log('heartbeat-dropped', { code: err.code }));
+  }, heartbeatMs);
+  const status = await finished;
+  clearInterval(heartbeat);
+  await device.close();
+  log('stopped', { status });
+  return status;
+}

@@ -1,0 +1,26 @@
+/** Fraction of the lifetime by which the renewal moment is spread either way (DESIGN.md: with jitter). */
+export const RENEWAL_JITTER = 0.1;
+
+export interface Validity {
+  notBefore: string;
+  notAfter: string;
+  renewAfter: string;
+}
+
+/**
+ * When to renew, ms since the epoch: the service's `renewAfter` moved uniformly by up to
+ * ±10% of the lifetime, so a fleet enrolled in one burst does not renew in one burst.
+ * Never before notBefore and never later than 90% of the lifetime, which leaves time
+ * for retries before notAfter.
+ */
+export function renewAtMs(validity: Validity, random: () => number = Math.random, jitter = RENEWAL_JITTER): number {
+  const notBefore = Date.parse(validity.notBefore);
+  const notAfter = Date.parse(validity.notAfter);
+  const lifetime = notAfter - notBefore;
+  const at = Date.parse(validity.renewAfter) + (random() * 2 - 1) * jitter * lifetime;
+  return Math.round(Math.min(Math.max(at, notBefore), notBefore + 0.9 * lifetime));
+}
+
+export function isExpired(validity: Validity, nowMs: number): boolean {
+  return nowMs >= Date.parse(validity.notAfter);
+}
