@@ -42,14 +42,12 @@ export class FileCredentialStore implements CredentialStore {
     const state: StoredState = {};
     const current = this.read('current');
     if (current !== undefined) state.current = checkIdentity(current, join(this.dir, STATE_FILES.current));
-    const candidate = this.read('candidate');
-    if (candidate !== undefined) {
-      // A broken candidate is dropped, never fatal: the current identity still works.
-      try {
-        state.candidate = checkIdentity(candidate, join(this.dir, STATE_FILES.candidate));
-      } catch {
-        await this.discardCandidate();
-      }
+    // A broken candidate is dropped, never fatal: the current identity still works.
+    try {
+      const candidate = this.read('candidate');
+      if (candidate !== undefined) state.candidate = checkIdentity(candidate, join(this.dir, STATE_FILES.candidate));
+    } catch {
+      await this.discardCandidate();
     }
     const pending = this.read('pendingEnrollment');
     if (pending !== undefined) state.pendingEnrollment = checkPending(pending, join(this.dir, STATE_FILES.pendingEnrollment));
