@@ -97,6 +97,12 @@ async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOption
   });
   required(values, 'token', 'provisioning', 'state', 'bootstrap-ca');
   const store = new FileCredentialStore(values.state!, hooks.store);
+  // Re-running a provisioning script after a power cut must not fail: the identity is there.
+  const { current } = await store.load();
+  if (current !== undefined) {
+    log('already-enrolled', { deviceId: current.deviceId, serial: current.serial, notAfter: current.notAfter });
+    return 0;
+  }
   const identity = await enrollWithStore(store, {
     token: values.token!,
     provisioningUrl: values.provisioning!,

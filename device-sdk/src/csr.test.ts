@@ -35,7 +35,7 @@ describe('certificate signing requests', () => {
   it('a tampered request no longer verifies', async () => {
     const csr = createCsr(await generateDeviceKey(), 'sensor-1');
     const der = Buffer.from(csr.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-    der[der.length - 5] ^= 0xff;
+    der[der.length - 5] = der[der.length - 5]! ^ 0xff;
     const pem = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
     expect(verifies(csr)).toBe(true);
     expect(verifies(pem)).toBe(false);

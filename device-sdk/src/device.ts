@@ -97,6 +97,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private renewing: Promise<boolean> | undefined;
+  private reenrollReason: DeviceError | undefined;
   private _state: DeviceState = 'idle';
 
   constructor(opts: DeviceOptions) {
@@ -197,7 +198,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   }
 
   private running(): { connection: Connection; queue: OutboundQueue } {
-    if (this._state === 'reenrollment-required') throw new DeviceError('expired', 'the device must enroll again');
+    if (this._state === 'reenrollment-required') throw this.reenrollReason!;
     if (this._state !== 'running' || !this.connection || !this.queue) throw new DeviceError('closed', `the device is ${this._state}`);
     return { connection: this.connection, queue: this.queue };
   }
@@ -321,6 +322,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private requireReenrollment(err: DeviceError): void {
     if (this._state !== 'running') return;
     this._state = 'reenrollment-required';
+    this.reenrollReason = err;
     this.clearTimers();
     this.emit('reenrollment-required', err);
     void this.connection?.stop();

@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomic, type WriteStep } from './atomic-file.js';
 import type { CredentialStore, DeviceIdentity, PendingEnrollment, StoredState } from './credential-store.js';
@@ -36,6 +36,8 @@ export class FileCredentialStore implements CredentialStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const mode = statSync(dir).mode & 0o777;
     if (mode & 0o022) throw new DeviceError('state_corrupt', `state directory ${dir} is writable by group or others (mode ${mode.toString(8)}); chmod 700 it`);
+    // Temp files of writes cut short by a crash hold key material and will never be renamed.
+    for (const name of readdirSync(dir)) if (/^\..+\.\d+\.tmp$/.test(name)) unlinkSync(join(dir, name));
   }
 
   async load(): Promise<StoredState> {

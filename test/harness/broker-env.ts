@@ -89,7 +89,7 @@ export async function enrollAt(env: ProvisioningEnv, id: string, o: { certTtl?: 
 }
 
 /** A token minted online by the admin: a `tlsfleet token` process per token costs most of a second. */
-async function mintToken(env: ProvisioningEnv, deviceId: string, kind: 'device' | 'service', certTtlSeconds: number): Promise<string> {
+export async function mintToken(env: ProvisioningEnv, deviceId: string, kind: 'device' | 'service', certTtlSeconds: number): Promise<string> {
   const res = await postJson(`${env.url}/v1/tokens`, { deviceId, kind, certTtlSeconds }, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
   if (res.status !== 201) throw new Error(`token for ${kind} ${deviceId}: ${res.status} ${res.text()}`);
   return res.json().token;

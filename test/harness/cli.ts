@@ -56,7 +56,8 @@ export async function startService(args: string[], ready: RegExp, opts: { cwd?: 
   return {
     child,
     url,
-    port: Number(new URL(url).port),
+    // `ready` may capture something other than a URL (the device agent's serial).
+    port: URL.canParse(url) ? Number(new URL(url).port) : NaN,
     output: () => out,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

@@ -1,0 +1,250 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createDevice, enrollWithStore, FileCredentialStore, type Device, type DeviceError } from '@tlsfleet/device-sdk';
+import type { MqttClient } from 'mqtt';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
+import { inbox, metric } from './harness/broker-probe.js';
+import type { Service } from './harness/cli.js';
+import { startProvisioningProcess } from './harness/cli.js';
+import { checker, newDevice, nextEvent, restartBroker, revokeDevice, startConnected } from './harness/device-env.js';
+
+let env: FleetEnv;
+const devices: Device[] = [];
+const clients: MqttClient[] = [];
+let extraServices: Service[] = [];
+
+beforeEach(async () => {
+  env = await startFleetEnv();
+});
+
+afterEach(async () => {
+  await Promise.all(devices.splice(0).map((d) => d.close()));
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+  await Promise.all(extraServices.map((s) => s.stop()));
+  extraServices = [];
+  await env.stop();
+});
+
+async function device(id: string, opts: Parameters<typeof newDevice>[2] = {}): Promise<Device> {
+  const d = await newDevice(env, id, opts);
+  devices.push(d);
+  return d;
+}
+
+describe('enrollment and messaging', () => {
+  it('a device enrolls with its token, connects as itself, and publishes and receives under its own topics', async () => {
+    const watch = await checker(env, 'devices/+/#');
+    clients.push(watch);
+    const box = inbox(watch);
+    const d = await device('sensor-1');
+    const enrolled = nextEvent(d, 'enrolled');
+    await startConnected(d);
+    expect((await enrolled)[0]).toMatchObject({ deviceId: 'sensor-1' });
+    expect(d.deviceId).toBe('sensor-1');
+
+    await d.publish('telemetry', '{"t":21.5}');
+    expect((await box.next((m) => m.topic === 'devices/sensor-1/telemetry')).payload).toBe('{"t":21.5}');
+
+    let gotCommand!: (v: [string, string]) => void;
+    const got = new Promise<[string, string]>((resolve) => (gotCommand = resolve));
+    await d.subscribe('commands/#', (sub, payload) => gotCommand([sub, payload.toString()]));
+    await watch.publishAsync('devices/sensor-1/commands/reboot', 'now', { qos: 1 });
+    expect(await got).toEqual(['commands/reboot', 'now']);
+
+    const stateDir = join(env.dir, 'devices', 'sensor-1');
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(stateDir)) expect(statSync(join(stateDir, f)).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses topics that would leave its own namespace, before anything is sent', async () => {
+    const d = await device('sensor-2');
+    await startConnected(d);
+    for (const bad of ['a/+/b', '#', '', 'x\u0000y', 'a//b']) {
+      await expect(d.publish(bad, 'x')).rejects.toMatchObject({ code: 'invalid_topic', retryable: false });
+    }
+    await expect(d.subscribe('a/#/b', () => {})).rejects.toMatchObject({ code: 'invalid_topic' });
+  });
+
+  it('restarts from its stored identity without a token, as the same device', async () => {
+    const first = await device('sensor-3');
+    await startConnected(first);
+    const serial = first.identity!.serial;
+    await first.close();
+    const again = createDevice({ stateDir: join(env.dir, 'devices', 'sensor-3'), brokerUrl: env.brokerUrl });
+    devices.push(again);
+    let enrolledAgain = false;
+    again.on('enrolled', () => (enrolledAgain = true));
+    await startConnected(again);
+    expect(again.identity).toMatchObject({ deviceId: 'sensor-3', serial });
+    expect(enrolledAgain).toBe(false);
+  });
+
+  it('without an identity or a token, start() says not_enrolled', async () => {
+    const d = createDevice({ stateDir: join(env.dir, 'devices', 'blank'), brokerUrl: env.brokerUrl });
+    await expect(d.start()).rejects.toMatchObject({ code: 'not_enrolled', retryable: false });
+  });
+
+  it('enrollment trusts only the bootstrap CA: another CA fails the TLS check and the token stays unused', async () => {
+    const token = await mintToken(env, 'sensor-4', 'device', 3600);
+    const otherCa = execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=Other CA', '-days', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const store = new FileCredentialStore(join(env.dir, 'devices', 'sensor-4'));
+    const err = (await enrollWithStore(store, { token, provisioningUrl: env.url, bootstrapCa: otherCa, retryForMs: 0 }).catch((e: unknown) => e)) as DeviceError;
+    expect(err.code).toBe('network');
+    expect(err.message).toMatch(/certificate/i);
+    const identity = await enrollWithStore(store, { token, provisioningUrl: env.url, bootstrapCa: env.ca });
+    expect(identity.deviceId).toBe('sensor-4');
+  });
+
+  it('a used token is a typed, final error', async () => {
+    const token = await mintToken(env, 'sensor-5', 'device', 3600);
+    await enrollWithStore(new FileCredentialStore(join(env.dir, 'devices', 'sensor-5a')), { token, provisioningUrl: env.url, bootstrapCa: env.ca });
+    const err = await enrollWithStore(new FileCredentialStore(join(env.dir, 'devices', 'sensor-5b')), { token, provisioningUrl: env.url, bootstrapCa: env.ca }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'token_used', retryable: false, status: 409 });
+  });
+});
+
+describe('renewal', () => {
+  it('renews a 20 s certificate several times before expiry, moves the session each time, and loses no QoS 1 message either way', async () => {
+    const watch = await checker(env, 'devices/car-1/telemetry');
+    clients.push(watch);
+    const d = await device('car-1', { certTtlSeconds: 20 });
+    const received = new Set<number>();
+    const commands = new Set<number>();
+    const serials = new Set<string>();
+    watch.on('message', (_t, payload) => received.add(Number(payload.toString())));
+    d.on('connected', ({ serial }) => serials.add(serial));
+    await startConnected(d);
+    let onCommand = () => {};
+    await d.subscribe('commands/seq', (_sub, payload) => {
+      commands.add(Number(payload.toString()));
+      onCommand();
+    });
+    const firstNotAfter = Date.parse(d.identity!.notAfter);
+
+    // Both directions at QoS 1 until three renewals have moved the session.
+    const renewed = new Promise<void>((resolve) => d.on('connected', () => serials.size >= 4 && resolve()));
+    const acks: Promise<void>[] = [];
+    let seq = 0;
+    const pump = setInterval(() => {
+      const n = seq++;
+      acks.push(d.publish('telemetry', String(n)));
+      acks.push(watch.publishAsync('devices/car-1/commands/seq', String(n), { qos: 1 }).then(() => undefined));
+    }, 25);
+    await renewed;
+    clearInterval(pump);
+    await Promise.all(acks);
+    const sent = seq;
+
+    // Everything was acknowledged to its sender; wait (on deliveries, not the clock) until both sides hold all of it.
+    await new Promise<void>((resolve) => {
+      const check = () => received.size === sent && commands.size === sent && resolve();
+      watch.on('message', check);
+      onCommand = check;
+      check();
+    });
+    expect(sent).toBeGreaterThan(100);
+    expect([...Array(sent).keys()].filter((n) => !received.has(n))).toEqual([]);
+    expect([...Array(sent).keys()].filter((n) => !commands.has(n))).toEqual([]);
+    expect(serials.size).toBeGreaterThanOrEqual(4);
+    expect(Date.parse(d.identity!.notAfter)).toBeGreaterThan(firstNotAfter);
+  });
+
+  it('keeps its identity while the provisioning service is down, retries, and renews once it is back', async () => {
+    const d = await device('car-2', { certTtlSeconds: 20 });
+    await startConnected(d);
+    const before = d.identity!;
+    const port = env.service.port;
+    await env.service.stop();
+    const failures: DeviceError[] = [];
+    const twoFailures = new Promise<void>((resolve) =>
+      d.on('error', (err) => {
+        if (err.code === 'network' && failures.push(err) === 2) resolve();
+      }),
+    );
+    await twoFailures;
+    expect(d.connected).toBe(true);
+    expect(d.identity!.serial).toBe(before.serial);
+    expect(failures.every((f) => f.retryable)).toBe(true);
+
+    const renewedAndMoved = nextEvent(d, 'connected', ({ serial }) => serial !== before.serial);
+    extraServices.push(await startProvisioningProcess(env.dataDir, ['--port', String(port)]));
+    await renewedAndMoved;
+    expect(Date.now()).toBeLessThan(Date.parse(before.notAfter));
+    expect(d.identity!.serial).not.toBe(before.serial);
+  });
+});
+
+describe('reconnection', () => {
+  it('reconnects with backoff after a broker restart and delivers what was queued while offline', async () => {
+    const d = await device('truck-1');
+    await startConnected(d);
+    const down = nextEvent(d, 'disconnected');
+    const refusals: number[] = [];
+    d.on('error', () => refusals.push(Date.now()));
+    let queued: Promise<void>[] = [];
+    let restarted!: Service;
+    const back = nextEvent(d, 'connected');
+    const started = Date.now();
+    const broker = await restartBroker(env.broker, env.dataDir, async () => {
+      await down;
+      expect(d.connected).toBe(false);
+      queued = Array.from({ length: 20 }, (_, i) => d.publish(`queued/${i}`, `m${i}`, { retain: true }));
+      // Attempts against the stopped broker: each one waits out the backoff.
+      await new Promise<void>((resolve) => d.on('error', () => refusals.length >= 3 && resolve()));
+    });
+    restarted = broker;
+    extraServices.push(restarted);
+    await back;
+    await Promise.all(queued);
+    const gaps = refusals.slice(1).map((t, i) => t - refusals[i]!);
+    // mqtt.js would retry every second in lockstep; full jitter draws from a growing window.
+    expect(refusals.length).toBeLessThan(((Date.now() - started) / 200) * 2);
+    expect(gaps.length).toBeGreaterThan(0);
+
+    const watch = await checker(env, 'devices/truck-1/queued/+');
+    clients.push(watch);
+    const box = inbox(watch);
+    for (let i = 0; i < 20; i++) expect((await box.next((m) => m.topic === `devices/truck-1/queued/${i}`)).payload).toBe(`m${i}`);
+  });
+
+  it('50 devices reconnecting after a broker restart come back spread out in time', async () => {
+    const fleet = await Promise.all(Array.from({ length: 50 }, (_, i) => device(`herd-${i}`, { reconnect: { initialDelayMs: 1000, maxDelayMs: 8000 } })));
+    await Promise.all(fleet.map((d) => startConnected(d)));
+    const allDown = Promise.all(fleet.map((d) => nextEvent(d, 'disconnected')));
+    let upAt = 0;
+    const backAt = fleet.map((d) => nextEvent(d, 'connected').then(() => Date.now()));
+    extraServices.push(
+      await restartBroker(env.broker, env.dataDir, async () => {
+        await allDown;
+      }),
+    );
+    upAt = Date.now();
+    const times = (await Promise.all(backAt)).map((t) => Math.max(0, t - upAt)).sort((a, b) => a - b);
+    const spread = times[times.length - 1]! - times[0]!;
+    const busiest = Math.max(...times.map((t) => times.filter((u) => u >= t && u < t + 250).length));
+    console.info(`50 devices back within ${times[times.length - 1]} ms of the broker restart; spread ${spread} ms; p10 ${times[5]} ms, p50 ${times[25]} ms, p90 ${times[45]} ms; busiest 250 ms window: ${busiest} devices`);
+    expect(spread).toBeGreaterThan(1000);
+    expect(busiest).toBeLessThan(25);
+  });
+});
+
+describe('revocation', () => {
+  it('a revoked device gets a typed reenrollment-required, and stops instead of hammering the broker', async () => {
+    const d = await device('stolen-1', { reconnect: { initialDelayMs: 500, maxDelayMs: 4000 } });
+    await startConnected(d);
+    const refused: DeviceError[] = [];
+    d.on('error', (err) => err.code === 'unauthorized' && refused.push(err));
+    const required = nextEvent(d, 'reenrollment-required');
+    await revokeDevice(env, 'stolen-1');
+    const [err] = await required;
+    expect(err).toMatchObject({ code: 'revoked', retryable: false });
+    expect(d.state).toBe('reenrollment-required');
+    await expect(d.publish('telemetry', 'x')).rejects.toMatchObject({ code: 'revoked' });
+    // One refused attempt made it ask the service; after that answer it stopped.
+    expect(refused.length).toBe(1);
+    const healthUrl = /health (http:\/\/\S+)/.exec(env.broker.output())![1]!;
+    expect(await metric(healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'revoked' })).toBe(1);
+  });
+});
