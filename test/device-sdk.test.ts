@@ -6,6 +6,7 @@ import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
 import { inbox, metric } from './harness/broker-probe.js';
+import { postJson } from './harness/https-client.js';
 import type { Service } from './harness/cli.js';
 import { startProvisioningProcess } from './harness/cli.js';
 import { checker, newDevice, nextEvent, restartBroker, revokeDevice, startConnected } from './harness/device-env.js';
@@ -176,6 +177,36 @@ describe('renewal', () => {
   });
 });
 
+describe('renewal under rate limiting', () => {
+  it('honours Retry-After from a rate-limited provisioning service instead of its own shorter backoff', async () => {
+    await env.stop();
+    env = await startFleetEnv({ provisioningArgs: ['--client-rate', '1', '--client-burst', '1'] });
+    const d = await device('car-3', { certTtlSeconds: 20 });
+    await startConnected(d);
+    // Another client on the same address keeps the bucket empty (bounded: at most 2000 requests).
+    let hammering = true;
+    const hammer = (async () => {
+      for (let i = 0; hammering && i < 2000; i++) await postJson(`${env.url}/v1/enroll`, { token: 'tf_bogus', csr: 'x' }, { ca: env.ca });
+    })();
+    const limited: { at: number; retryAfterMs: number }[] = [];
+    await new Promise<void>((resolve) =>
+      d.on('error', (err) => {
+        if (err.code !== 'rate_limited') return;
+        limited.push({ at: Date.now(), retryAfterMs: err.retryAfterMs ?? -1 });
+        if (limited.length === 3) resolve();
+      }),
+    );
+    hammering = false;
+    await hammer;
+    for (let i = 1; i < limited.length; i++) {
+      expect(limited[i - 1]!.retryAfterMs).toBeGreaterThanOrEqual(1000);
+      expect(limited[i]!.at - limited[i - 1]!.at).toBeGreaterThanOrEqual(limited[i - 1]!.retryAfterMs - 5);
+    }
+    const [renewed] = await nextEvent(d, 'renewed');
+    expect(Date.parse(renewed.notAfter)).toBeGreaterThan(Date.now());
+  });
+});
+
 describe('reconnection', () => {
   it('reconnects with backoff after a broker restart and delivers what was queued while offline', async () => {
     const d = await device('truck-1');
@@ -207,6 +238,27 @@ describe('reconnection', () => {
     clients.push(watch);
     const box = inbox(watch);
     for (let i = 0; i < 20; i++) expect((await box.next((m) => m.topic === `devices/truck-1/queued/${i}`)).payload).toBe(`m${i}`);
+  });
+
+  it('with a persisted queue, messages queued while offline survive a restart of the device', async () => {
+    const first = await device('truck-2', { queue: { persist: true } });
+    await startConnected(first);
+    const stateDir = join(env.dir, 'devices', 'truck-2');
+    let restarted: Service | undefined;
+    const down = nextEvent(first, 'disconnected');
+    await restartBroker(env.broker, env.dataDir, async () => {
+      await down;
+      for (let i = 0; i < 5; i++) void first.publish(`kept/${i}`, `k${i}`, { retain: true }).catch(() => {});
+      await first.close();
+    }).then((b) => (restarted = b));
+    extraServices.push(restarted!);
+    const second = createDevice({ stateDir, brokerUrl: env.brokerUrl, queue: { persist: true } });
+    devices.push(second);
+    await startConnected(second);
+    const watch = await checker(env, 'devices/truck-2/kept/+');
+    clients.push(watch);
+    const box = inbox(watch);
+    for (let i = 0; i < 5; i++) expect((await box.next((m) => m.topic === `devices/truck-2/kept/${i}`)).payload).toBe(`k${i}`);
   });
 
   it('50 devices reconnecting after a broker restart come back spread out in time', async () => {
