@@ -126,7 +126,9 @@ export class Connection {
       } catch (err) {
         const verdict = await hooks.connectFailed(toConnectError(err), identity);
         if (verdict === 'stop') break;
-        if (verdict === 'retry' && !this.swapRequested) await this.sleep(backoff.next());
+        // Always the backoff after a refusal, even if a renewal asked for a swap meanwhile:
+        // a broker that refuses every fresh certificate must not get a tight loop.
+        if (verdict === 'retry') await this.sleep(backoff.next());
         continue;
       }
       if (this.stopped) {
