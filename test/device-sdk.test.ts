@@ -177,6 +177,23 @@ describe('renewal', () => {
   });
 });
 
+describe('expiry', () => {
+  it('a certificate that could not be renewed before notAfter ends in one reenrollment-required (expired), and a restart refuses too', async () => {
+    const d = await device('car-4', { certTtlSeconds: 5 });
+    await startConnected(d);
+    await env.service.stop(); // no renewal possible from here on
+    const [err] = await nextEvent(d, 'reenrollment-required');
+    expect(err).toMatchObject({ code: 'expired', retryable: false });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(d.identity!.notAfter));
+    expect(d.state).toBe('reenrollment-required');
+    await d.close();
+    const again = createDevice({ stateDir: join(env.dir, 'devices', 'car-4'), brokerUrl: env.brokerUrl });
+    const told = nextEvent(again, 'reenrollment-required');
+    await expect(again.start()).rejects.toMatchObject({ code: 'expired' });
+    expect((await told)[0].code).toBe('expired');
+  });
+});
+
 describe('renewal under rate limiting', () => {
   it('honours Retry-After from a rate-limited provisioning service instead of its own shorter backoff', async () => {
     await env.stop();
