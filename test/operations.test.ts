@@ -197,7 +197,7 @@ describe('service operations', () => {
       }
     });
 
-    it.each(['device', 'simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
+    it.each(['simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
       const r = await runCli([command, '--data-dir', dir]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain('not available in this version yet');

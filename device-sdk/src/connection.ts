@@ -13,6 +13,8 @@ export interface ConnectionHooks {
   /** 'retry' waits out the backoff; 'retry-now' tries again at once (another identity); 'stop' ends the loop. */
   connectFailed(err: DeviceError, identity: DeviceIdentity): Promise<'retry' | 'retry-now' | 'stop'>;
   message(topic: string, payload: Buffer, retained: boolean): void;
+  /** Trouble the caller did not ask about directly (a refused re-subscription). */
+  report(err: DeviceError): void;
 }
 
 export interface ConnectionOptions {
@@ -197,8 +199,8 @@ export class Connection {
     if (this.subscriptions.size === 0) return;
     try {
       await subscribeOn(link.client, [...this.subscriptions]);
-    } catch {
-      // A refused filter was already reported to the caller that added it.
+    } catch (err) {
+      this.opts.hooks.report(err as DeviceError);
     }
   }
 

@@ -158,6 +158,7 @@ export class Device extends EventEmitter<DeviceEvents> {
         disconnected: (reason) => this.emit('disconnected', { reason }),
         connectFailed: (err, identity) => this.onConnectFailed(err, identity),
         message: (topic, payload, retained) => this.dispatch(topic, payload, retained),
+        report: (err) => this.report(err),
       },
     });
     this._state = 'running';

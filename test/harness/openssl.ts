@@ -14,6 +14,8 @@ export async function tool(cmd: string, args: string[], input?: string | Buffer)
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // A peer that exits without reading its input (s_client on a refused handshake) must not crash the run with EPIPE.
+  child.stdin.on('error', () => {});
   child.stdin.end(input);
   const [code] = (await once(child, 'close')) as [number | null];
   return { code, stdout, stderr };
