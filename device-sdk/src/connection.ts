@@ -38,6 +38,8 @@ interface Link {
   client: MqttClient;
   /** Set while a swap drains it: new messages wait for the next link. */
   draining: boolean;
+  /** Called when a draining link has no unacknowledged message left. */
+  drained?: () => void;
 }
 
 /**
@@ -90,7 +92,9 @@ export class Connection {
     if (link === undefined || link.draining) return;
     message.link = link.id;
     link.client.publish(message.topic, message.payload, { qos: 1, retain: message.retain }, (err) => {
-      if (!err) this.opts.queue.ack(message.id);
+      if (err) return;
+      this.opts.queue.ack(message.id);
+      if (link.draining && this.opts.queue.inFlightOn(link.id) === 0) link.drained?.();
     });
   }
 
@@ -204,10 +208,10 @@ export class Connection {
     }
   }
 
-  private async whenDrained(link: Link): Promise<void> {
-    while (this.opts.queue.inFlightOn(link.id) > 0 && this.link === link) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  /** Resolves once every message handed to `link` is acknowledged (the swap's cut timer bounds the wait). */
+  private whenDrained(link: Link): Promise<void> {
+    if (this.opts.queue.inFlightOn(link.id) === 0) return Promise.resolve();
+    return new Promise((resolve) => (link.drained = resolve));
   }
 
   private sleep(ms: number): Promise<void> {
