@@ -167,6 +167,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
     handshakeTimeout: connectTimeoutMs,
+    // Without it Nagle holds CONNACK behind the TLS 1.3 session tickets until the client's
+    // delayed ACK (~40 ms): measured 47 ms secureConnect→CONNACK, 1 ms with it.
+    noDelay: true,
   });
   server.maxConnections = opts.maxConnections ?? 100_000;
   server.on('tlsClientError', (err, socket) => {

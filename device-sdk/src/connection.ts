@@ -164,7 +164,7 @@ export class Connection {
   }
 
   private open(identity: DeviceIdentity): Promise<{ client: MqttClient; sessionPresent: boolean }> {
-    const options: IClientOptions & { minVersion: 'TLSv1.2' } = {
+    const options: IClientOptions & { minVersion: 'TLSv1.2'; noDelay: boolean } = {
       protocolVersion: 4,
       clientId: this.opts.clientId,
       clean: false,
@@ -178,6 +178,8 @@ export class Connection {
       ca: identity.caBundlePem,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
+      // Small MQTT packets must not wait for the peer's delayed ACK (Nagle).
+      noDelay: true,
     };
     return new Promise((resolve, reject) => {
       const client = mqtt.connect(this.opts.brokerUrl, options);
