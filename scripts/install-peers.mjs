@@ -10,6 +10,7 @@ const PEERS = [
   { pkg: 'curl', bin: 'curl', why: 'runs the README enrollment recipe' },
   { pkg: 'mosquitto-clients', bin: 'mosquitto_pub', why: 'real MQTT clients (mosquitto_pub/mosquitto_sub) against the broker' },
   { pkg: 'mosquitto', bin: '/usr/sbin/mosquitto', why: 'the reference broker in npm run bench:broker' },
+  { pkg: 'chromium', bin: 'chromium', why: 'renders the simulator report.html headless to check that its charts drew' },
 ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
