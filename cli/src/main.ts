@@ -14,10 +14,8 @@ const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
   revoke: async () => (await import('./commands/revoke.js')).revokeCommand,
   dev: async () => (await import('./commands/dev.js')).devCommand,
   device: async () => (await import('./commands/device.js')).deviceCommand,
+  simulate: async () => (await import('./commands/simulate.js')).simulateCommand,
 };
-
-/** Not in this version yet; named so the command line of DESIGN.md is recognisable. */
-const PLANNED = new Set(['simulate']);
 
 function usage(): string {
   return ['usage:', ...Object.values(USAGE).map((u) => `  ${u}`)].join('\n') + '\n';
@@ -35,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (!isCommand(name)) {
-    process.stderr.write(PLANNED.has(name) ? `tlsfleet: "${name}" is not available in this version yet\n` : `tlsfleet: unknown command "${name}"\n${usage()}`);
+    process.stderr.write(`tlsfleet: unknown command "${name}"\n${usage()}`);
     return 2;
   }
   try {

@@ -1,1 +1,3 @@
-export {};
+export { parseSimulateArgs, SimulateUsageError, SCENARIOS, type FleetConfig } from './fleet-config.js';
+export { runFleet, type FleetRunOptions } from './fleet.js';
+export type { FleetSummary, Verdict, ScenarioName } from './report/fleet-summary.js';

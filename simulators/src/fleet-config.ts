@@ -1,0 +1,125 @@
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDurationSeconds } from '@tlsfleet/common';
+import type { ScenarioName } from './report/fleet-summary.js';
+
+export const SCENARIOS: readonly ScenarioName[] = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation'];
+
+/** A simulator run, validated once and frozen. */
+export interface FleetConfig {
+  devices: number;
+  /** New devices per second. */
+  ramp: number;
+  publishIntervalMs: number;
+  qos: 0 | 1;
+  payloadBytes: number;
+  durationMs: number;
+  certTtlSeconds: number;
+  scenario: ScenarioName;
+  /** Share of the fleet revoked in the `revocation` scenario, percent. */
+  revokePercent: number;
+  /** Shell command that restarts the broker (reconnect-storm against a broker we did not start). */
+  restartHook: string | undefined;
+  /** Both set: an existing deployment. Both unset: the simulator starts its own. */
+  provisioningUrl: string | undefined;
+  brokerUrl: string | undefined;
+  dataDir: string | undefined;
+  adminToken: string | undefined;
+  caFile: string | undefined;
+  identitiesDir: string | undefined;
+  workers: number;
+  reportDir: string | undefined;
+  /** Device ids are `<prefix>-<n>`. */
+  prefix: string;
+}
+
+export class SimulateUsageError extends Error {}
+
+function positiveInt(flag: string, value: string | undefined, fallback: number, min = 1, max = 1_000_000): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new SimulateUsageError(`--${flag} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function durationMs(flag: string, value: string | undefined, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  const ms = /^(\d{1,9})ms$/.exec(value);
+  if (ms && Number(ms[1]) > 0) return Number(ms[1]);
+  const s = parseDurationSeconds(value);
+  if (s === undefined || s <= 0) throw new SimulateUsageError(`--${flag} takes a duration such as 500ms, 30s or 10m, not ${JSON.stringify(value)}`);
+  return Math.round(s * 1000);
+}
+
+/** `tlsfleet simulate` flags → a frozen FleetConfig, or a SimulateUsageError that says what is wrong. */
+export function parseSimulateArgs(argv: string[]): FleetConfig {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        devices: { type: 'string' },
+        ramp: { type: 'string' },
+        'publish-interval': { type: 'string' },
+        qos: { type: 'string' },
+        'payload-bytes': { type: 'string' },
+        duration: { type: 'string' },
+        'cert-ttl': { type: 'string' },
+        scenario: { type: 'string' },
+        'revoke-percent': { type: 'string' },
+        'restart-hook': { type: 'string' },
+        provisioning: { type: 'string' },
+        broker: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'admin-token': { type: 'string' },
+        ca: { type: 'string' },
+        identities: { type: 'string' },
+        workers: { type: 'string' },
+        report: { type: 'string' },
+        prefix: { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    throw new SimulateUsageError((err as Error).message);
+  }
+  if (values.devices === undefined) throw new SimulateUsageError('--devices is required');
+  const scenario = (values.scenario ?? 'steady') as ScenarioName;
+  if (!SCENARIOS.includes(scenario)) throw new SimulateUsageError(`--scenario must be one of ${SCENARIOS.join(', ')}, not ${JSON.stringify(values.scenario)}`);
+  const qos = values.qos === undefined ? 1 : values.qos === '0' ? 0 : values.qos === '1' ? 1 : undefined;
+  if (qos === undefined) throw new SimulateUsageError(`--qos must be 0 or 1, not ${JSON.stringify(values.qos)}`);
+  if ((values.provisioning === undefined) !== (values.broker === undefined)) {
+    throw new SimulateUsageError('give both --provisioning and --broker for an existing deployment, or neither to let the simulator start its own');
+  }
+  if (values.provisioning !== undefined && values['data-dir'] === undefined && (values['admin-token'] === undefined || values.ca === undefined)) {
+    throw new SimulateUsageError('an existing deployment needs --data-dir DIR, or --admin-token T and --ca FILE, to mint enrollment tokens');
+  }
+  for (const [flag, scheme] of [['provisioning', 'https:'], ['broker', 'mqtts:']] as const) {
+    const url = values[flag];
+    if (url !== undefined && (!URL.canParse(url) || new URL(url).protocol !== scheme)) throw new SimulateUsageError(`--${flag} must be a ${scheme}// URL, not ${JSON.stringify(url)}`);
+  }
+  const prefix = values.prefix ?? 'sim';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new SimulateUsageError('--prefix must be letters, digits, - or _ (at most 41)');
+  return Object.freeze({
+    devices: positiveInt('devices', values.devices, 0, 1, 200_000),
+    ramp: positiveInt('ramp', values.ramp, 100, 1, 100_000),
+    publishIntervalMs: durationMs('publish-interval', values['publish-interval'], 10_000),
+    qos,
+    payloadBytes: positiveInt('payload-bytes', values['payload-bytes'], 100, 64, 128 * 1024),
+    durationMs: durationMs('duration', values.duration, 60_000),
+    certTtlSeconds: Math.max(1, Math.round(durationMs('cert-ttl', values['cert-ttl'], 7 * 86_400_000) / 1000)),
+    scenario,
+    revokePercent: positiveInt('revoke-percent', values['revoke-percent'], 10, 1, 100),
+    restartHook: values['restart-hook'],
+    provisioningUrl: values.provisioning,
+    brokerUrl: values.broker,
+    dataDir: values['data-dir'],
+    adminToken: values['admin-token'],
+    caFile: values.ca,
+    identitiesDir: values.identities,
+    workers: positiveInt('workers', values.workers, Math.max(1, cpus().length), 1, 64),
+    reportDir: values.report,
+    prefix,
+  });
+}

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** How to run `tlsfleet` (node + the CLI's bin), injected by the CLI. */
+export type TlsfleetCommand = readonly string[];
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `tlsfleet <args>` and resolves with the URL its ready line names. */
+export async function startTlsfleet(cmd: TlsfleetCommand, args: string[], ready: RegExp): Promise<ServiceProcess> {
+  const child = spawn(cmd[0]!, [...cmd.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TLSFLEET_LOG_LEVEL: 'warn' } });
+  let out = '';
+  const exited = once(child, 'exit');
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-10_000)));
+    void exited.then(([code]) => reject(new Error(`tlsfleet ${args[0]} exited with ${String(code)} before it was ready:\n${out}`)));
+  });
+  // Keep draining its output so a chatty service never blocks on a full pipe.
+  child.stdout!.resume();
+  return {
+    child,
+    url,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A provisioning service and a broker the simulator started itself, in a temp data dir. */
+export interface OwnDeployment {
+  dataDir: string;
+  provisioning: ServiceProcess;
+  broker: ServiceProcess;
+  brokerPort: number;
+  restartBroker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startOwnDeployment(cmd: TlsfleetCommand): Promise<OwnDeployment> {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-sim-'));
+  const dataDir = join(dir, 'data');
+  const init = spawn(cmd[0]!, [...cmd.slice(1), 'init', '--data-dir', dataDir], { stdio: 'ignore' });
+  const [code] = (await once(init, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
+  // Simulated devices share one address: the per-client rate limit meant for the internet is off.
+  const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight', '256'], /provisioning listening on (https:\/\/\S+)/);
+  const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0'];
+  let broker = await startTlsfleet(cmd, brokerArgs(0), /broker listening on (mqtts:\/\/\S+)/);
+  const brokerPort = Number(new URL(broker.url).port);
+  const deployment: OwnDeployment = {
+    dataDir,
+    provisioning,
+    broker,
+    brokerPort,
+    async restartBroker() {
+      await deployment.broker.stop();
+      broker = await startTlsfleet(cmd, brokerArgs(brokerPort), /broker listening on (mqtts:\/\/\S+)/);
+      deployment.broker = broker;
+    },
+    async stop() {
+      await Promise.all([deployment.broker.stop(), provisioning.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return deployment;
+}
+
+export function readAdminToken(dataDir: string): string {
+  return readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+}

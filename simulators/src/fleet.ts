@@ -1,0 +1,269 @@
+import { exec } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { enrollWithStore, FileCredentialStore } from '@tlsfleet/device-sdk';
+import { AdminClient } from './admin-client.js';
+import type { FleetConfig } from './fleet-config.js';
+import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
+import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
+import { bucketize, LatencyHistogram } from './latency-histogram.js';
+import { Progress } from './progress.js';
+import type { FleetSummary, TimelinePoint } from './report/fleet-summary.js';
+import { SCENARIO_TABLE, type ScenarioContext } from './scenarios/index.js';
+import { TelemetryChecker } from './telemetry-checker.js';
+
+export interface FleetRunOptions {
+  config: FleetConfig;
+  /** How to run `tlsfleet` when the simulator starts its own services. */
+  tlsfleet: TlsfleetCommand;
+  /** Progress output; a TTY gets a live line. */
+  out: NodeJS.WriteStream | NodeJS.WritableStream;
+}
+
+interface Target {
+  provisioningUrl: string;
+  brokerUrl: string;
+  admin: AdminClient;
+  ca: string;
+  own: OwnDeployment | undefined;
+}
+
+async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Promise<Target> {
+  if (config.provisioningUrl === undefined || config.brokerUrl === undefined) {
+    const own = await startOwnDeployment(tlsfleet);
+    const ca = readFileSync(join(own.dataDir, 'ca-bundle.pem'), 'utf8');
+    return { provisioningUrl: own.provisioning.url, brokerUrl: own.broker.url, admin: new AdminClient(own.provisioning.url, readAdminToken(own.dataDir), ca), ca, own };
+  }
+  const ca = readFileSync(config.caFile ?? join(config.dataDir!, 'ca-bundle.pem'), 'utf8');
+  const token = config.adminToken ?? readAdminToken(config.dataDir!);
+  return { provisioningUrl: config.provisioningUrl, brokerUrl: config.brokerUrl, admin: new AdminClient(config.provisioningUrl, token, ca), ca, own: undefined };
+}
+
+/** Runs `jobs` with at most `limit` in flight. */
+async function inParallel<T>(items: T[], limit: number, job: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await job(items[next++]!);
+  }));
+}
+
+/**
+ * One simulator run: services (given or started), identities (reused or minted), a
+ * checker, the fleet in worker threads at the ramp, the scenario's action a third of the
+ * way in, a drain, then the summary with the scenario's verdicts.
+ */
+export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Promise<FleetSummary> {
+  const startedAt = new Date();
+  const t0 = startedAt.getTime();
+  const target = await connectTarget(config, tlsfleet);
+  const scratch = mkdtempSync(join(tmpdir(), 'tlsfleet-sim-ids-'));
+  const workers: Worker[] = [];
+  const checker = new TelemetryChecker();
+  try {
+    // A renewal storm needs certificates issued together, so never reuses identities.
+    const idsDir = config.identitiesDir !== undefined && config.scenario !== 'renewal-storm' ? config.identitiesDir : join(scratch, 'devices');
+    mkdirSync(idsDir, { recursive: true, mode: 0o700 });
+    const width = String(config.devices - 1).length;
+    const deviceIds = Array.from({ length: config.devices }, (_, i) => `${config.prefix}-${String(i).padStart(width, '0')}`);
+    const devices: ShardDevice[] = deviceIds.map((id, index) => ({ index, id, stateDir: join(idsDir, id) }));
+    await inParallel(devices, 16, async (d) => {
+      if (!existsSync(join(d.stateDir, 'identity.json'))) d.token = await target.admin.mintToken(d.id, 'device', config.certTtlSeconds);
+    });
+
+    const checkerId = `${config.prefix}-checker-${process.pid}`;
+    const checkerIdentity = await enrollWithStore(new FileCredentialStore(join(scratch, 'checker')), {
+      token: await target.admin.mintToken(checkerId, 'service', 86_400),
+      provisioningUrl: target.provisioningUrl,
+      bootstrapCa: target.ca,
+    });
+    await checker.start(target.brokerUrl, checkerIdentity);
+
+    const transitions: Transition[] = [];
+    const events: FleetSummary['events'] = [];
+    const errors: Record<string, number> = {};
+    const enrollMs: number[] = [];
+    const connectMs: number[] = [];
+    const totals = { sent: 0, acked: 0, enrolled: 0, reused: 0, enrollFailed: 0, renewals: 0, connectedPeak: 0 };
+    const connectedBy = new Map<Worker, number>();
+    const done: ShardDone[] = [];
+    let errorsInInterval = 0;
+    const absorb = (w: Worker, r: ShardReport) => {
+      totals.sent += r.sent;
+      totals.acked += r.acked;
+      totals.enrolled += r.enrolled;
+      totals.reused += r.reused;
+      totals.enrollFailed += r.enrollFailed;
+      totals.renewals += r.renewals;
+      enrollMs.push(...r.enrollMs);
+      connectMs.push(...r.connectMs);
+      transitions.push(...r.transitions);
+      for (const [code, n] of Object.entries(r.errors)) {
+        errors[code] = (errors[code] ?? 0) + n;
+        errorsInInterval += n;
+      }
+      connectedBy.set(w, r.connected);
+      totals.connectedPeak = Math.max(totals.connectedPeak, connected());
+    };
+    const connected = () => [...connectedBy.values()].reduce((a, b) => a + b, 0);
+
+    const shardConfig = (ramp: number): ShardConfig => ({
+      brokerUrl: target.brokerUrl,
+      provisioningUrl: target.provisioningUrl,
+      bootstrapCa: target.ca,
+      publishIntervalMs: config.publishIntervalMs,
+      qos: config.qos,
+      payloadBytes: config.payloadBytes,
+      ramp,
+    });
+    const shards = Array.from({ length: Math.min(config.workers, config.devices) }, (_, w) => devices.filter((d) => d.index % config.workers === w));
+    const finished: Promise<void>[] = [];
+    for (const shard of shards) {
+      const worker = new Worker(new URL('./fleet-worker.js', import.meta.url), { workerData: { config: shardConfig(config.ramp / shards.length), devices: shard, reportEveryMs: 250 } });
+      workers.push(worker);
+      finished.push(
+        new Promise((resolve, reject) => {
+          worker.on('message', (msg: ShardReport | ShardDone) => {
+            if (msg.type === 'report') absorb(worker, msg);
+            else {
+              done.push(msg);
+              resolve();
+            }
+          });
+          worker.on('error', reject);
+          worker.on('exit', () => resolve());
+        }),
+      );
+    }
+
+    const timeline: TimelinePoint[] = [];
+    const progress = new Progress(out, config.devices);
+    let lastSent = 0;
+    let lastReceived = 0;
+    let peakRss = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      const c = connected();
+      timeline.push({
+        t: Math.round((Date.now() - t0) / 100) / 10,
+        connected: c,
+        sentPerS: totals.sent - lastSent,
+        receivedPerS: checker.received - lastReceived,
+        p50: checker.interval.count ? checker.interval.percentile(50) : null,
+        p99: checker.interval.count ? checker.interval.percentile(99) : null,
+        errors: errorsInInterval,
+      });
+      lastSent = totals.sent;
+      lastReceived = checker.received;
+      errorsInInterval = 0;
+      checker.interval.reset();
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      progress.update({ enrolled: totals.enrolled + totals.reused, connected: c, sent: totals.sent, received: checker.received, errors: Object.values(errors).reduce((a, b) => a + b, 0) });
+    }, 1000);
+
+    const notes: ScenarioContext['notes'] = {};
+    const ctx: ScenarioContext = {
+      config,
+      deviceIds,
+      transitions,
+      notes,
+      mark: (label) => events.push({ t: Math.round((Date.now() - t0) / 100) / 10, label }),
+      revoke: (id) => target.admin.revoke(id),
+      restartBroker: async () => {
+        if (target.own) return target.own.restartBroker();
+        if (config.restartHook === undefined) throw new Error('reconnect-storm against a broker the simulator did not start needs --restart-hook CMD');
+        await new Promise<void>((resolve, reject) => exec(config.restartHook!, (err) => (err ? reject(err) : resolve())));
+      },
+    };
+    const scenario = SCENARIO_TABLE[config.scenario];
+    const cpuBefore = process.cpuUsage();
+
+    // Ramp, then the publishing phase; the scenario acts a third of the way in.
+    const rampMs = (config.devices / config.ramp) * 1000;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+    await sleep(rampMs + config.durationMs / 3);
+    if (scenario.midRun) await scenario.midRun(ctx);
+    await sleep(t0 + rampMs + config.durationMs - Date.now());
+
+    for (const w of workers) w.postMessage({ type: 'stop' });
+    await Promise.all(finished);
+    clearInterval(sampler);
+    progress.finish();
+
+    // Everything acknowledged should reach the checker; give the last ones a bounded moment.
+    const acked = done.flatMap((d) => d.acked);
+    const expected = acked.reduce((n, a) => n + a.seqs.length, 0);
+    for (const deadline = Date.now() + 10_000; checker.received < expected && Date.now() < deadline; ) await sleep(100);
+    let lost = 0;
+    for (const a of acked) a.seqs.forEach((seq, i) => !checker.has(a.index, seq) && !checker.wasBlind(a.at[i]!) && lost++);
+    await checker.stop();
+
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const partial: Omit<FleetSummary, 'scenario'> = {
+      version: 1,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      config: {
+        devices: config.devices,
+        ramp: config.ramp,
+        publishIntervalMs: config.publishIntervalMs,
+        qos: config.qos,
+        payloadBytes: config.payloadBytes,
+        durationMs: config.durationMs,
+        certTtlSeconds: config.certTtlSeconds,
+        scenario: config.scenario,
+        workers: shards.length,
+        brokerUrl: target.brokerUrl,
+        provisioningUrl: target.provisioningUrl,
+      },
+      totals: {
+        enrolled: totals.enrolled,
+        reused: totals.reused,
+        enrollFailed: totals.enrollFailed,
+        connectedPeak: totals.connectedPeak,
+        sent: totals.sent,
+        acked: totals.acked,
+        received: checker.received,
+        lost,
+        duplicated: checker.duplicated,
+        outOfOrder: checker.outOfOrder,
+        renewals: totals.renewals,
+        renewalFailures: transitions.filter((t) => t.kind === 'reenrollment-required').length,
+      },
+      latency: { endToEnd: checker.endToEnd.percentiles(), enrollment: histogramOf(enrollMs).percentiles(), connect: histogramOf(connectMs).percentiles() },
+      histograms: { enrollmentMs: bucketize(enrollMs), connectMs: bucketize(connectMs) },
+      timeline,
+      errors,
+      resources: {
+        simulatorCpuSeconds: cpuSeconds,
+        simulatorPeakRssBytes: peakRss,
+        cpuMsPerDevice: (cpuSeconds * 1000) / config.devices,
+        rssBytesPerDevice: peakRss / config.devices,
+      },
+      events,
+    };
+    const verdicts = scenario.verdicts(ctx, partial);
+    const summary: FleetSummary = { ...partial, scenario: { name: config.scenario, pass: verdicts.every((v) => v.pass), verdicts } };
+    if (config.reportDir !== undefined) await writeReport(config.reportDir, summary);
+    return summary;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    await checker.stop().catch(() => {});
+    await target.own?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function histogramOf(samples: number[]): LatencyHistogram {
+  const h = new LatencyHistogram();
+  for (const s of samples) h.record(s);
+  return h;
+}
+
+async function writeReport(dir: string, summary: FleetSummary): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  const { renderReport } = await import('./report/render-report.js');
+  writeFileSync(join(dir, 'report.html'), renderReport(summary));
+}

@@ -1,0 +1,106 @@
+/**
+ * What one simulator run measured: written as summary.json and drawn by report.html.
+ * Times are ms unless the name says otherwise; `t` is seconds since the run started.
+ */
+export interface FleetSummary {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  config: {
+    devices: number;
+    /** New devices per second. */
+    ramp: number;
+    publishIntervalMs: number;
+    qos: 0 | 1;
+    payloadBytes: number;
+    durationMs: number;
+    certTtlSeconds: number;
+    scenario: ScenarioName;
+    workers: number;
+    brokerUrl: string;
+    provisioningUrl: string;
+  };
+  totals: {
+    enrolled: number;
+    /** Reused from --identities instead of enrolled in this run. */
+    reused: number;
+    enrollFailed: number;
+    connectedPeak: number;
+    /** Handed to the client library. */
+    sent: number;
+    /** PUBACKed (QoS 1) or written (QoS 0). */
+    acked: number;
+    /** Seen by the checker, duplicates excluded. */
+    received: number;
+    /** Acked but never seen by the checker. */
+    lost: number;
+    duplicated: number;
+    outOfOrder: number;
+    renewals: number;
+    renewalFailures: number;
+  };
+  latency: {
+    endToEnd: Percentiles;
+    enrollment: Percentiles;
+    /** TLS handshake + CONNACK. */
+    connect: Percentiles;
+  };
+  histograms: {
+    enrollmentMs: HistogramBucket[];
+    connectMs: HistogramBucket[];
+  };
+  /** One point per sampling interval (about a second). */
+  timeline: TimelinePoint[];
+  /** Stable error code → count. */
+  errors: Record<string, number>;
+  resources: {
+    simulatorCpuSeconds: number;
+    simulatorPeakRssBytes: number;
+    cpuMsPerDevice: number;
+    rssBytesPerDevice: number;
+  };
+  /** Marks on the time axis: broker restart, revocation, ... */
+  events: { t: number; label: string }[];
+  scenario: {
+    name: ScenarioName;
+    pass: boolean;
+    verdicts: Verdict[];
+  };
+}
+
+export type ScenarioName = 'steady' | 'reconnect-storm' | 'renewal-storm' | 'revocation';
+
+export interface Percentiles {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** Count of samples ≤ `le` ms and above the previous bucket's bound. */
+export interface HistogramBucket {
+  le: number;
+  count: number;
+}
+
+export interface TimelinePoint {
+  t: number;
+  connected: number;
+  sentPerS: number;
+  receivedPerS: number;
+  /** End-to-end latency of the messages received in this interval; null when none. */
+  p50: number | null;
+  p99: number | null;
+  errors: number;
+}
+
+export interface Verdict {
+  name: string;
+  /** The stated limit, for people: "≤ 10 s", "0". */
+  limit: string;
+  /** What was measured, for people: "3.2 s". */
+  measured: string;
+  pass: boolean;
+}

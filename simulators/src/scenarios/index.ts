@@ -1,0 +1,14 @@
+import type { ScenarioName } from '../report/fleet-summary.js';
+import { reconnectStorm } from './reconnect-storm.js';
+import { renewalStorm } from './renewal-storm.js';
+import { revocation } from './revocation.js';
+import type { Scenario } from './scenario.js';
+import { steady } from './steady.js';
+
+export const SCENARIO_TABLE: Record<ScenarioName, Scenario> = {
+  steady,
+  'reconnect-storm': reconnectStorm,
+  'renewal-storm': renewalStorm,
+  revocation,
+};
+export type { Scenario, ScenarioContext } from './scenario.js';
