@@ -1,45 +1,76 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync, constants } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Named points of an atomic write, so tests can cut the power at each of them. */
 export type WriteStep = 'temp-written' | 'temp-synced' | 'renamed' | 'dir-synced';
 
+// O_EXCL after unlink: never write through a symlink someone planted at the temp name.
+const EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+
+function tempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+}
+
+function toBytes(data: string | Uint8Array): Uint8Array {
+  return typeof data === 'string' ? Buffer.from(data) : data;
+}
+
 /**
  * Writes `data` to `path` so that after a crash or power cut at any instant the file
  * holds either the old content or the new, never a mix: write a temp file beside it,
  * fsync it, rename it over the target, fsync the directory (POSIX rename is atomic; the
- * directory fsync makes the rename itself durable).
+ * directory fsync makes the rename itself durable). The fsyncs run off the event loop, so
+ * a device (or a simulator running thousands) keeps its connections served meanwhile.
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, onStep?: (step: WriteStep) => void): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  // O_EXCL after unlink: never write through a symlink someone planted at the temp name.
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600, onStep?: (step: WriteStep) => void): Promise<void> {
+  const temp = tempPath(path);
+  await unlink(temp).catch(() => {});
+  const file = await open(temp, EXCLUSIVE, mode);
+  try {
+    await file.writeFile(toBytes(data));
+    onStep?.('temp-written');
+    await file.sync();
+    onStep?.('temp-synced');
+  } finally {
+    await file.close();
+  }
+  await rename(temp, path);
+  onStep?.('renamed');
+  await syncDirectory(dirname(path));
+  onStep?.('dir-synced');
+}
+
+/** The same steps, blocking: for start-up paths that have nothing else to serve yet. */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const temp = tempPath(path);
   try {
     unlinkSync(temp);
   } catch {
     /* not there */
   }
-  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  const fd = openSync(temp, EXCLUSIVE, mode);
   try {
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-    onStep?.('temp-written');
+    const bytes = toBytes(data);
+    for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
     fsyncSync(fd);
-    onStep?.('temp-synced');
   } finally {
     closeSync(fd);
   }
   renameSync(temp, path);
-  onStep?.('renamed');
-  syncDirectory(dirname(path));
-  onStep?.('dir-synced');
+  const dir = openSync(dirname(path), constants.O_RDONLY);
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
-export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY);
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY);
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }

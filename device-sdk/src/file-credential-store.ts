@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomic, type WriteStep } from './atomic-file.js';
 import type { CredentialStore, DeviceIdentity, PendingEnrollment, StoredState } from './credential-store.js';
@@ -42,71 +43,71 @@ export class FileCredentialStore implements CredentialStore {
 
   async load(): Promise<StoredState> {
     const state: StoredState = {};
-    const current = this.read('current');
+    const current = await this.read('current');
     if (current !== undefined) state.current = checkIdentity(current, join(this.dir, STATE_FILES.current));
     // A broken candidate is dropped, never fatal: the current identity still works.
     try {
-      const candidate = this.read('candidate');
+      const candidate = await this.read('candidate');
       if (candidate !== undefined) state.candidate = checkIdentity(candidate, join(this.dir, STATE_FILES.candidate));
     } catch {
       await this.discardCandidate();
     }
-    const pending = this.read('pendingEnrollment');
+    const pending = await this.read('pendingEnrollment');
     if (pending !== undefined) state.pendingEnrollment = checkPending(pending, join(this.dir, STATE_FILES.pendingEnrollment));
     return state;
   }
 
   async savePendingEnrollment(pending: PendingEnrollment): Promise<void> {
-    this.write('pendingEnrollment', pending);
+    await this.write('pendingEnrollment', pending);
   }
 
   async saveEnrolled(identity: DeviceIdentity): Promise<void> {
-    this.write('current', identity);
-    this.remove('pendingEnrollment');
+    await this.write('current', identity);
+    await this.remove('pendingEnrollment');
   }
 
   async saveCandidate(identity: DeviceIdentity): Promise<void> {
-    this.write('candidate', identity);
+    await this.write('candidate', identity);
   }
 
   async promoteCandidate(): Promise<void> {
-    renameSync(this.path('candidate'), this.path('current'));
+    await rename(this.path('candidate'), this.path('current'));
     this.onStep('candidate:promoted');
-    syncDirectory(this.dir);
+    await syncDirectory(this.dir);
     this.onStep('candidate:promote-synced');
   }
 
   async discardCandidate(): Promise<void> {
-    this.remove('candidate');
+    await this.remove('candidate');
   }
 
   private path(slot: Slot): string {
     return join(this.dir, STATE_FILES[slot]);
   }
 
-  private write(slot: Slot, value: object): void {
-    writeFileAtomic(this.path(slot), JSON.stringify({ format: FORMAT, ...value }, null, 2) + '\n', 0o600, (step: WriteStep) => this.onStep(`${slot}:${step}`));
+  private write(slot: Slot, value: object): Promise<void> {
+    return writeFileAtomic(this.path(slot), JSON.stringify({ format: FORMAT, ...value }, null, 2) + '\n', 0o600, (step: WriteStep) => this.onStep(`${slot}:${step}`));
   }
 
-  private remove(slot: Slot): void {
+  private async remove(slot: Slot): Promise<void> {
     try {
-      unlinkSync(this.path(slot));
+      await unlink(this.path(slot));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
     this.onStep(`${slot}:removed`);
-    syncDirectory(this.dir);
+    await syncDirectory(this.dir);
   }
 
-  private read(slot: Slot): Record<string, unknown> | undefined {
+  private async read(slot: Slot): Promise<Record<string, unknown> | undefined> {
     const path = this.path(slot);
     let text: string;
     try {
-      const mode = statSync(path).mode & 0o777;
+      const mode = (await stat(path)).mode & 0o777;
       // The file holds a private key: refuse to use one others could have read, and say how to fix it.
       if (mode & 0o077) throw new DeviceError('state_corrupt', `${path} is readable by group or others (mode ${mode.toString(8)}); chmod 600 it or enroll again`);
-      text = readFileSync(path, 'utf8');
+      text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomicSync } from './atomic-file.js';
 import { DeviceError } from './errors.js';
 
 export interface OutboundQueueOptions {
@@ -160,7 +160,7 @@ export class OutboundQueue {
   /** The journal shrunk to the live messages, swapped in atomically. */
   private rewriteJournal(path: string): void {
     const lines = [...this.messages.values()].map((m) => JSON.stringify({ a: m.id, t: m.topic, p: m.payload.toString('base64'), ...(m.retain ? { r: 1 } : {}) }) + '\n');
-    writeFileAtomic(path, lines.join(''), 0o600);
+    writeFileAtomicSync(path, lines.join(''), 0o600);
     this.journalFd = openSync(path, 'a', 0o600);
     this.journalLines = lines.length;
   }
