@@ -47,7 +47,7 @@ describe('tlsfleet simulate', () => {
     const { code, summary } = await simulate('reconnect-storm');
     expect(summary.scenario.pass, failed(summary)).toBe(true);
     expect(code).toBe(0);
-    expect(summary.events.map((e) => e.label)).toEqual(['broker restart', 'broker back']);
+    expect(summary.events.map((e) => e.label)).toEqual(['fleet up', 'broker restart', 'broker back']);
     expect(summary.scenario.verdicts.find((v) => v.name.startsWith('time until 99%'))?.pass).toBe(true);
   });
 
@@ -63,7 +63,7 @@ describe('tlsfleet simulate', () => {
     const { code, summary } = await simulate('revocation');
     expect(summary.scenario.pass, failed(summary)).toBe(true);
     expect(code).toBe(0);
-    expect(summary.events[0]?.label).toBe('revoked 5 devices');
+    expect(summary.events.map((e) => e.label)).toEqual(['fleet up', 'revoked 5 devices']);
     expect(summary.scenario.verdicts.find((v) => v.name === 'revoked devices let back in')?.measured).toBe('0');
   });
 });

@@ -1,8 +1,10 @@
+import type { SecureContext } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Backoff } from './backoff.js';
 import type { DeviceIdentity } from './credential-store.js';
 import { DeviceError } from './errors.js';
 import type { OutboundQueue, QueuedMessage } from './outbound-queue.js';
+import { identityContext } from './tls-context.js';
 
 /** What the connection asks of the device at each step. */
 export interface ConnectionHooks {
@@ -164,7 +166,7 @@ export class Connection {
   }
 
   private open(identity: DeviceIdentity): Promise<{ client: MqttClient; sessionPresent: boolean }> {
-    const options: IClientOptions & { minVersion: 'TLSv1.2'; noDelay: boolean } = {
+    const options: IClientOptions & { minVersion: 'TLSv1.2'; noDelay: boolean; secureContext: SecureContext } = {
       protocolVersion: 4,
       clientId: this.opts.clientId,
       clean: false,
@@ -173,9 +175,8 @@ export class Connection {
       connectTimeout: this.opts.connectTimeoutMs,
       resubscribe: false,
       queueQoSZero: false,
-      key: identity.privateKeyPem,
-      cert: identity.chainPem,
-      ca: identity.caBundlePem,
+      // The identity's own context: trust bundle, chain and key, parsed once per identity.
+      secureContext: identityContext(identity),
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       // Small MQTT packets must not wait for the peer's delayed ACK (Nagle).

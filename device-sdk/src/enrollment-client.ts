@@ -1,9 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
+import type { SecureContext } from 'node:tls';
 import { isErrorCode, pemCertificates, type EnrollResponse } from '@tlsfleet/common';
 import type { DeviceIdentity } from './credential-store.js';
 import { DeviceError } from './errors.js';
 import type { DeviceKey } from './keys.js';
+import { identityContext, trustContext } from './tls-context.js';
 
 /** Answers are a few KiB of PEM; anything bigger is not our service. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -30,13 +32,13 @@ export class ProvisioningClient {
 
   /** POST /v1/enroll. `trustPem` is the bootstrap CA bundle given at flash time. */
   async enroll(token: string, csrPem: string, key: DeviceKey, trustPem: string): Promise<DeviceIdentity> {
-    const body = await this.post('/v1/enroll', { token, csr: csrPem }, { ca: trustPem });
+    const body = await this.post('/v1/enroll', { token, csr: csrPem }, trustContext(trustPem));
     return this.toIdentity(body, key);
   }
 
   /** POST /v1/renew, authenticated by the current identity's certificate. */
   async renew(csrPem: string, key: DeviceKey, current: DeviceIdentity): Promise<DeviceIdentity> {
-    const body = await this.post('/v1/renew', { csr: csrPem }, { ca: current.caBundlePem, cert: current.chainPem, key: current.privateKeyPem });
+    const body = await this.post('/v1/renew', { csr: csrPem }, identityContext(current));
     const renewed = this.toIdentity(body, key);
     if (renewed.deviceId !== current.deviceId) throw new DeviceError('identity_mismatch', `renewal answered for ${renewed.deviceId}, not ${current.deviceId}`);
     return renewed;
@@ -72,47 +74,42 @@ export class ProvisioningClient {
     };
   }
 
-  private post(path: string, payload: object, tls: { ca: string; cert?: string; key?: string }): Promise<unknown> {
+  private post(path: string, payload: object, secureContext: SecureContext): Promise<unknown> {
     const data = Buffer.from(JSON.stringify(payload));
     const url = new URL(path, this.url);
     return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': data.length, accept: 'application/json' },
-          ca: tls.ca,
-          cert: tls.cert,
-          key: tls.key,
-          minVersion: 'TLSv1.2',
-          agent: false,
-          timeout: this.timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_RESPONSE_BYTES) {
-              req.destroy(new DeviceError('bad_response', `the provisioning answer is over ${MAX_RESPONSE_BYTES} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('error', (err) => reject(new DeviceError('network', err.message, { cause: err })));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            let body: unknown;
-            try {
-              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              body = undefined;
-            }
-            if (status >= 200 && status < 300 && body !== undefined) return resolve(body);
-            reject(errorFromAnswer(status, body, res.headers['retry-after']));
-          });
-        },
-      );
+      const options: RequestOptions & { secureContext: SecureContext } = {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': data.length, accept: 'application/json' },
+        secureContext,
+        minVersion: 'TLSv1.2',
+        agent: false,
+        timeout: this.timeoutMs,
+      };
+      const req = request(url, options, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) {
+            req.destroy(new DeviceError('bad_response', `the provisioning answer is over ${MAX_RESPONSE_BYTES} bytes`));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', (err) => reject(new DeviceError('network', err.message, { cause: err })));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          let body: unknown;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            body = undefined;
+          }
+          if (status >= 200 && status < 300 && body !== undefined) return resolve(body);
+          reject(errorFromAnswer(status, body, res.headers['retry-after']));
+        });
+      });
       req.on('timeout', () => req.destroy(new DeviceError('network', `no answer from ${url.origin} within ${this.timeoutMs} ms`)));
       req.on('error', (err) => reject(err instanceof DeviceError ? err : new DeviceError('network', `${url.origin}: ${err.message}`, { cause: err })));
       req.end(data);

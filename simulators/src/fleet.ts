@@ -105,7 +105,10 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       }
       connectedBy.set(w, r.connected);
       totals.connectedPeak = Math.max(totals.connectedPeak, connected());
+      fleetUp();
     };
+    let fleetUp = () => {};
+    let fleetUpDeadline: NodeJS.Timeout | undefined;
     const connected = () => [...connectedBy.values()].reduce((a, b) => a + b, 0);
 
     const shardConfig = (ramp: number): ShardConfig => ({
@@ -178,12 +181,23 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const scenario = SCENARIO_TABLE[config.scenario];
     const cpuBefore = process.cpuUsage();
 
-    // Ramp, then the publishing phase; the scenario acts a third of the way in.
+    // Ramp until the whole fleet is up (or given up on), then the publishing phase; the
+    // scenario acts a third of the way in. The ramp rate is a ceiling: enrollment and
+    // handshakes may be slower, so the phase waits for the fleet, bounded.
     const rampMs = (config.devices / config.ramp) * 1000;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-    await sleep(rampMs + config.durationMs / 3);
+    const upBy = Date.now() + 3 * rampMs + 120_000;
+    await new Promise<void>((resolve) => {
+      fleetUp = () => connected() + totals.enrollFailed >= config.devices && resolve();
+      fleetUpDeadline = setTimeout(resolve, upBy - Date.now());
+    });
+    clearTimeout(fleetUpDeadline);
+    fleetUp = () => {};
+    ctx.mark('fleet up');
+    const publishFrom = Date.now();
+    await sleep(config.durationMs / 3);
     if (scenario.midRun) await scenario.midRun(ctx);
-    await sleep(t0 + rampMs + config.durationMs - Date.now());
+    await sleep(publishFrom + config.durationMs - Date.now());
 
     for (const w of workers) w.postMessage({ type: 'stop' });
     await Promise.all(finished);
