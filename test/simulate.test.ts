@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { FleetSummary } from '@tlsfleet/simulators';
 import { runCli } from './harness/cli.js';
 import { tempDir } from './harness/temp-dir.js';
+import { chartIn, dumpDom } from '../simulators/src/report/chromium.fixture.js';
 
 const tmp = tempDir('tlsfleet-sim-e2e-');
 afterAll(() => tmp.cleanup());
@@ -40,7 +41,13 @@ describe('tlsfleet simulate', () => {
     expect(summary.totals.received).toBe(summary.totals.acked);
     expect(summary.latency.endToEnd.count).toBe(summary.totals.received);
     expect(summary.timeline.length).toBeGreaterThan(15);
-    expect(readFileSync(join(reportDir, 'report.html'), 'utf8')).toMatch(/<html/i);
+    // The real run's report, drawn by headless chromium: every chart with data drew it.
+    const dom = await dumpDom(join(reportDir, 'report.html'), join(reportDir, 'chromium-profile'));
+    for (const chart of ['connected', 'message-rate', 'latency', 'enrollment-latency', 'connect-latency']) {
+      const { attributes } = chartIn(dom, chart);
+      expect(attributes['data-drawn'], chart).toBe('true');
+      expect(Number(attributes['data-points']), chart).toBeGreaterThan(0);
+    }
   });
 
   it('reconnect-storm: the broker restarts mid-run, 99% are back in time, no QoS 1 message lost', async () => {

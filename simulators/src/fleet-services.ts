@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processCpuSeconds } from '@tlsfleet/common';
 
 /** How to run `tlsfleet` (node + the CLI's bin), injected by the CLI. */
 export type TlsfleetCommand = readonly string[];
@@ -46,33 +47,45 @@ export interface OwnDeployment {
   broker: ServiceProcess;
   brokerPort: number;
   restartBroker(): Promise<void>;
+  /** CPU seconds used so far by the broker (every instance of it) and by provisioning, from /proc. */
+  cpuSeconds(): { broker: number; provisioning: number };
   stop(): Promise<void>;
 }
 
-export async function startOwnDeployment(cmd: TlsfleetCommand): Promise<OwnDeployment> {
-  const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-sim-'));
+/**
+ * Starts provisioning and a broker on 127.0.0.1. With `keepIn`, their data dir lives there
+ * and is reused by the next run, so identities kept with --identities stay valid (same CA,
+ * same store); without it, a temp dir removed at the end.
+ */
+export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string): Promise<OwnDeployment> {
+  const dir = keepIn ?? mkdtempSync(join(tmpdir(), 'tlsfleet-sim-'));
   const dataDir = join(dir, 'data');
-  const init = spawn(cmd[0]!, [...cmd.slice(1), 'init', '--data-dir', dataDir], { stdio: 'ignore' });
-  const [code] = (await once(init, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
+  if (!existsSync(join(dataDir, 'ca-bundle.pem'))) {
+    const init = spawn(cmd[0]!, [...cmd.slice(1), 'init', '--data-dir', dataDir], { stdio: 'ignore' });
+    const [code] = (await once(init, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
+  }
   // Simulated devices share one address: the per-client rate limit meant for the internet is off.
   const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight', '256'], /provisioning listening on (https:\/\/\S+)/);
   const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0'];
   let broker = await startTlsfleet(cmd, brokerArgs(0), /broker listening on (mqtts:\/\/\S+)/);
   const brokerPort = Number(new URL(broker.url).port);
+  let earlierBrokersCpu = 0;
   const deployment: OwnDeployment = {
     dataDir,
     provisioning,
     broker,
     brokerPort,
     async restartBroker() {
+      earlierBrokersCpu += processCpuSeconds(deployment.broker.child.pid!);
       await deployment.broker.stop();
       broker = await startTlsfleet(cmd, brokerArgs(brokerPort), /broker listening on (mqtts:\/\/\S+)/);
       deployment.broker = broker;
     },
+    cpuSeconds: () => ({ broker: earlierBrokersCpu + processCpuSeconds(deployment.broker.child.pid!), provisioning: processCpuSeconds(provisioning.child.pid!) }),
     async stop() {
       await Promise.all([deployment.broker.stop(), provisioning.stop()]);
-      rmSync(dir, { recursive: true, force: true });
+      if (keepIn === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
   return deployment;

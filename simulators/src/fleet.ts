@@ -32,7 +32,10 @@ interface Target {
 
 async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Promise<Target> {
   if (config.provisioningUrl === undefined || config.brokerUrl === undefined) {
-    const own = await startOwnDeployment(tlsfleet);
+    // Kept identities need the CA and store that issued them: keep the deployment beside them.
+    const keepIn = config.identitiesDir !== undefined && config.scenario !== 'renewal-storm' ? join(config.identitiesDir, '.deployment') : undefined;
+    if (keepIn !== undefined) mkdirSync(keepIn, { recursive: true, mode: 0o700 });
+    const own = await startOwnDeployment(tlsfleet, keepIn);
     const ca = readFileSync(join(own.dataDir, 'ca-bundle.pem'), 'utf8');
     return { provisioningUrl: own.provisioning.url, brokerUrl: own.broker.url, admin: new AdminClient(own.provisioning.url, readAdminToken(own.dataDir), ca), ca, own };
   }
@@ -180,6 +183,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     };
     const scenario = SCENARIO_TABLE[config.scenario];
     const cpuBefore = process.cpuUsage();
+    const servicesBefore = target.own?.cpuSeconds();
 
     // Ramp until the whole fleet is up (or given up on), then the publishing phase; the
     // scenario acts a third of the way in. The ramp rate is a ceiling: enrollment and
@@ -213,6 +217,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     await checker.stop();
 
     const cpu = process.cpuUsage(cpuBefore);
+    const servicesAfter = target.own?.cpuSeconds();
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const partial: Omit<FleetSummary, 'scenario'> = {
       version: 1,
@@ -254,6 +259,9 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
         simulatorPeakRssBytes: peakRss,
         cpuMsPerDevice: (cpuSeconds * 1000) / config.devices,
         rssBytesPerDevice: peakRss / config.devices,
+        ...(servicesBefore && servicesAfter
+          ? { brokerCpuSeconds: servicesAfter.broker - servicesBefore.broker, provisioningCpuSeconds: servicesAfter.provisioning - servicesBefore.provisioning }
+          : {}),
       },
       events,
     };

@@ -28,6 +28,10 @@ function verdictText(s: FleetSummary): string {
     `latency end-to-end p50 ${s.latency.endToEnd.p50.toFixed(1)} ms p99 ${s.latency.endToEnd.p99.toFixed(1)} ms; enrollment p99 ${s.latency.enrollment.p99.toFixed(0)} ms; connect p99 ${s.latency.connect.p99.toFixed(0)} ms`,
     `simulator ${s.resources.cpuMsPerDevice.toFixed(1)} CPU ms and ${(s.resources.rssBytesPerDevice / 1024).toFixed(1)} KiB RSS per device`,
   ];
+  const r = s.resources;
+  if (r.brokerCpuSeconds !== undefined && r.provisioningCpuSeconds !== undefined) {
+    lines.push(`services: broker ${r.brokerCpuSeconds.toFixed(1)} CPU-s for ${t.connectedPeak} devices and ${t.received} deliveries; provisioning ${r.provisioningCpuSeconds.toFixed(1)} CPU-s for ${t.enrolled + t.renewals} issuances`);
+  }
   const errors = Object.entries(s.errors);
   if (errors.length) lines.push(`errors: ${errors.map(([c, n]) => `${c} ${n}`).join(', ')}`);
   return lines.join('\n') + '\n';

@@ -58,6 +58,9 @@ export interface FleetSummary {
     simulatorPeakRssBytes: number;
     cpuMsPerDevice: number;
     rssBytesPerDevice: number;
+    /** Only when the simulator started the services: their CPU seconds during the run, from /proc. */
+    brokerCpuSeconds?: number;
+    provisioningCpuSeconds?: number;
   };
   /** Marks on the time axis: broker restart, revocation, ... */
   events: { t: number; label: string }[];

@@ -1,9 +1,6 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetSummary } from './fleet-summary.js';
 import { renderReport } from './render-report.js';
@@ -11,9 +8,7 @@ import { REPORT_SCRIPT } from './report-script.js';
 import { escapeHtml } from './html-escape.js';
 import { CHARTS } from './report-sections.js';
 import { sampleSummary } from './sample-summary.fixture.js';
-
-/** How long one headless chromium may take to load a report and print its DOM (it takes about 1.5 s). */
-const CHROMIUM_TIMEOUT_MS = 30_000;
+import { chartIn, CHROMIUM_TIMEOUT_MS, dumpDom } from './chromium.fixture.js';
 
 /** Tries to end its script element, run its own script, and add an element with a handler. */
 const HOSTILE = '</script><script>document.body.dataset.pwned = "1"</script><img src=x onerror="document.body.dataset.pwned = 1"><!--';
@@ -59,53 +54,10 @@ function expectedPoints(summary: FleetSummary): Record<ChartName, number> {
 let dir: string;
 const dom = { sample: '', hostile: '', empty: '' };
 
-/** Loads `htmlFile` in headless Debian chromium and answers the DOM as it stands after the page's script ran. */
-async function dumpDom(htmlFile: string, profileDir: string): Promise<string> {
-  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'];
-  args.push(`--user-data-dir=${profileDir}`, '--dump-dom', pathToFileURL(htmlFile).href);
-  // Its own process group, so that a hung browser is ended together with its helper processes;
-  // HOME in the profile, so it writes nothing into the real home directory.
-  const browser = spawn('chromium', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: profileDir } });
-  const stdout: Buffer[] = [];
-  let stderrTail = '';
-  browser.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  browser.stderr.on('data', (chunk: Buffer) => {
-    stderrTail = (stderrTail + chunk.toString()).slice(-4000);
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      process.kill(-browser.pid!, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }, CHROMIUM_TIMEOUT_MS);
-  try {
-    const [code, signal] = (await once(browser, 'close')) as [number | null, NodeJS.Signals | null];
-    if (timedOut) throw new Error(`chromium did not print the DOM within ${CHROMIUM_TIMEOUT_MS} ms:\n${stderrTail}`);
-    if (code !== 0) throw new Error(`chromium exited with ${code ?? signal}:\n${stderrTail}`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('chromium is not installed: run node scripts/install-peers.mjs');
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  return Buffer.concat(stdout).toString('utf8');
-}
-
 async function renderInChromium(name: string, summary: FleetSummary): Promise<string> {
   const htmlFile = join(dir, `${name}.html`);
   await writeFile(htmlFile, renderReport(summary));
   return dumpDom(htmlFile, await mkdtemp(join(dir, `profile-${name}-`)));
-}
-
-/** The chart figure `name` in a serialized DOM: its attributes and what the script drew into it. */
-function chartIn(serializedDom: string, name: string): { attributes: Record<string, string>; content: string } {
-  const figure = new RegExp(`<figure([^>]*\\sdata-chart="${name}"[^>]*)>([\\s\\S]*?)</figure>`).exec(serializedDom);
-  if (!figure) throw new Error(`no chart ${name} in the DOM`);
-  const attributes = Object.fromEntries([...figure[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1]!, a[2]!]));
-  return { attributes, content: figure[2]! };
 }
 
 const occurrences = (text: string, pattern: RegExp): number => text.match(pattern)?.length ?? 0;
