@@ -197,12 +197,6 @@ describe('service operations', () => {
       }
     });
 
-    it.each(['simulate'])('exits 2 for `tlsfleet %s`, saying it is not available in this version yet', async (command) => {
-      const r = await runCli([command, '--data-dir', dir]);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain('not available in this version yet');
-    });
-
     it.each([['--port http'], ['--max-inflight 0']])('refuses to start provisioning with %s, exiting 2', async (flags) => {
       const r = await runAndStopWhenReady(['provisioning', '--data-dir', dir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /provisioning listening on/);
       expect(r.becameReady).toBe(false);

@@ -203,6 +203,8 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     if (scenario.midRun) await scenario.midRun(ctx);
     await sleep(publishFrom + config.durationMs - Date.now());
 
+    notes.connectedAtEnd = connected();
+    notes.fewestConnectedAfterUp = Math.min(...timeline.filter((p) => p.t >= (events[0]?.t ?? 0)).map((p) => p.connected), connected());
     for (const w of workers) w.postMessage({ type: 'stop' });
     await Promise.all(finished);
     clearInterval(sampler);

@@ -8,6 +8,13 @@ export const renewalStorm: Scenario = {
       ...baseVerdicts(ctx, s),
       { name: 'renewals done', limit: `≥ ${ctx.config.devices}`, measured: `${s.totals.renewals}`, pass: s.totals.renewals >= ctx.config.devices },
       { name: 'devices that had to enroll again', limit: '0', measured: `${reenroll}`, pass: reenroll === 0 },
+      // Disruption: every session moved to its new certificate and came back.
+      {
+        name: 'devices connected at the end',
+        limit: `${ctx.config.devices}`,
+        measured: `${ctx.notes.connectedAtEnd as number} (fewest in a 1 s sample after the fleet was up: ${ctx.notes.fewestConnectedAfterUp as number})`,
+        pass: ctx.notes.connectedAtEnd === ctx.config.devices,
+      },
     ];
   },
 };
