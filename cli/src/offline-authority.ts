@@ -1,9 +1,16 @@
-import { authorityFromDataDir, createLogger, CrlPublisher, DataDir, SqliteStore, type Authority } from '@tlsfleet/provisioning';
+import { authorityFromDataDir, createLogger, CrlPublisher, DataDir, openStore, type Authority } from '@tlsfleet/provisioning';
 
-/** The authority over the data dir's own store, for commands that run beside (or without) the service. */
-export function openAuthority(dir: string): { authority: Authority; publishCrl: () => Promise<void>; close: () => Promise<void> } {
+/**
+ * The authority over the store the service uses, for commands that run beside (or without)
+ * it: the data dir's SQLite file, or the PostgreSQL database `storeUrl` names (an extension
+ * of the stable command line: `--store postgres://...`).
+ */
+export async function openAuthority(
+  dir: string,
+  storeUrl?: string,
+): Promise<{ authority: Authority; publishCrl: () => Promise<void>; close: () => Promise<void> }> {
   const dataDir = DataDir.open(dir);
-  const store = SqliteStore.open(dataDir.path('database'));
+  const store = await openStore(storeUrl, dataDir.path('database'));
   const authority = authorityFromDataDir(dataDir, store);
   // Silent: publishCrl rejects on failure and the command reports it; stdout is for results.
   const publisher = new CrlPublisher({ authority, path: dataDir.path('crl'), logger: createLogger('tlsfleet', 'silent') });

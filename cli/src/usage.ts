@@ -2,11 +2,11 @@
 export const USAGE = {
   init: 'tlsfleet init --data-dir DIR [--trust-domain TD] [--server-name NAME]...',
   provisioning:
-    'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]',
+    'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite|postgres://USER@HOST:PORT/DB] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]',
   broker:
     'tlsfleet broker --data-dir DIR [--host H] [--port 8883] [--health-port P] [--acl FILE] [--crl-url URL] [--crl-interval 1s] [--max-packet-size 131072] [--max-connections 100000] [--max-queued-messages 1000] [--connect-timeout 10s]',
-  token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d]',
-  revoke: 'tlsfleet revoke --data-dir DIR --device ID',
+  token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d] [--store postgres://...]',
+  revoke: 'tlsfleet revoke --data-dir DIR --device ID [--store postgres://...]',
   device: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE | tlsfleet device run --state DIR --broker URL [--heartbeat 30s]',
   simulate:
     'tlsfleet simulate --devices N [--ramp 100] [--publish-interval 10s] [--qos 1] [--payload-bytes 100] [--duration 60s] [--cert-ttl 7d] [--scenario steady|reconnect-storm|renewal-storm|revocation] [--revoke-percent 10] [--restart-hook CMD] [--provisioning URL --broker URL (--data-dir DIR | --admin-token T --ca FILE)] [--identities DIR] [--workers N] [--report DIR] [--prefix sim]',

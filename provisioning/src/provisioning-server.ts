@@ -10,7 +10,7 @@ import { IssuanceGate, type IssuanceGateOptions } from './api/issuance-gate.js';
 import { DataDir } from './data-dir.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProvisioningMetrics } from './metrics.js';
-import { SqliteStore } from './storage/sqlite-store.js';
+import { describeStore, openStore } from './storage/open-store.js';
 import type { Store } from './storage/store.js';
 
 export interface ProvisioningOptions {
@@ -19,8 +19,10 @@ export interface ProvisioningOptions {
   host?: string;
   /** Default 8443; 0 picks a free port. */
   port?: number;
-  /** Default: the SQLite file in the data dir. */
+  /** Default: the store `storeUrl` names. */
   store?: Store;
+  /** "sqlite" or a postgres:// URL (several instances on one database); default the SQLite file in the data dir. Ignored when `store` is given. */
+  storeUrl?: string;
   gate?: IssuanceGateOptions;
   /** Largest request body, bytes; default 16 KiB. */
   maxBodyBytes?: number;
@@ -44,7 +46,10 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const trustDomain = dataDir.config.trustDomain;
   const caBundlePem = dataDir.read('caBundle');
   const adminToken = dataDir.readSecret('adminToken').trim();
-  const store = opts.store ?? SqliteStore.open(dataDir.path('database'));
+  // The URL is logged only with its password masked.
+  const store =
+    opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
+  if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
   const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds });
   const crlPublisher = new CrlPublisher({ authority, path: dataDir.path('crl'), logger });
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.

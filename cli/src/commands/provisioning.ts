@@ -1,4 +1,4 @@
-import { startProvisioning } from '@tlsfleet/provisioning';
+import { isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { untilSignal } from '../signals.js';
@@ -14,7 +14,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     'client-burst': { type: 'string' },
     'crl-validity': { type: 'string' },
   });
-  checkStore(f.store);
+  const storeUrl = checkStore(f.store);
   // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
   const signalled = untilSignal();
   const running = await startProvisioning({
@@ -27,6 +27,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
       perClientBurst: positiveInt(f['client-burst'], '--client-burst', 40),
     },
     crlValiditySeconds: duration(f['crl-validity'], '--crl-validity'),
+    storeUrl,
   });
   process.stdout.write(`provisioning listening on ${running.url}\n`);
   await signalled;
@@ -34,8 +35,15 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export function checkStore(store: string | undefined): void {
-  if (store === undefined || store === 'sqlite') return;
-  if (/^postgres(ql)?:\/\//.test(store)) throw new UsageError('--store postgres://... is not supported by this version yet; the embedded SQLite store is used by default');
-  throw new UsageError(`--store takes "sqlite" or a postgres:// URL, not ${JSON.stringify(store)}`);
+/**
+ * `--store`: absent or "sqlite" → the data dir's SQLite file; postgres:// or postgresql:// → that
+ * database. Returns the value to pass on. A refused value is not echoed: it may hold a password.
+ */
+export function checkStore(store: string | undefined): string | undefined {
+  if (store === undefined || store === 'sqlite') return store;
+  if (isPostgresUrl(store)) {
+    if (!URL.canParse(store)) throw new UsageError('--store: the postgres:// URL does not parse (percent-encode special characters in the user name and password)');
+    return store;
+  }
+  throw new UsageError('--store takes "sqlite" or a postgres://user@host:port/database URL');
 }

@@ -1,6 +1,7 @@
 import { openAuthority } from '../offline-authority.js';
 import { duration, parseFlags, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
+import { checkStore } from './provisioning.js';
 
 /** Mints a one-time token offline against the store; prints the token alone on stdout. */
 export async function tokenCommand(argv: string[]): Promise<number> {
@@ -10,12 +11,13 @@ export async function tokenCommand(argv: string[]): Promise<number> {
     service: { type: 'string' },
     ttl: { type: 'string' },
     'cert-ttl': { type: 'string' },
+    store: { type: 'string' },
   });
   if ((f.device === undefined) === (f.service === undefined)) throw new UsageError('give exactly one of --device ID or --service NAME');
   const dataDir = required(f['data-dir'], '--data-dir');
   const ttlSeconds = duration(f.ttl, '--ttl');
   const certTtlSeconds = duration(f['cert-ttl'], '--cert-ttl');
-  const { authority, close } = openAuthority(dataDir);
+  const { authority, close } = await openAuthority(dataDir, checkStore(f.store));
   try {
     const { token } = await authority.mintToken({
       subject: (f.device ?? f.service) as string,

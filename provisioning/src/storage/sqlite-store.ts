@@ -1,46 +1,7 @@
 import Database from 'better-sqlite3';
 import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RevokedEntry, Store, TokenRecord } from './store.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
-const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
-
-function tokenFromRow(r: Row): TokenRecord {
-  return {
-    hash: String(r.hash),
-    subject: String(r.subject),
-    kind: r.kind as TokenRecord['kind'],
-    expiresAt: Number(r.expires_at),
-    certTtlSeconds: Number(r.cert_ttl_seconds),
-    createdAt: Number(r.created_at),
-    createdBy: String(r.created_by),
-    consumedAt: num(r.consumed_at),
-    consumedSpkiHash: str(r.consumed_spki_hash),
-    consumedSerial: str(r.consumed_serial),
-  };
-}
-
-function certificateFromRow(r: Row): CertificateRecord {
-  return {
-    serial: String(r.serial),
-    subject: String(r.subject),
-    kind: r.kind as CertificateRecord['kind'],
-    spkiHash: String(r.spki_hash),
-    pem: String(r.pem),
-    notBefore: Number(r.not_before),
-    notAfter: Number(r.not_after),
-    issuedAt: Number(r.issued_at),
-    issuedBy: String(r.issued_by),
-    revokedAt: num(r.revoked_at),
-    revokedBy: str(r.revoked_by),
-  };
-}
-
-function deviceFromRow(r: Row): DeviceRecord {
-  return { id: String(r.id), kind: r.kind as DeviceRecord['kind'], createdAt: Number(r.created_at), certTtlSeconds: Number(r.cert_ttl_seconds) };
-}
+import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
 
 /**
  * The embedded store: one SQLite file in the data dir, WAL so the CLI (`tlsfleet token`,
@@ -180,14 +141,7 @@ export class SqliteStore implements Store {
 
   async listAudit(deviceId?: string): Promise<AuditEvent[]> {
     const rows = (deviceId === undefined ? this.stmt.listAudit.all() : this.stmt.listAuditFor.all(deviceId)) as Row[];
-    return rows.map((r) => ({
-      at: Number(r.at),
-      actor: String(r.actor),
-      action: r.action as AuditEvent['action'],
-      subject: String(r.subject),
-      serial: str(r.serial),
-      notAfter: num(r.not_after),
-    }));
+    return rows.map(auditFromRow);
   }
 
   async ping(): Promise<void> {

@@ -1,0 +1,65 @@
+/**
+ * Versioned schema of the PostgreSQL store: migration N, once applied, is row N of
+ * `tlsfleet_schema_migrations`. Times are ms since the epoch in BIGINT (the driver answers
+ * them as strings; the store parses them back to numbers); the CRL number is a sequence.
+ * Append only: an applied migration is never edited.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE tokens (
+     hash TEXT PRIMARY KEY,
+     subject TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('device', 'service')),
+     expires_at BIGINT NOT NULL,
+     cert_ttl_seconds INTEGER NOT NULL,
+     created_at BIGINT NOT NULL,
+     created_by TEXT NOT NULL,
+     consumed_at BIGINT,
+     consumed_spki_hash TEXT,
+     consumed_serial TEXT
+   );
+   CREATE TABLE devices (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('device', 'service')),
+     created_at BIGINT NOT NULL,
+     cert_ttl_seconds INTEGER NOT NULL
+   );
+   CREATE TABLE certificates (
+     serial TEXT PRIMARY KEY,
+     subject TEXT NOT NULL REFERENCES devices(id),
+     kind TEXT NOT NULL,
+     spki_hash TEXT NOT NULL,
+     pem TEXT NOT NULL,
+     not_before BIGINT NOT NULL,
+     not_after BIGINT NOT NULL,
+     issued_at BIGINT NOT NULL,
+     issued_by TEXT NOT NULL,
+     revoked_at BIGINT,
+     revoked_by TEXT
+   );
+   CREATE INDEX certificates_subject ON certificates(subject);
+   CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE revoked_at IS NOT NULL;
+   CREATE TABLE audit (
+     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     at BIGINT NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     subject TEXT NOT NULL,
+     serial TEXT,
+     not_after BIGINT
+   );
+   CREATE INDEX audit_subject ON audit(subject);
+   CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+   INSERT INTO counters (name, value) VALUES ('revocations', 0);
+   -- RFC 5280 §5.2.3: monotonically increasing; a sequence never hands one number out twice.
+   CREATE SEQUENCE crl_number AS BIGINT START WITH 1;`,
+];
+
+/** Where applied versions are recorded; created by the first start, outside the numbered list. */
+export const POSTGRES_MIGRATIONS_TABLE = 'tlsfleet_schema_migrations';
+
+/**
+ * Key of the transaction-level advisory lock every starting instance takes before it reads
+ * the schema version, so two instances starting together apply each migration once.
+ * Any fixed 64-bit number unlikely to collide with another application's: "tlsfleet" in ASCII.
+ */
+export const POSTGRES_MIGRATION_LOCK = 0x746c73666c656574n;

@@ -1,0 +1,139 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Enrollment, NewToken, Store } from './store.js';
+
+/** One backing storage for one test: a fresh store on it, and a way to open a second handle. */
+export interface StoreBacking {
+  /** The store the test drives, on empty, fully migrated storage. */
+  store: Store;
+  /** Another store on the same storage, as a second process or instance would open it. */
+  another(): Promise<Store>;
+  /** Closes whatever the backing opened and removes its storage. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The behaviour every Store must have, run against each implementation (the MQTT.js habit:
+ * one contract suite, every transport). `backing` is called once per test.
+ */
+export function describeStoreContract(name: string, backing: () => Promise<StoreBacking>): void {
+  describe(`${name}: the Store contract`, () => {
+    let b: StoreBacking;
+    let store: Store;
+    beforeEach(async () => {
+      b = await backing();
+      store = b.store;
+    });
+    afterEach(async () => {
+      await b.cleanup();
+    });
+
+    const token: NewToken = { hash: 'h1', subject: 'd1', kind: 'device', expiresAt: 2_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' };
+    const enrollment = (serial: string, tokenHash = 'h1', subject = 'd1'): Enrollment => ({
+      tokenHash,
+      spkiHash: `spki-${serial}`,
+      device: { id: subject, kind: 'device', createdAt: 1_500, certTtlSeconds: 60 },
+      certificate: { serial, subject, kind: 'device', spkiHash: `spki-${serial}`, pem: 'PEM', notBefore: 1_000, notAfter: 9_000, issuedAt: 1_500, issuedBy: `token:${tokenHash}` },
+    });
+
+    it('keeps a token with its times as numbers, and records its minting in the audit trail', async () => {
+      await store.createToken(token);
+      expect(await store.findToken('h1')).toEqual({ ...token, consumedAt: undefined, consumedSpkiHash: undefined, consumedSerial: undefined });
+      expect(await store.findToken('nope')).toBeUndefined();
+      expect(await store.listAudit('d1')).toEqual([{ at: 1_000, actor: 'test', action: 'token', subject: 'd1', serial: undefined, notAfter: undefined }]);
+    });
+
+    it('spends a token once: a second enrollment with it records nothing', async () => {
+      await store.createToken(token);
+      expect(await store.recordEnrollment(enrollment('aa'))).toBe(true);
+      expect(await store.recordEnrollment(enrollment('bb'))).toBe(false);
+      expect((await store.listCertificates('d1')).map((c) => c.serial)).toEqual(['aa']);
+      const spent = await store.findToken('h1');
+      expect(spent?.consumedSerial).toBe('aa');
+      expect(spent?.consumedAt).toBe(1_500);
+      expect(spent?.consumedSpkiHash).toBe('spki-aa');
+    });
+
+    it('lets exactly one of many concurrent enrollments with one token through, across two handles', async () => {
+      await store.createToken(token);
+      const other = await b.another();
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).recordEnrollment(enrollment(`s${i}`))));
+      await other.close();
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.listCertificates('d1')).toHaveLength(1);
+      expect((await store.listAudit('d1')).filter((e) => e.action === 'issue')).toHaveLength(1);
+    });
+
+    it('refuses a second certificate with a serial already recorded, and keeps the token unspent', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'h2' });
+      expect(await store.recordEnrollment(enrollment('aa'))).toBe(true);
+      await expect(store.recordEnrollment(enrollment('aa', 'h2'))).rejects.toThrow();
+      expect((await store.findToken('h2'))?.consumedAt).toBeUndefined();
+    });
+
+    it('records a device and its certificate with every field, and lists devices by id', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'h0', subject: 'd0' });
+      await store.recordEnrollment(enrollment('aa'));
+      await store.recordEnrollment(enrollment('bb', 'h0', 'd0'));
+      expect(await store.findDevice('d1')).toEqual({ id: 'd1', kind: 'device', createdAt: 1_500, certTtlSeconds: 60 });
+      expect(await store.findDevice('nope')).toBeUndefined();
+      expect((await store.listDevices()).map((d) => d.id)).toEqual(['d0', 'd1']);
+      expect(await store.findCertificate('aa')).toEqual({ ...enrollment('aa').certificate, revokedAt: undefined, revokedBy: undefined });
+      expect(await store.findCertificate('zz')).toBeUndefined();
+    });
+
+    it('records a renewal while the presented certificate is live', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      const renewal = { ...enrollment('cc').certificate, issuedAt: 2_500, issuedBy: 'renewal:aa' };
+      expect(await store.recordRenewal(renewal, 'aa')).toBe(true);
+      expect((await store.listCertificates('d1')).map((c) => c.serial)).toEqual(['aa', 'cc']);
+      expect((await store.listAudit('d1')).map((e) => e.action)).toEqual(['token', 'issue', 'renew']);
+      expect(await store.recordRenewal({ ...renewal, serial: 'dd' }, 'unknown')).toBe(false);
+    });
+
+    it('refuses a renewal when the presented certificate was revoked first, and bumps the revocation version', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      const v0 = await store.revocationVersion();
+      expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual(['aa']);
+      expect(await store.revocationVersion()).toBe(v0 + 1);
+      const renewal = { ...enrollment('cc').certificate, issuedBy: 'renewal:aa' };
+      expect(await store.recordRenewal(renewal, 'aa')).toBe(false);
+      expect(await store.findCertificate('cc')).toBeUndefined();
+      expect(await store.revokeDevice('d1', 4_000, 'admin')).toEqual([]);
+      expect(await store.revocationVersion()).toBe(v0 + 1);
+      expect(await store.findCertificate('aa')).toMatchObject({ revokedAt: 3_000, revokedBy: 'admin' });
+      expect((await store.listAudit('d1')).at(-1)).toEqual({ at: 3_000, actor: 'admin', action: 'revoke', subject: 'd1', serial: 'aa', notAfter: undefined });
+    });
+
+    it('shows a revocation made through another handle in the revocation version and the revoked list', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      const v0 = await store.revocationVersion();
+      const other = await b.another();
+      expect(await other.revokeDevice('d1', 3_000, 'other')).toEqual(['aa']);
+      await other.close();
+      expect(await store.revocationVersion()).not.toBe(v0);
+      expect((await store.listRevoked(5_000)).map((r) => r.serial)).toEqual(['aa']);
+    });
+
+    it('lists revoked certificates only until they expire, and numbers CRLs monotonically', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      await store.revokeDevice('d1', 3_000, 'admin');
+      expect(await store.listRevoked(8_999)).toEqual([{ serial: 'aa', revokedAt: 3_000 }]);
+      expect(await store.listRevoked(9_000)).toEqual([]);
+      const a = await store.nextCrlNumber();
+      const b2 = await store.nextCrlNumber();
+      expect(typeof a).toBe('bigint');
+      expect(a).toBeGreaterThanOrEqual(1n);
+      expect(b2).toBe(a + 1n);
+    });
+
+    it('answers ping while open', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}

@@ -1,0 +1,54 @@
+import type { AuditEvent, CertificateRecord, DeviceRecord, TokenRecord } from './store.js';
+
+/** A row as either SQL store reads it: snake_case columns; integers as numbers (SQLite) or decimal strings (PostgreSQL BIGINT). */
+export type Row = Record<string, unknown>;
+
+/** NULL → undefined; otherwise a number (ms times and counts fit a double exactly). */
+export const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+export const str = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
+
+export function tokenFromRow(r: Row): TokenRecord {
+  return {
+    hash: String(r.hash),
+    subject: String(r.subject),
+    kind: r.kind as TokenRecord['kind'],
+    expiresAt: Number(r.expires_at),
+    certTtlSeconds: Number(r.cert_ttl_seconds),
+    createdAt: Number(r.created_at),
+    createdBy: String(r.created_by),
+    consumedAt: num(r.consumed_at),
+    consumedSpkiHash: str(r.consumed_spki_hash),
+    consumedSerial: str(r.consumed_serial),
+  };
+}
+
+export function certificateFromRow(r: Row): CertificateRecord {
+  return {
+    serial: String(r.serial),
+    subject: String(r.subject),
+    kind: r.kind as CertificateRecord['kind'],
+    spkiHash: String(r.spki_hash),
+    pem: String(r.pem),
+    notBefore: Number(r.not_before),
+    notAfter: Number(r.not_after),
+    issuedAt: Number(r.issued_at),
+    issuedBy: String(r.issued_by),
+    revokedAt: num(r.revoked_at),
+    revokedBy: str(r.revoked_by),
+  };
+}
+
+export function deviceFromRow(r: Row): DeviceRecord {
+  return { id: String(r.id), kind: r.kind as DeviceRecord['kind'], createdAt: Number(r.created_at), certTtlSeconds: Number(r.cert_ttl_seconds) };
+}
+
+export function auditFromRow(r: Row): AuditEvent {
+  return {
+    at: Number(r.at),
+    actor: String(r.actor),
+    action: r.action as AuditEvent['action'],
+    subject: String(r.subject),
+    serial: str(r.serial),
+    notAfter: num(r.not_after),
+  };
+}
