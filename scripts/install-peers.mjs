@@ -11,6 +11,8 @@ const PEERS = [
   { pkg: 'mosquitto-clients', bin: 'mosquitto_pub', why: 'real MQTT clients (mosquitto_pub/mosquitto_sub) against the broker' },
   { pkg: 'mosquitto', bin: '/usr/sbin/mosquitto', why: 'the reference broker in npm run bench:broker' },
   { pkg: 'chromium', bin: 'chromium', why: 'renders the simulator report.html headless to check that its charts drew' },
+  // The glob is expanded by sh: Debian keeps the server binaries under the major version.
+  { pkg: 'postgresql', bin: '/usr/lib/postgresql/*/bin/initdb', why: 'a throwaway PostgreSQL server (initdb + postgres on 127.0.0.1) for the PostgreSQL store tests' },
 ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
