@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
@@ -19,6 +19,8 @@ import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
 import { tlsFailureReason } from './tls-failure.js';
+import { createProxyListener } from './ingress/proxy-listener.js';
+import { TrustedProxies } from './ingress/trusted-proxies.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -42,7 +44,12 @@ export interface BrokerOptions {
   maxConnections?: number;
   /** QoS 1 messages kept for one offline persistent session before further ones are dropped; default 1,000. */
   maxQueuedMessages?: number;
-  /** Deadline for the TLS handshake and, separately, for CONNECT; default 10 s. */
+  /**
+   * Read a PROXY protocol v1/v2 header before TLS (TCP-passthrough load balancers), accepted
+   * only from `trustedProxies` (CIDRs, at least one); off when undefined.
+   */
+  proxyProtocol?: { trustedProxies: readonly string[] };
+  /** Deadline for the PROXY header, the TLS handshake and, separately, for CONNECT; default 10 s. */
   connectTimeoutMs?: number;
   /** How long the health port keeps answering /readyz 503 after the sessions closed on drain; default 1 s. */
   healthLingerMs?: number;
@@ -76,6 +83,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const metrics = new BrokerMetrics();
   const maxPacketBytes = opts.maxPacketBytes ?? 128 * 1024;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  // Options are checked before anything starts listening or watching.
+  const trustedProxies = opts.proxyProtocol ? new TrustedProxies(opts.proxyProtocol.trustedProxies) : undefined;
+  if (trustedProxies && trustedProxies.cidrs.length === 0) {
+    throw new Error('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancers\' addresses): without one every connection would be refused');
+  }
 
   const bundlePem = () => dataDir.read('caBundle');
   const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
@@ -123,7 +135,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   aedes.on('clientReady', (client) => {
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
-    logger.debug({ client: client.id }, 'client connected');
+    logger.debug({ client: client.id, address: client.conn instanceof FrameGuard ? client.conn.clientAddress : undefined }, 'client connected');
   });
   aedes.on('clientDisconnect', (client) => {
     sessions.remove(client);
@@ -172,9 +184,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     noDelay: true,
   });
   server.maxConnections = opts.maxConnections ?? 100_000;
+  // Behind a PROXY load balancer every TCP connection comes from the proxy: the client's
+  // own address is the header's, kept here by the proxy connection's (address, port).
+  const proxied = new Map<string, string>();
+  const tupleOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
+  const clientAddress = (socket: Socket): string | undefined => proxied.get(tupleOf(socket)) ?? socket.remoteAddress;
   server.on('tlsClientError', (err, socket) => {
     metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, (socket as TLSSocket).authorizationError) });
-    logger.debug({ err: err.message, client: socket.remoteAddress }, 'TLS handshake refused');
+    logger.debug({ err: err.message, client: clientAddress(socket) }, 'TLS handshake refused');
     // Node 20 reports a handshake timeout but leaves the socket open.
     socket.destroy();
   });
@@ -183,7 +200,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     const peer = cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert';
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
-      logger.info({ reason: peer, client: socket.remoteAddress }, 'certificate outside the tlsfleet profile');
+      logger.info({ reason: peer, client: clientAddress(socket) }, 'certificate outside the tlsfleet profile');
       socket.destroy();
       return;
     }
@@ -191,12 +208,35 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       metrics.frameViolations.inc({ violation });
       logger.info({ client: peer.identity.name, violation }, 'connection cut');
     }, byteMeter);
+    conn.clientAddress = clientAddress(socket);
     conn.on('error', () => undefined);
     aedes.handle(conn);
   });
-  server.listen(opts.port ?? 8883, opts.host ?? '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  // The listening socket: the TLS server itself, or the PROXY header reader in front of it.
+  let listener: NetServer = server;
+  if (trustedProxies) {
+    const proxyListener = createProxyListener({
+      trusted: trustedProxies,
+      headerTimeoutMs: connectTimeoutMs,
+      onAccepted: (socket, client) => {
+        const tuple = tupleOf(socket);
+        proxied.set(tuple, client.address);
+        socket.once('close', () => proxied.delete(tuple));
+        logger.debug({ client: client.address, clientPort: client.port, proxy: socket.remoteAddress }, 'PROXY header accepted');
+        server.emit('connection', socket);
+      },
+      onRefused: (reason, peer, detail) => {
+        metrics.proxyRefusals.inc({ reason });
+        logger.debug({ reason, proxy: peer.address, detail }, 'connection closed before TLS');
+      },
+    });
+    // Node's TLS server counts only the connections it accepts itself.
+    proxyListener.maxConnections = server.maxConnections;
+    listener = proxyListener;
+  }
+  listener.listen(opts.port ?? 8883, opts.host ?? '127.0.0.1');
+  await once(listener, 'listening');
+  const { port } = listener.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `mqtts://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
@@ -204,7 +244,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   let health: HttpServer | undefined;
   let healthUrl: string | undefined;
   if (opts.healthPort !== undefined) {
-    health = createHealthServer(metrics.registry, () => !draining && server.listening);
+    health = createHealthServer(metrics.registry, () => !draining && listener.listening);
     const healthHost = opts.healthHost ?? host;
     health.listen(opts.healthPort, healthHost);
     await once(health, 'listening');
@@ -242,7 +282,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (opts.aclFile) watch(opts.aclFile, reloadAcl);
   for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
 
-  logger.info({ url, healthUrl, trustDomain, maxPacketBytes }, 'broker listening');
+  logger.info({ url, healthUrl, trustDomain, maxPacketBytes, trustedProxies: trustedProxies?.cidrs }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -260,7 +300,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         for (const f of watched) unwatchFile(f);
         for (const stop of stopCrl) stop();
         clearInterval(crlStateTimer);
-        server.close();
+        listener.close();
         sessions.clear();
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
         // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.

@@ -24,6 +24,8 @@ export class FrameGuard extends Duplex {
   readonly peer: PeerCertificate;
   /** Why the broker refused this connection in preConnect, for authenticate to answer CONNACK 5. */
   refusal: string | undefined;
+  /** The client's address for logs: the PROXY header's source behind a load balancer, else the TCP peer. */
+  clientAddress: string | undefined;
   /** The ACL bound to this identity, and the policy it was bound from (reloads rebind). */
   private bound: { source: Acl; acl: IdentityAcl } | undefined;
   bytesIn = 0;

@@ -1,1 +1,2 @@
 export { startBroker, type BrokerOptions, type RunningBroker } from './broker-server.js';
+export { TrustedProxies } from './ingress/trusted-proxies.js';

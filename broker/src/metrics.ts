@@ -10,6 +10,12 @@ export class BrokerMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly proxyRefusals = new Counter({
+    name: 'tlsfleet_broker_proxy_refusals_total',
+    help: 'Connections closed before TLS in --proxy-protocol mode, by reason: untrusted_proxy, no_header, malformed, timeout, closed (by the peer before a complete header).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
     help: 'CONNECTs refused, by reason: revoked, expired, client_id_mismatch, empty_client_id, will_denied.',

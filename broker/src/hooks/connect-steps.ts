@@ -49,7 +49,7 @@ export function authenticate(ctx: BrokerContext) {
     const reason = conn instanceof FrameGuard ? conn.refusal : 'no_identity';
     if (reason) {
       ctx.metrics.authFailures.inc({ reason });
-      ctx.logger.info({ client: client.id, identity: conn instanceof FrameGuard ? conn.peer.identity.name : undefined, reason }, 'connection refused');
+      ctx.logger.info({ client: client.id, identity: conn instanceof FrameGuard ? conn.peer.identity.name : undefined, address: conn instanceof FrameGuard ? conn.clientAddress : undefined, reason }, 'connection refused');
       return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: RETURN_CODES[reason] ?? 5 }), false);
     }
     const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];

@@ -1,4 +1,4 @@
-import { startBroker } from '@tlsfleet/broker';
+import { startBroker, TrustedProxies } from '@tlsfleet/broker';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { untilSignal } from '../signals.js';
@@ -21,8 +21,19 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'trusted-proxy': { type: 'string', multiple: true },
     cluster: { type: 'string' },
   });
-  for (const flag of ['ws-port', 'proxy-protocol', 'trusted-proxy', 'cluster'] as const) {
+  for (const flag of ['ws-port', 'cluster'] as const) {
     if (f[flag] !== undefined) throw new UsageError(`--${flag} is not supported by this version yet`);
+  }
+  const trustedProxies = f['trusted-proxy'] ?? [];
+  if (f['proxy-protocol'] && trustedProxies.length === 0) {
+    throw new UsageError('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancer addresses allowed to send PROXY headers)');
+  }
+  if (!f['proxy-protocol'] && trustedProxies.length > 0) throw new UsageError('--trusted-proxy only applies with --proxy-protocol');
+  // A mistyped CIDR is a usage error (exit 2), found before anything starts.
+  try {
+    new TrustedProxies(trustedProxies);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   const crlUrl = f['crl-url'];
   if (crlUrl !== undefined && !crlUrl.startsWith('https://')) throw new UsageError('--crl-url must be an https:// URL (provisioning\'s /v1/crl)');
@@ -41,6 +52,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
     maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
     connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
+    proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
   });
   process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}\n`);
   for (;;) {

@@ -1,0 +1,212 @@
+import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { generate, parser, type Packet } from 'mqtt-packet';
+import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { httpGet, inbox, metricUntil, outputMatches, within } from './harness/broker-probe.js';
+import { runCli, type Service } from './harness/cli.js';
+import { startHaproxy } from './harness/haproxy.js';
+
+/** A PROXY v2 header (haproxy proxy-protocol.txt §2.2): PROXY command, TCP over IPv4. */
+function proxyV2(src: string, sport: number, dst: string, dport: number): Buffer {
+  const h = Buffer.alloc(28);
+  Buffer.from('0d0a0d0a000d0a515549540a', 'hex').copy(h, 0);
+  h[12] = 0x21; // version 2, PROXY
+  h[13] = 0x11; // AF_INET, STREAM
+  h.writeUInt16BE(12, 14);
+  Buffer.from(src.split('.').map(Number)).copy(h, 16);
+  Buffer.from(dst.split('.').map(Number)).copy(h, 20);
+  h.writeUInt16BE(sport, 24);
+  h.writeUInt16BE(dport, 26);
+  return h;
+}
+
+/** JSON log lines of a service that match every field of `fields`. */
+function logLines(service: Service, fields: Record<string, unknown>): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const text of service.output().split('\n')) {
+    if (!text.startsWith('{')) continue;
+    const line = JSON.parse(text) as Record<string, unknown>;
+    if (Object.entries(fields).every(([k, v]) => line[k] === v)) lines.push(line);
+  }
+  return lines;
+}
+
+/** A raw TCP connection to 127.0.0.1:port that has written `preamble` (nothing when empty). */
+async function rawTcp(port: number, preamble: Buffer): Promise<Socket> {
+  const socket = netConnect({ port, host: '127.0.0.1', noDelay: true });
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  if (preamble.length > 0) socket.write(preamble);
+  return socket;
+}
+
+interface Outcome {
+  /** The first MQTT packet the broker answered with, or undefined when it closed first. */
+  first: Packet | undefined;
+  tls: TLSSocket;
+  packets: Packet[];
+  next(cmd: Packet['cmd']): Promise<Packet>;
+}
+
+/**
+ * TLS with the device's certificate over an already-open socket (the PROXY header went
+ * first, in clear), then MQTT CONNECT; resolves with the first packet or at the close.
+ */
+async function mqttOver(socket: Socket, creds: DeviceCredentials, ca: string, clientId = creds.id): Promise<Outcome> {
+  const tls = tlsConnect({ socket, ca, cert: creds.chain, key: creds.key, servername: 'localhost' });
+  // Not events.once: it rejects on the 'error' a refused handshake emits before 'close'.
+  tls.on('error', () => undefined);
+  const packets: Packet[] = [];
+  const waiters: { cmd: Packet['cmd']; resolve: (p: Packet) => void }[] = [];
+  const p = parser({ protocolVersion: 4 });
+  p.on('packet', (packet: Packet) => {
+    packets.push(packet);
+    for (const w of waiters.filter((x) => x.cmd === packet.cmd)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(packet);
+    }
+  });
+  tls.on('data', (d: Buffer) => p.parse(d));
+  const closed = new Promise<undefined>((resolve) => tls.once('close', () => resolve(undefined)));
+  const connected = await new Promise<boolean>((resolve) => {
+    tls.once('secureConnect', () => resolve(true));
+    void closed.then(() => resolve(false));
+  });
+  const next = (cmd: Packet['cmd']) => {
+    const seen = packets.find((x) => x.cmd === cmd);
+    return seen ? Promise.resolve(seen) : new Promise<Packet>((resolve) => waiters.push({ cmd, resolve }));
+  };
+  if (!connected) return { first: undefined, tls, packets, next };
+  tls.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 }));
+  const first = await Promise.race([next('connack'), closed.then(() => undefined)]);
+  return { first, tls, packets, next };
+}
+
+describe('broker behind a PROXY protocol load balancer', () => {
+  let env: FleetEnv;
+
+  beforeAll(async () => {
+    env = await startFleetEnv({ brokerArgs: ['--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--connect-timeout', '2s'] });
+  });
+  afterAll(async () => {
+    await env?.stop();
+  });
+
+  it('refuses to start with --proxy-protocol and no --trusted-proxy, saying why', async () => {
+    const r = await runCli(['broker', '--data-dir', env.dataDir, '--port', '0', '--proxy-protocol']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--proxy-protocol needs at least one --trusted-proxy/);
+    const bad = await runCli(['broker', '--data-dir', env.dataDir, '--port', '0', '--proxy-protocol', '--trusted-proxy', '10.0.0.0/40']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--trusted-proxy "10\.0\.0\.0\/40"/);
+  });
+
+  describe.each(['v2', 'v1'] as const)('through Debian HAProxy in mode tcp with send-proxy %s', (version) => {
+    it('a device connects through the proxy, publishes and receives, and the broker names its address', async () => {
+      const haproxy = await startHaproxy({ dir: env.dir, backendPort: env.broker.port, proxy: version });
+      const creds = await env.enroll(`lb-${version}`);
+      const client = await mqtt.connectAsync(
+        `mqtts://127.0.0.1:${haproxy.port}`,
+        { clientId: creds.id, cert: creds.chain, key: creds.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 },
+        false,
+      );
+      try {
+        const box = inbox(client);
+        await client.subscribeAsync(`devices/${creds.id}/echo`, { qos: 1 });
+        await client.publishAsync(`devices/${creds.id}/echo`, `via haproxy ${version}`, { qos: 1 });
+        expect((await box.next((m) => m.topic === `devices/${creds.id}/echo`)).payload).toBe(`via haproxy ${version}`);
+        // On loopback the device's address is 127.0.0.1 too; the header is what carried it.
+        await outputMatches(env.broker, new RegExp(`"client":"${creds.id}","address":"127\\.0\\.0\\.1".*"msg":"client connected"`));
+        expect(logLines(env.broker, { msg: 'PROXY header accepted', client: '127.0.0.1' }).length).toBeGreaterThan(0);
+      } finally {
+        await client.endAsync();
+        await haproxy.stop();
+      }
+    });
+  });
+
+  it('takes the client address from a hand-made v2 header: 203.0.113.7 is the client in logs, refusals included', async () => {
+    const creds = await env.enroll('handmade-v2');
+    const header = proxyV2('203.0.113.7', 40000, '127.0.0.1', env.broker.port);
+    const ok = await mqttOver(await rawTcp(env.broker.port, header), creds, env.ca);
+    try {
+      expect(ok.first).toMatchObject({ cmd: 'connack', returnCode: 0 });
+      await outputMatches(env.broker, /"client":"handmade-v2","address":"203\.0\.113\.7".*"msg":"client connected"/);
+      // A round trip on that connection: the bytes after the header are plain TLS as usual.
+      ok.tls.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/handmade-v2/#', qos: 1 }] }));
+      await ok.next('suback');
+      ok.tls.write(generate({ cmd: 'publish', topic: 'devices/handmade-v2/t', payload: Buffer.from('hi'), qos: 0, retain: false, dup: false }));
+      expect(await ok.next('publish')).toMatchObject({ topic: 'devices/handmade-v2/t' });
+    } finally {
+      ok.tls.destroy();
+    }
+    // Refusals name the proxied client too: a clientId that is not the certificate's.
+    const refused = await mqttOver(await rawTcp(env.broker.port, proxyV2('203.0.113.7', 40001, '127.0.0.1', env.broker.port)), creds, env.ca, 'someone-else');
+    refused.tls.destroy();
+    expect(refused.first).toMatchObject({ cmd: 'connack', returnCode: 5 });
+    await outputMatches(env.broker, /"address":"203\.0\.113\.7","reason":"client_id_mismatch"/);
+  });
+
+  it.each([
+    ['no header at all (TLS straight away)', Buffer.alloc(0), 'no_header'],
+    ['a malformed v1 header', Buffer.from('PROXY TCP4 203.0.113.700 127.0.0.1 40000 8883\r\n'), 'malformed'],
+    ['a v2 header with a bad signature', Buffer.concat([Buffer.from('0d0a0d0a000d0a515549550a', 'hex'), proxyV2('203.0.113.7', 1, '127.0.0.1', 2).subarray(12)]), 'no_header'],
+  ] as const)('closes a connection with %s before any CONNACK, and counts it', async (_name, preamble, reason) => {
+    const creds = await env.enroll(`bad-${reason}-${preamble.length}`);
+    const before = await metricUntil(env.healthUrl, 'tlsfleet_broker_proxy_refusals_total', { reason }, () => true);
+    const outcome = await mqttOver(await rawTcp(env.broker.port, preamble), creds, env.ca);
+    expect(outcome.first).toBeUndefined();
+    expect(outcome.packets).toEqual([]);
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_proxy_refusals_total', { reason }, (v) => v > before);
+  });
+
+  it('closes a connection that sends no header within the connect timeout', async () => {
+    const before = await metricUntil(env.healthUrl, 'tlsfleet_broker_proxy_refusals_total', { reason: 'timeout' }, () => true);
+    const socket = await rawTcp(env.broker.port, Buffer.from('PROXY TCP4 '));
+    await within(once(socket, 'close'), 10_000, 'close after --connect-timeout 2s');
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_proxy_refusals_total', { reason: 'timeout' }, (v) => v > before);
+  });
+
+  describe('a broker that trusts only 10.0.0.0/8', () => {
+    let strict: Service;
+    let health: string;
+    beforeAll(async () => {
+      strict = await startBrokerProcess(env.dataDir, ['--proxy-protocol', '--trusted-proxy', '10.0.0.0/8']);
+      health = /health (http:\/\/\S+)/.exec(strict.output())?.[1] ?? '';
+    });
+    afterAll(async () => {
+      await strict?.stop();
+    });
+
+    it('closes a well-formed header from 127.0.0.1 without reading it, and counts it', async () => {
+      const creds = await env.enroll('untrusted-path');
+      const outcome = await mqttOver(await rawTcp(strict.port, proxyV2('203.0.113.7', 40000, '127.0.0.1', strict.port)), creds, env.ca);
+      expect(outcome.first).toBeUndefined();
+      await metricUntil(health, 'tlsfleet_broker_proxy_refusals_total', { reason: 'untrusted_proxy' }, (v) => v >= 1);
+      expect(logLines(strict, { msg: 'client connected' })).toEqual([]);
+    });
+
+    it('turns /readyz to 503 as soon as draining starts (SIGTERM), never back to 200', async () => {
+      expect((await httpGet(`${health}/readyz`)).status).toBe(200);
+      const exited = once(strict.child, 'exit');
+      let gone = false;
+      void exited.then(() => (gone = true));
+      strict.child.kill('SIGTERM');
+      const statuses: (number | string)[] = [];
+      while (!gone) {
+        const s = await httpGet(`${health}/readyz`).then(
+          (r) => r.status,
+          (e: NodeJS.ErrnoException) => e.code ?? 'error',
+        );
+        statuses.push(s);
+        if (typeof s === 'string') break;
+      }
+      await within(exited, 5000, 'broker exit after SIGTERM');
+      expect(statuses, JSON.stringify(statuses)).toContain(503);
+      expect(statuses.slice(statuses.indexOf(503)), JSON.stringify(statuses)).not.toContain(200);
+    });
+  });
+});
