@@ -13,6 +13,7 @@ const PEERS = [
   { pkg: 'chromium', bin: 'chromium', why: 'renders the simulator report.html headless to check that its charts drew' },
   // The glob is expanded by sh: Debian keeps the server binaries under the major version.
   { pkg: 'postgresql', bin: '/usr/lib/postgresql/*/bin/initdb', why: 'a throwaway PostgreSQL server (initdb + postgres on 127.0.0.1) for the PostgreSQL store tests' },
+  { pkg: 'haproxy', bin: '/usr/sbin/haproxy', why: 'a real TCP-passthrough load balancer (mode tcp, send-proxy-v2) in front of the broker for the PROXY protocol tests' },
 ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
