@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
@@ -21,6 +22,7 @@ import { SessionRegistry } from './session-registry.js';
 import { tlsFailureReason } from './tls-failure.js';
 import { createProxyListener } from './ingress/proxy-listener.js';
 import { TrustedProxies } from './ingress/trusted-proxies.js';
+import { createWebSocketListener } from './ingress/websocket-listener.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -28,6 +30,11 @@ export interface BrokerOptions {
   host?: string;
   /** Default 8883; 0 picks a free port. */
   port?: number;
+  /**
+   * MQTT over WebSockets (wss, client certificate required) on this port, same host, same
+   * identity, ACL and limits; 0 picks a free port; none when undefined. No PROXY protocol.
+   */
+  wsPort?: number;
   /** Plain-HTTP port for /healthz, /readyz, /metrics; none when undefined. */
   healthPort?: number;
   /** Host of the health port; default the same as `host`. */
@@ -61,6 +68,8 @@ export interface BrokerOptions {
 export interface RunningBroker {
   readonly url: string;
   readonly port: number;
+  /** wss://host:port of the WebSocket listener, when `wsPort` was given. */
+  readonly wsUrl: string | undefined;
   readonly healthUrl: string | undefined;
   readonly metrics: BrokerMetrics;
   /** Re-reads the ACL file and the TLS material (SIGHUP). */
@@ -189,29 +198,37 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const proxied = new Map<string, string>();
   const tupleOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
   const clientAddress = (socket: Socket): string | undefined => proxied.get(tupleOf(socket)) ?? socket.remoteAddress;
-  server.on('tlsClientError', (err, socket) => {
-    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, (socket as TLSSocket).authorizationError) });
-    logger.debug({ err: err.message, client: clientAddress(socket) }, 'TLS handshake refused');
-    // Node 20 reports a handshake timeout but leaves the socket open.
-    socket.destroy();
-  });
-  server.on('secureConnection', (socket: TLSSocket) => {
+  server.on('tlsClientError', (err, socket) => onTlsClientError(err, socket as TLSSocket));
+  /**
+   * Serves one MQTT byte stream over a verified TLS connection, whichever listener accepted
+   * it: the certificate profile gives the identity, the FrameGuard carries it (and the ACL)
+   * to the connect steps and hooks, and caps packet sizes.
+   */
+  const serveStream = (socket: TLSSocket, transport: Duplex, address: string | undefined) => {
     const cert = socket.getPeerCertificate();
     const peer = cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert';
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
-      logger.info({ reason: peer, client: clientAddress(socket) }, 'certificate outside the tlsfleet profile');
+      logger.info({ reason: peer, client: address }, 'certificate outside the tlsfleet profile');
+      transport.destroy();
       socket.destroy();
       return;
     }
-    const conn = new FrameGuard(socket, peer, maxPacketBytes, (violation) => {
+    const conn = new FrameGuard(transport, peer, maxPacketBytes, (violation) => {
       metrics.frameViolations.inc({ violation });
       logger.info({ client: peer.identity.name, violation }, 'connection cut');
     }, byteMeter);
-    conn.clientAddress = clientAddress(socket);
+    conn.clientAddress = address;
     conn.on('error', () => undefined);
     aedes.handle(conn);
-  });
+  };
+  const onTlsClientError = (err: Error, socket: TLSSocket) => {
+    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, socket.authorizationError) });
+    logger.debug({ err: err.message, client: clientAddress(socket) }, 'TLS handshake refused');
+    // Node 20 reports a handshake timeout but leaves the socket open.
+    socket.destroy();
+  };
+  server.on('secureConnection', (socket: TLSSocket) => serveStream(socket, socket, clientAddress(socket)));
   // The listening socket: the TLS server itself, or the PROXY header reader in front of it.
   let listener: NetServer = server;
   if (trustedProxies) {
@@ -238,13 +255,33 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   await once(listener, 'listening');
   const { port } = listener.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
-  const url = `mqtts://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  const url = `mqtts://${hostInUrl}:${port}`;
+
+  // MQTT over WebSockets: its own HTTPS port, the same TLS options and the same stream path.
+  let wsServer: ReturnType<typeof createWebSocketListener> | undefined;
+  let wsUrl: string | undefined;
+  if (opts.wsPort !== undefined) {
+    wsServer = createWebSocketListener({
+      tls: tlsOptions(),
+      connectTimeoutMs,
+      // One message normally carries one MQTT packet; FrameGuard enforces the exact cap.
+      maxPayloadBytes: maxPacketBytes + 1024,
+      onStream: (socket, stream) => serveStream(socket, stream, socket.remoteAddress),
+      onRefused: (reason, socket) => logger.debug({ reason, client: socket.remoteAddress }, 'WebSocket connection refused'),
+    });
+    wsServer.maxConnections = server.maxConnections;
+    wsServer.on('tlsClientError', (err, socket) => onTlsClientError(err, socket));
+    wsServer.listen(opts.wsPort, host);
+    await once(wsServer, 'listening');
+    wsUrl = `wss://${hostInUrl}:${(wsServer.address() as AddressInfo).port}`;
+  }
 
   let draining = false;
   let health: HttpServer | undefined;
   let healthUrl: string | undefined;
   if (opts.healthPort !== undefined) {
-    health = createHealthServer(metrics.registry, () => !draining && listener.listening);
+    health = createHealthServer(metrics.registry, () => !draining && listener.listening && (wsServer?.listening ?? true));
     const healthHost = opts.healthHost ?? host;
     health.listen(opts.healthPort, healthHost);
     await once(health, 'listening');
@@ -265,7 +302,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const reloadTls = () => {
     try {
       // New handshakes use the new material; established sessions are untouched.
-      server.setSecureContext(tlsOptions());
+      const material = tlsOptions();
+      server.setSecureContext(material);
+      wsServer?.setSecureContext(material);
       revocations.setIssuers(issuers());
       logger.info('TLS material reloaded');
     } catch (err) {
@@ -282,12 +321,13 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (opts.aclFile) watch(opts.aclFile, reloadAcl);
   for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
 
-  logger.info({ url, healthUrl, trustDomain, maxPacketBytes, trustedProxies: trustedProxies?.cidrs }, 'broker listening');
+  logger.info({ url, wsUrl, healthUrl, trustDomain, maxPacketBytes, trustedProxies: trustedProxies?.cidrs }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   return {
     url,
     port,
+    wsUrl,
     healthUrl,
     metrics,
     reload: () => {
@@ -301,6 +341,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         for (const stop of stopCrl) stop();
         clearInterval(crlStateTimer);
         listener.close();
+        wsServer?.close();
         sessions.clear();
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
         // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.

@@ -1,5 +1,4 @@
 import { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { Acl, IdentityAcl, PeerCertificate } from '@tlsfleet/common';
 
 export type FrameViolation = 'packet_too_large' | 'malformed_length';
@@ -13,14 +12,16 @@ export interface ByteMeter {
 const NO_METER: ByteMeter = { in: () => undefined, out: () => undefined };
 
 /**
- * The connection Aedes sees: a pass-through Duplex over the TLS socket that reads each MQTT
+ * The connection Aedes sees: a pass-through Duplex over the transport (the TLS socket, or a
+ * WebSocket stream over one) that reads each MQTT
  * fixed header (MQTT 3.1.1 §2.2) and destroys the connection as soon as a packet announces
  * a Remaining Length over the cap, before its bytes are buffered: Aedes 1.x and
  * mqtt-packet have no packet-size limit and would buffer a 64 MiB PUBLISH in full.
  * It also carries the verified peer identity to the hooks and counts bytes.
  */
 export class FrameGuard extends Duplex {
-  readonly socket: TLSSocket;
+  /** The byte stream the MQTT packets travel on: the TLS socket, or a WebSocket stream (wss). */
+  readonly socket: Duplex;
   readonly peer: PeerCertificate;
   /** Why the broker refused this connection in preConnect, for authenticate to answer CONNACK 5. */
   refusal: string | undefined;
@@ -40,7 +41,7 @@ export class FrameGuard extends Duplex {
 
   private readonly meter: ByteMeter;
 
-  constructor(socket: TLSSocket, peer: PeerCertificate, maxPacketBytes: number, onViolation: (v: FrameViolation) => void, meter: ByteMeter = NO_METER) {
+  constructor(socket: Duplex, peer: PeerCertificate, maxPacketBytes: number, onViolation: (v: FrameViolation) => void, meter: ByteMeter = NO_METER) {
     super({ allowHalfOpen: false });
     this.meter = meter;
     this.socket = socket;

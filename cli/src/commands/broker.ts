@@ -21,9 +21,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'trusted-proxy': { type: 'string', multiple: true },
     cluster: { type: 'string' },
   });
-  for (const flag of ['ws-port', 'cluster'] as const) {
-    if (f[flag] !== undefined) throw new UsageError(`--${flag} is not supported by this version yet`);
-  }
+  if (f.cluster !== undefined) throw new UsageError('--cluster is not supported by this version yet');
   const trustedProxies = f['trusted-proxy'] ?? [];
   if (f['proxy-protocol'] && trustedProxies.length === 0) {
     throw new UsageError('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancer addresses allowed to send PROXY headers)');
@@ -44,6 +42,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     dataDir: required(f['data-dir'], '--data-dir'),
     host: f.host,
     port: port(f.port, '--port', 8883),
+    wsPort: f['ws-port'] === undefined ? undefined : port(f['ws-port'], '--ws-port', 0),
     healthPort: f['health-port'] === undefined ? undefined : port(f['health-port'], '--health-port', 0),
     aclFile: f.acl,
     crlUrl,
@@ -54,7 +53,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
     proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
   });
-  process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}\n`);
+  // Scripts and tests match "broker listening on mqtts://… health http://…": wss goes last.
+  process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}${broker.wsUrl ? ` wss ${broker.wsUrl}` : ''}\n`);
   for (;;) {
     const signal = await signalled.next();
     if (signal === 'SIGHUP') {
