@@ -17,9 +17,16 @@ interface OutgoingQueue {
  * never comes back would grow the broker without bound. Past `maxQueued` messages for one
  * client, further messages for it while it is offline are dropped and reported. Messages
  * to a connected client are never dropped here (Aedes expects them in the queue).
+ * In a cluster the count is this instance's: each instance bounds what it enqueues.
  */
-export function boundedPersistence(maxQueued: number, isConnected: (clientId: string) => boolean, onDrop: (clientId: string) => void): unknown {
-  const persistence = (memoryPersistence as unknown as () => OutgoingQueue)();
+export function boundedPersistence(
+  maxQueued: number,
+  isConnected: (clientId: string) => boolean,
+  onDrop: (clientId: string) => void,
+  /** The persistence to wrap (aedes-persistence-redis in a cluster); default Aedes' in-memory one. */
+  base?: unknown,
+): unknown {
+  const persistence = (base as OutgoingQueue | undefined) ?? (memoryPersistence as unknown as () => OutgoingQueue)();
   const queued = new Map<string, number>();
   const enqueue = persistence.outgoingEnqueue.bind(persistence);
   const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);

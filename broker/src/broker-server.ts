@@ -16,6 +16,7 @@ import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
 import { loadPolicyFile } from './acl/policy-file.js';
 import { BrokerMetrics } from './metrics.js';
 import { boundedPersistence } from './bounded-persistence.js';
+import { parseRedisUrl, redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
 import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
@@ -60,6 +61,12 @@ export interface BrokerOptions {
   connectTimeoutMs?: number;
   /** How long the health port keeps answering /readyz 503 after the sessions closed on drain; default 1 s. */
   healthLingerMs?: number;
+  /**
+   * redis://[user:password@]host:port[/db]: share subscriptions, retained messages, persistent
+   * sessions and clientId takeovers with every other instance on the same Redis
+   * (mqemitter-redis, aedes-persistence-redis); a single in-memory broker when undefined.
+   */
+  cluster?: string;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;
@@ -98,6 +105,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     throw new Error('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancers\' addresses): without one every connection would be refused');
   }
 
+  const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(parseRedisUrl(opts.cluster));
+  if (opts.cluster !== undefined) logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');
+
   const bundlePem = () => dataDir.read('caBundle');
   const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
   const revocations = new RevocationList({ issuers: issuers(), now });
@@ -115,7 +125,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => (aedes as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined, (clientId) => {
       metrics.queueDrops.inc();
       logger.debug({ client: clientId }, 'offline queue full: message dropped');
-    }),
+    }, cluster?.persistence),
+    ...(cluster ? { mq: cluster.mq } : {}),
     connectTimeout: connectTimeoutMs,
     // A subscriber that stops reading is cut after 10 s instead of stalling delivery to all.
     drainTimeout: 10_000,
@@ -344,6 +355,12 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         wsServer?.close();
         sessions.clear();
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
+        // aedes.close closes the mq (mqemitter-redis) but not the persistence's Redis connection.
+        // The promise form: the callback form waits for a 'ready' that Aedes 1.x's setup() never emits.
+        if (cluster) {
+          const destroyed = (cluster.persistence as { destroy(): Promise<void> }).destroy().catch((err: unknown) => logger.warn({ err }, 'closing the Redis persistence failed'));
+          await Promise.race([destroyed, delay(1000)]);
+        }
         // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.
         if (health) {
           await delay(opts.healthLingerMs ?? 1000);

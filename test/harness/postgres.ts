@@ -28,7 +28,8 @@ export function postgresBinDir(): string {
   return join(root, latest, 'bin');
 }
 
-async function freePort(): Promise<number> {
+/** A port free on 127.0.0.1 a moment ago (the caller retries when it is taken meanwhile). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

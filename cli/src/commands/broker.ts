@@ -1,4 +1,4 @@
-import { startBroker, TrustedProxies } from '@tlsfleet/broker';
+import { parseRedisUrl, startBroker, TrustedProxies } from '@tlsfleet/broker';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { untilSignal } from '../signals.js';
@@ -21,7 +21,14 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'trusted-proxy': { type: 'string', multiple: true },
     cluster: { type: 'string' },
   });
-  if (f.cluster !== undefined) throw new UsageError('--cluster is not supported by this version yet');
+  if (f.cluster !== undefined) {
+    // Found before anything starts; the message never repeats a password in the URL.
+    try {
+      parseRedisUrl(f.cluster);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   const trustedProxies = f['trusted-proxy'] ?? [];
   if (f['proxy-protocol'] && trustedProxies.length === 0) {
     throw new UsageError('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancer addresses allowed to send PROXY headers)');
@@ -52,6 +59,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
     connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
     proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
+    cluster: f.cluster,
   });
   // Scripts and tests match "broker listening on mqtts://… health http://…": wss goes last.
   process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}${broker.wsUrl ? ` wss ${broker.wsUrl}` : ''}\n`);

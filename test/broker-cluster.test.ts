@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { closedAt, inbox, metric, metricUntil, within } from './harness/broker-probe.js';
+import { runCli, type Service } from './harness/cli.js';
+import { revokeDevice } from './harness/device-env.js';
+import { startRedis, type RedisServer } from './harness/redis.js';
+
+/**
+ * Two `tlsfleet broker --cluster redis://…` processes on one data dir (so both see the same
+ * trust bundle and crl.der) sharing subscriptions, retained messages, persistent sessions
+ * and clientId takeovers through a real redis-server on 127.0.0.1.
+ */
+describe('brokers clustered through Redis', () => {
+  let redis: RedisServer;
+  let env: FleetEnv;
+  let brokerB: Service;
+  let healthB: string;
+  const clients: MqttClient[] = [];
+
+  const connectTo = async (url: string, creds: DeviceCredentials, opts: IClientOptions = {}): Promise<MqttClient> => {
+    const client = await mqtt.connectAsync(
+      url,
+      { clientId: creds.id, cert: creds.chain, key: creds.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts },
+      false,
+    );
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    env = await startFleetEnv({ brokerArgs: ['--cluster', redis.url] });
+    brokerB = await startBrokerProcess(env.dataDir, ['--cluster', redis.url]);
+    healthB = /health (http:\/\/\S+)/.exec(brokerB.output())?.[1] ?? '';
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await brokerB?.stop();
+    await env?.stop();
+    await redis?.stop();
+  });
+
+  it('refuses a --cluster value that is not a redis:// URL, without echoing a password', async () => {
+    const res = await runCli(['broker', '--data-dir', env.dataDir, '--cluster', 'http://user:s3cret@127.0.0.1:1']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/redis:\/\//);
+    expect(res.stdout + res.stderr).not.toContain('s3cret');
+  });
+
+  it('delivers a message published on A to a subscriber on B, and one published on B to a subscriber on A', async () => {
+    const svc = await env.enroll('cl-svc', { kind: 'service' });
+    const dev = await env.enroll('cl-dev1');
+    const svcOnB = await connectTo(brokerB.url, svc);
+    const fromA = inbox(svcOnB);
+    await svcOnB.subscribeAsync('devices/+/telemetry', { qos: 1 });
+    const devOnA = await connectTo(env.brokerUrl, dev);
+    const cmds = inbox(devOnA);
+    await devOnA.subscribeAsync('devices/cl-dev1/commands/#', { qos: 1 });
+
+    await devOnA.publishAsync('devices/cl-dev1/telemetry', 'a-to-b', { qos: 1 });
+    expect((await within(fromA.next((m) => m.payload === 'a-to-b'), 10_000, 'A→B')).topic).toBe('devices/cl-dev1/telemetry');
+
+    await svcOnB.publishAsync('devices/cl-dev1/commands/ping', 'b-to-a', { qos: 1 });
+    expect((await within(cmds.next((m) => m.payload === 'b-to-a'), 10_000, 'B→A')).topic).toBe('devices/cl-dev1/commands/ping');
+  });
+
+  it('gives a new subscriber on B the retained message published on A', async () => {
+    const dev = await env.enroll('cl-dev2');
+    const devOnA = await connectTo(env.brokerUrl, dev);
+    await devOnA.publishAsync('devices/cl-dev2/state', 'retained-on-a', { qos: 1, retain: true });
+    const svc = await env.enroll('cl-svc2', { kind: 'service' });
+    const svcOnB = await connectTo(brokerB.url, svc);
+    const box = inbox(svcOnB);
+    await svcOnB.subscribeAsync('devices/cl-dev2/state', { qos: 1 });
+    const m = await within(box.next((x) => x.payload === 'retained-on-a'), 10_000, 'retained on B');
+    expect(m.retain).toBe(true);
+  });
+
+  it('moves a persistent session from A to B with the QoS 1 messages queued while it was offline', async () => {
+    const dev = await env.enroll('cl-dev3');
+    const first = await connectTo(env.brokerUrl, dev, { clean: false });
+    await first.subscribeAsync('devices/cl-dev3/commands/#', { qos: 1 });
+    const before = await metric(env.healthUrl, 'tlsfleet_broker_connected_clients');
+    await first.endAsync();
+    // Offline on A before anything is published for it.
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_connected_clients', {}, (v) => v === before - 1, 10_000);
+
+    const svc = await env.enroll('cl-svc3', { kind: 'service' });
+    const svcOnA = await connectTo(env.brokerUrl, svc);
+    await svcOnA.publishAsync('devices/cl-dev3/commands/one', 'q1', { qos: 1 });
+    await svcOnA.publishAsync('devices/cl-dev3/commands/two', 'q2', { qos: 1 });
+
+    // Subscribe before CONNACK is handled: the queued messages follow CONNACK at once.
+    const second = mqtt.connect(brokerB.url, {
+      clientId: dev.id, cert: dev.chain, key: dev.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, clean: false,
+    });
+    clients.push(second);
+    const box = inbox(second);
+    const [connack] = (await within(new Promise((resolve, reject) => {
+      second.once('connect', (p) => resolve([p]));
+      second.once('error', reject);
+    }), 10_000, 'reconnect to B')) as [{ sessionPresent: boolean }];
+    expect(connack.sessionPresent).toBe(true);
+    await within(box.next((m) => m.payload === 'q1'), 10_000, 'queued q1 on B');
+    await within(box.next((m) => m.payload === 'q2'), 10_000, 'queued q2 on B');
+    expect(box.messages.filter((m) => m.payload === 'q1' || m.payload === 'q2').every((m) => m.qos === 1)).toBe(true);
+  });
+
+  it('closes the connection on A when the same device connects to B (clientId takeover)', async () => {
+    const dev = await env.enroll('cl-dev4');
+    const onA = await connectTo(env.brokerUrl, dev);
+    const closed = closedAt(onA);
+    const onB = await connectTo(brokerB.url, dev);
+    await within(closed, 10_000, 'A connection closed after the takeover on B');
+    expect(onB.connected).toBe(true);
+    // A forgets the client; B keeps it.
+    await metricUntil(healthB, 'tlsfleet_broker_connected_clients', {}, (v) => v >= 1, 5_000);
+  });
+
+  it('closes a revoked device\'s session on B within 10 s', async () => {
+    const dev = await env.enroll('cl-dev5');
+    const onB = await connectTo(brokerB.url, dev);
+    const closed = closedAt(onB);
+    await revokeDevice(env, dev.id);
+    await within(closed, 10_000, 'revoked session on B closed');
+  });
+});

@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './postgres.js';
+
+/** A throwaway redis-server on 127.0.0.1, started by a test and gone after `stop()`. */
+export interface RedisServer {
+  readonly port: number;
+  /** redis://127.0.0.1:<port> */
+  readonly url: string;
+  /** SIGTERM to the server by pid, then removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** One PING over a raw socket (RESP inline command); true on +PONG within `ms`. */
+function ping(port: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let reply = '';
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.setEncoding('utf8').on('data', (d: string) => {
+      reply += d;
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+/** redis-server (Debian package redis-server) on a free loopback port, no persistence; resolves once it answers PING. */
+export async function startRedis(): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-redis-'));
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      const child = await startServer(dir, port);
+      return {
+        port,
+        url: `redis://127.0.0.1:${port}`,
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) {
+            const exited = once(child, 'exit');
+            process.kill(child.pid!, 'SIGTERM');
+            await exited;
+          }
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/i.test(String((err as Error).message))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
+    }
+  }
+}
+
+async function startServer(dir: string, port: number): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (log += d));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  let gone: string | undefined;
+  void exited.then(([code, signal]) => (gone = `redis-server exited (${code ?? signal}) before it answered PING:\n${log}`));
+  const spawnError = new Promise<never>((_, reject) =>
+    child.on('error', (err) => reject(new Error(`redis-server did not start (${err.message}); install the Debian package redis-server (npm test's pretest does)`))),
+  );
+  // Bounded: each round is one real PING with a 200 ms limit, at most 50 rounds.
+  const ready = (async () => {
+    for (let i = 0; i < 50; i++) {
+      if (gone) throw new Error(gone);
+      if (await ping(port, 200)) return;
+      if (gone) throw new Error(gone);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`redis-server on ${port} never answered PING:\n${log}`);
+  })();
+  try {
+    await Promise.race([ready, spawnError]);
+    return child;
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
+    throw err;
+  }
+}
