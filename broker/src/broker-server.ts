@@ -105,7 +105,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     throw new Error('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancers\' addresses): without one every connection would be refused');
   }
 
-  const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(parseRedisUrl(opts.cluster));
+  const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(parseRedisUrl(opts.cluster), (err) => {
+    // ioredis' messages name host and port, never the password.
+    logger.warn({ err: err.message }, 'Redis connection error (reconnecting)');
+  });
   if (opts.cluster !== undefined) logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');
 
   const bundlePem = () => dataDir.read('caBundle');

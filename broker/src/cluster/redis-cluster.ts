@@ -57,10 +57,13 @@ export interface RedisCluster {
 }
 
 /** mqemitter-redis and aedes-persistence-redis on one Redis server. */
-export function redisCluster(conn: RedisConnection): RedisCluster {
-  const mqemitterRedis = require('mqemitter-redis') as (opts: object) => unknown;
+export function redisCluster(conn: RedisConnection, onError: (err: Error) => void): RedisCluster {
+  const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { state: NodeJS.EventEmitter };
   const persistenceRedis = require('aedes-persistence-redis') as (opts: object) => unknown;
-  // ioredis would otherwise retry forever in the background with no sign in our logs.
+  // A command waits through at most 20 reconnects (ioredis' backoff) before it fails.
   const common = { ...conn, maxRetriesPerRequest: 20 };
-  return { mq: mqemitterRedis({ ...common }), persistence: persistenceRedis({ ...common }) };
+  const mq = mqemitterRedis({ ...common });
+  // ioredis reconnects by itself; unheard, mqemitter-redis' connection errors would crash the process.
+  mq.state.on('error', onError);
+  return { mq, persistence: persistenceRedis({ ...common }) };
 }
