@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { generate, parser, type Packet } from 'mqtt-packet';
 import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { httpGet, inbox, metricUntil, outputMatches, within } from './harness/broker-probe.js';
+import { httpGet, inbox, metricUntil, outputMatches, readyzStatuses, within } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
 
@@ -195,15 +195,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
       let gone = false;
       void exited.then(() => (gone = true));
       strict.child.kill('SIGTERM');
-      const statuses: (number | string)[] = [];
-      while (!gone) {
-        const s = await httpGet(`${health}/readyz`).then(
-          (r) => r.status,
-          (e: NodeJS.ErrnoException) => e.code ?? 'error',
-        );
-        statuses.push(s);
-        if (typeof s === 'string') break;
-      }
+      const statuses = await readyzStatuses(health, () => gone);
       await within(exited, 5000, 'broker exit after SIGTERM');
       expect(statuses, JSON.stringify(statuses)).toContain(503);
       expect(statuses.slice(statuses.indexOf(503)), JSON.stringify(statuses)).not.toContain(200);

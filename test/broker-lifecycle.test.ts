@@ -16,6 +16,7 @@ import {
   metric,
   metricUntil,
   outputMatches,
+  readyzStatuses,
   rssKiB,
   sample,
   servedSerial,
@@ -437,26 +438,16 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
         const closes = Promise.all([closedAt(a), closedAt(b)]);
         const exited = once(broker.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
         // Ask /readyz back to back from the signal on, until the health port is gone.
-        const statuses: (number | string)[] = [];
         let gone = false;
         void exited.then(() => (gone = true));
         const t0 = Date.now();
         broker.child.kill('SIGTERM');
-        const probing = (async () => {
-          while (!gone) {
-            const s = await httpGet(`${health}/readyz`).then(
-              (r) => r.status,
-              (e: NodeJS.ErrnoException) => e.code ?? 'error',
-            );
-            statuses.push(s);
-            if (typeof s === 'string') break;
-          }
-        })();
+        const probing = readyzStatuses(health, () => gone);
         const [code] = await within(exited, 5000, 'broker exit after SIGTERM');
         expect(Date.now() - t0).toBeLessThan(5000);
         expect(code).toBe(0);
         await within(closes, 1000, 'clients seeing the close');
-        await probing;
+        const statuses = await probing;
         expect(statuses, JSON.stringify(statuses)).toContain(503);
         expect(statuses.indexOf(503) === -1 || !statuses.slice(statuses.indexOf(503)).includes(200)).toBe(true);
       } finally {

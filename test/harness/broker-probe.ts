@@ -125,6 +125,23 @@ export async function metric(healthUrl: string, name: string, labels: Record<str
 }
 
 /**
+ * Asks `/readyz` back to back until `stopped()` says the process is gone or the health port
+ * stops answering; every status (or the error code that ended it), in order.
+ */
+export async function readyzStatuses(healthUrl: string, stopped: () => boolean): Promise<(number | string)[]> {
+  const statuses: (number | string)[] = [];
+  while (!stopped()) {
+    const s = await httpGet(`${healthUrl}/readyz`).then(
+      (r) => r.status,
+      (e: NodeJS.ErrnoException) => e.code ?? 'error',
+    );
+    statuses.push(s);
+    if (typeof s === 'string') break;
+  }
+  return statuses;
+}
+
+/**
  * Re-reads a metric until `done` accepts it, each round a real /metrics request, for at
  * most `withinMs`. Throws with the last value when it never does.
  */
