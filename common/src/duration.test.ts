@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDurationSeconds } from './duration.js';
+import { parseDurationMs, parseDurationSeconds } from './duration.js';
 
 describe('parseDurationSeconds', () => {
   it.each([
@@ -15,5 +15,21 @@ describe('parseDurationSeconds', () => {
 
   it.each(['', '10x', '-5s', '1.5h', 'm', '10 m s', '1500ms'])('refuses %j', (text) => {
     expect(parseDurationSeconds(text)).toBeUndefined();
+  });
+});
+
+describe('parseDurationMs', () => {
+  it.each([
+    ['500ms', 500],
+    ['1500ms', 1500],
+    ['90', 90_000],
+    ['30s', 30_000],
+    ['2m', 120_000],
+  ])('reads %s as %i ms', (text, ms) => {
+    expect(parseDurationMs(text)).toBe(ms);
+  });
+
+  it.each(['', '10x', '-5ms', '1.5s', 'ms'])('refuses %j', (text) => {
+    expect(parseDurationMs(text)).toBeUndefined();
   });
 });

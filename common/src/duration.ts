@@ -1,9 +1,15 @@
-const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
+/** Milliseconds per unit; a bare number is seconds. */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Parses `90`, `30s`, `10m`, `24h`, `7d` (whole numbers) into seconds; undefined if malformed. */
-export function parseDurationSeconds(text: string): number | undefined {
+/** Parses `500ms`, `90`, `30s`, `10m`, `24h`, `7d` (whole numbers) into milliseconds; undefined if malformed. */
+export function parseDurationMs(text: string): number | undefined {
   const m = /^(\d{1,9})(ms|s|m|h|d)?$/.exec(text.trim());
   if (!m) return undefined;
-  const seconds = Number(m[1]) * (UNITS[m[2] ?? 's'] as number);
-  return Number.isInteger(seconds) ? seconds : undefined;
+  return Number(m[1]) * (UNIT_MS[m[2] ?? 's'] as number);
+}
+
+/** Parses `90`, `30s`, `10m`, `24h`, `7d` (whole numbers) into seconds; undefined if malformed or not whole seconds. */
+export function parseDurationSeconds(text: string): number | undefined {
+  const ms = parseDurationMs(text);
+  return ms !== undefined && ms % 1000 === 0 ? ms / 1000 : undefined;
 }

@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseDurationSeconds } from '@tlsfleet/common';
+import { parseDurationMs } from '@tlsfleet/common';
 import type { ScenarioName } from './report/fleet-summary.js';
 
 export const SCENARIOS: readonly ScenarioName[] = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation'];
@@ -44,11 +44,9 @@ function positiveInt(flag: string, value: string | undefined, fallback: number, 
 
 function durationMs(flag: string, value: string | undefined, fallbackMs: number): number {
   if (value === undefined) return fallbackMs;
-  const ms = /^(\d{1,9})ms$/.exec(value);
-  if (ms && Number(ms[1]) > 0) return Number(ms[1]);
-  const s = parseDurationSeconds(value);
-  if (s === undefined || s <= 0) throw new SimulateUsageError(`--${flag} takes a duration such as 500ms, 30s or 10m, not ${JSON.stringify(value)}`);
-  return Math.round(s * 1000);
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms <= 0) throw new SimulateUsageError(`--${flag} takes a duration such as 500ms, 30s or 10m, not ${JSON.stringify(value)}`);
+  return ms;
 }
 
 /** `tlsfleet simulate` flags → a frozen FleetConfig, or a SimulateUsageError that says what is wrong. */
