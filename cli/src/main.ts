@@ -15,6 +15,7 @@ const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
   dev: async () => (await import('./commands/dev.js')).devCommand,
   device: async () => (await import('./commands/device.js')).deviceCommand,
   simulate: async () => (await import('./commands/simulate.js')).simulateCommand,
+  ca: async () => (await import('./commands/ca.js')).caCommand,
 };
 
 function usage(): string {
@@ -56,6 +57,11 @@ export async function main(argv: string[]): Promise<number> {
     // Configuration problems (DataDirError and the like) carry a message meant for people.
     if ((err as { code?: unknown }).code === 'data_dir') {
       process.stderr.write(`tlsfleet ${name}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    // A refused rotation step: the message says why and what to do, the code is stable.
+    if ((err as Error).name === 'CaRotationError') {
+      process.stderr.write(`tlsfleet ${name}: ${(err as Error).message} (${(err as { code: string }).code})\n`);
       return 1;
     }
     process.stderr.write(`tlsfleet ${name}: ${(err as Error).stack ?? String(err)}\n`);

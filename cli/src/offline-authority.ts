@@ -1,4 +1,4 @@
-import { authorityFromDataDir, createLogger, CrlPublisher, DataDir, openStore, type Authority } from '@tlsfleet/provisioning';
+import { authorityFromDataDir, createLogger, crlFilesOf, DataDir, openStore, type Authority } from '@tlsfleet/provisioning';
 
 /**
  * The authority over the store the service uses, for commands that run beside (or without)
@@ -13,6 +13,6 @@ export async function openAuthority(
   const store = await openStore(storeUrl, dataDir.path('database'));
   const authority = authorityFromDataDir(dataDir, store);
   // Silent: publishCrl rejects on failure and the command reports it; stdout is for results.
-  const publisher = new CrlPublisher({ authority, path: dataDir.path('crl'), logger: createLogger('tlsfleet', 'silent') });
+  const publisher = crlFilesOf(dataDir, authority, createLogger('tlsfleet', 'silent'));
   return { authority, publishCrl: () => publisher.publish(), close: () => store.close() };
 }

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isValidTrustDomain } from './identity.js';
 
@@ -21,6 +21,14 @@ export const DATA_FILES = {
   database: 'tlsfleet.db',
   /** The current CRL (DER), replaced atomically on every change: the broker's file source. */
   crl: 'crl.der',
+  /** Intermediate rotation (`tlsfleet ca ...`): the key and CSR awaiting the root's signature. */
+  nextIntermediateKey: 'next-intermediate-ca.key',
+  nextIntermediateCsr: 'next-intermediate-ca.csr',
+  /** The intermediate replaced by `ca install`, kept until `ca retire`: its key signs only its CRL. */
+  previousIntermediateCert: 'previous-intermediate-ca.pem',
+  previousIntermediateKey: 'previous-intermediate-ca.key',
+  /** The previous intermediate's CRL (DER), so relying parties can check its certificates. */
+  previousCrl: 'previous-crl.der',
 } as const;
 
 export type DataFile = keyof typeof DATA_FILES;
@@ -58,6 +66,10 @@ export class DataDir {
 
   path(file: DataFile): string {
     return join(this.dir, DATA_FILES[file]);
+  }
+
+  has(file: DataFile): boolean {
+    return existsSync(this.path(file));
   }
 
   read(file: DataFile): string {

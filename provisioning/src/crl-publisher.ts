@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { Crl } from './authority/authority.js';
 import type { Logger } from './logger.js';
+import { writeAtomically } from './atomic-write.js';
 
 export interface CrlPublisherOptions {
   /** Source of the current CRL; `Authority.crl()` re-issues after any process's revocation and before nextUpdate. */
@@ -93,7 +92,7 @@ export class CrlPublisher {
     const crl = await this.authority.crl();
     const onDisk = await this.fileNumber();
     if (onDisk !== undefined && onDisk >= crl.number) return;
-    await writeAtomically(this.path, crl.der);
+    await writeAtomically(this.path, crl.der, 0o644);
     this.known = { number: crl.number, stamp: await stampOf(this.path) };
     this.logger.info({ path: this.path, crlNumber: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL file published');
   }
@@ -124,31 +123,5 @@ function crlNumberOf(der: Buffer): bigint | undefined {
     return value instanceof asn1js.Integer ? value.toBigInt() : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Temp file in the same directory, fsync, rename, fsync the directory: readers see the old file or the new one, whole. */
-async function writeAtomically(path: string, data: Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const file = await open(tmp, 'wx', 0o644);
-  try {
-    try {
-      await file.chmod(0o644); // open's mode passes through the umask
-      await file.writeFile(data);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

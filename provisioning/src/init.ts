@@ -6,6 +6,7 @@ import { KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DEFAULT_TRUST_DOMAIN, derToPem, isValidTrustDomain, spiffeUri } from '@tlsfleet/common';
 import { buildCrl } from './authority/crl.js';
+import { serialHex, signingAlgorithm } from './ca/ca-keys.js';
 import { DATA_FILES, DataDirError, type DataDirConfig } from './data-dir.js';
 
 export interface InitOptions {
@@ -24,7 +25,7 @@ const INTERMEDIATE_LIFETIME_MS = 5 * 365 * DAY_MS;
 const SERVER_LIFETIME_MS = 397 * DAY_MS;
 const BACKDATE_MS = 5 * 60_000;
 
-const EC = (namedCurve: 'P-256' | 'P-384') => ({ name: 'ECDSA', namedCurve, hash: namedCurve === 'P-256' ? 'SHA-256' : 'SHA-384' }) as const;
+const EC = signingAlgorithm;
 
 /**
  * Creates a data dir: a root CA (P-384) that only signs the intermediate, an intermediate
@@ -155,11 +156,4 @@ export async function initDataDir(opts: InitOptions): Promise<DataDirConfig> {
   async function pkcs8Pem(key: webcrypto.CryptoKey): Promise<string> {
     return derToPem(new Uint8Array(await crypto.subtle.exportKey('pkcs8', key)), 'PRIVATE KEY');
   }
-}
-
-/** 128 random bits, positive (RFC 5280 §4.1.2.2: at most 20 octets, non-negative). */
-function serialHex(): string {
-  const b = randomBytes(16);
-  b[0] = (b[0] as number) & 0x7f | 0x01;
-  return b.toString('hex');
 }

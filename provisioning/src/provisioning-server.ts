@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Authority } from './authority/authority.js';
-import { authorityFromDataDir } from './data-dir-authority.js';
+import { authorityFromDataDir, crlFilesOf } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
-import { CrlPublisher } from './crl-publisher.js';
 import { IssuanceGate, type IssuanceGateOptions } from './api/issuance-gate.js';
 import { DataDir } from './data-dir.js';
 import { createLogger, type Logger } from './logger.js';
@@ -51,7 +50,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
   if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
   const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds });
-  const crlPublisher = new CrlPublisher({ authority, path: dataDir.path('crl'), logger });
+  const crlPublisher = crlFilesOf(dataDir, authority, logger);
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
   let draining = false;

@@ -1,10 +1,21 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
+import { TlsfleetError } from '@tlsfleet/common';
+import type { Crl } from '../authority/authority.js';
 import type { ApiContext } from './context.js';
 
 /** GET /v1/crl → DER CRL. */
 export const crlRoute: RequestHandler = async (req, res) => {
-  const ctx = res.locals.ctx as ApiContext;
-  const crl = await ctx.authority.crl();
+  sendCrl(req, res, await (res.locals.ctx as ApiContext).authority.crl());
+};
+
+/** GET /v1/crl/previous → the previous intermediate's DER CRL during a rotation overlap; 404 otherwise. */
+export const previousCrlRoute: RequestHandler = async (req, res) => {
+  const crl = await (res.locals.ctx as ApiContext).authority.previousCrl();
+  if (!crl) throw new TlsfleetError('not_found', 'No previous intermediate: no rotation is overlapping.');
+  sendCrl(req, res, crl);
+};
+
+function sendCrl(req: Request, res: Response, crl: Crl): void {
   res.setHeader('Content-Type', 'application/pkix-crl');
   res.setHeader('Last-Modified', crl.thisUpdate.toUTCString());
   // Exact, unlike Last-Modified's whole seconds: two CRLs in one second differ here.
@@ -15,7 +26,7 @@ export const crlRoute: RequestHandler = async (req, res) => {
   }
   res.setHeader('Cache-Control', 'no-cache');
   res.send(crl.der);
-};
+}
 
 /** GET /v1/ca → PEM trust bundle. */
 export const caRoute: RequestHandler = (_req, res) => {

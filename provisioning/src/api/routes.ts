@@ -7,7 +7,7 @@ import { renewRoute } from './renew-route.js';
 import { tokensRoute } from './tokens-route.js';
 import { getDeviceRoute, listDevicesRoute } from './devices-route.js';
 import { revokeRoute } from './revoke-route.js';
-import { caRoute, crlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
+import { caRoute, crlRoute, previousCrlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
 import { estCacertsRoute, estSimpleEnrollRoute, estSimpleReenrollRoute } from '../est/est-routes.js';
 
 /** Every route of the service on one screen (DESIGN.md "Provisioning service"). */
@@ -32,6 +32,7 @@ export function routes(ctx: ApiContext): Router {
   r.get('/v1/devices/:id', admin, getDeviceRoute);
   r.post('/v1/devices/:id/revoke', admin, revokeRoute);
   r.get('/v1/crl', crlRoute);
+  r.get('/v1/crl/previous', previousCrlRoute);
   r.get('/v1/ca', caRoute);
 
   r.get('/healthz', healthzRoute);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import {
   derToPem,
   isValidName,
@@ -31,6 +31,11 @@ export interface AuthorityOptions {
   now?: () => number;
   /** Validity of each CRL; default 24 h. A new one is issued on every revocation and after 1/24 of this. */
   crlValiditySeconds?: number;
+  /**
+   * The intermediate replaced by a rotation, while certificates it issued live: it signs
+   * nothing but its own CRL (`previousCrl()`), so relying parties can check those certificates.
+   */
+  previousIssuer?: { certificatePem: string; privateKey: KeyObject };
 }
 
 /** An issued certificate as every enrollment route answers it. */
@@ -83,8 +88,7 @@ export class Authority {
   private readonly caBundlePem: string;
   private readonly now: () => number;
   private readonly crlValidityMs: number;
-  private crlCache: { crl: Crl; revocationVersion: number } | undefined;
-  private crlPending: Promise<Crl> | undefined;
+  private readonly crlIssuers: { current: CrlIssuer; previous: CrlIssuer | undefined };
 
   constructor(opts: AuthorityOptions) {
     this.store = opts.store;
@@ -94,6 +98,10 @@ export class Authority {
     this.caBundlePem = opts.caBundlePem;
     this.now = opts.now ?? Date.now;
     this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
+    this.crlIssuers = {
+      current: { certificatePem: this.intermediatePem, privateKey: this.signer.privateKey },
+      previous: opts.previousIssuer && { ...opts.previousIssuer },
+    };
   }
 
   /** parseCsr → checkKeyPolicy → authorizeToken → issue → record (spends the token). */
@@ -156,7 +164,7 @@ export class Authority {
     if (!isValidName(deviceId)) throw new TlsfleetError('invalid_request', 'Not a valid device id.');
     if (!(await this.store.findDevice(deviceId))) throw new TlsfleetError('not_found', `No device ${deviceId}.`);
     const serials = await this.store.revokeDevice(deviceId, this.now(), by);
-    if (serials.length > 0) this.crlCache = undefined;
+    if (serials.length > 0) for (const issuer of Object.values(this.crlIssuers)) if (issuer) issuer.cache = undefined;
     return serials;
   }
 
@@ -175,32 +183,46 @@ export class Authority {
    * The current CRL, signed by the intermediate. Re-issued when any process sharing the
    * store has recorded a revocation since, and well before nextUpdate.
    */
-  async crl(): Promise<Crl> {
+  crl(): Promise<Crl> {
+    return this.crlOf(this.crlIssuers.current);
+  }
+
+  /**
+   * The previous intermediate's CRL while a rotation overlaps, else undefined. It lists the
+   * same serials as `crl()`: serials are random (126 bits), so listing another issuer's
+   * serials revokes nothing extra, and each issuer's certificates find a CRL with their
+   * issuer name and key identifier, as RFC 5280 §6.3.3 path validation (openssl) requires.
+   */
+  previousCrl(): Promise<Crl> | undefined {
+    return this.crlIssuers.previous && this.crlOf(this.crlIssuers.previous);
+  }
+
+  private async crlOf(issuer: CrlIssuer): Promise<Crl> {
     const version = await this.store.revocationVersion();
-    const cached = this.crlCache;
+    const cached = issuer.cache;
     const refreshAt = cached && cached.crl.thisUpdate.getTime() + this.crlValidityMs / 24;
     if (cached && cached.revocationVersion === version && refreshAt !== undefined && this.now() < refreshAt) return cached.crl;
     // One signing at a time; concurrent callers share it.
-    this.crlPending ??= this.issueCrl(version).finally(() => (this.crlPending = undefined));
-    return this.crlPending;
+    issuer.pending ??= this.issueCrl(issuer, version).finally(() => (issuer.pending = undefined));
+    return issuer.pending;
   }
 
-  private async issueCrl(version: number): Promise<Crl> {
+  private async issueCrl(issuer: CrlIssuer, version: number): Promise<Crl> {
     const now = this.now();
     const entries = await this.store.listRevoked(now);
     const thisUpdate = new Date(now);
     const nextUpdate = new Date(now + this.crlValidityMs);
     const number = await this.store.nextCrlNumber();
     const der = await buildCrl({
-      issuerCertificatePem: this.intermediatePem,
-      issuerKey: this.signer.privateKey,
+      issuerCertificatePem: issuer.certificatePem,
+      issuerKey: issuer.privateKey,
       entries: entries.map((e) => ({ serialHex: e.serial, revokedAt: new Date(e.revokedAt) })),
       thisUpdate,
       nextUpdate,
       crlNumber: number,
     });
     const crl = { der, thisUpdate, nextUpdate, number };
-    this.crlCache = { crl, revocationVersion: version };
+    issuer.cache = { crl, revocationVersion: version };
     return crl;
   }
 
@@ -252,6 +274,14 @@ export class Authority {
       replayed,
     };
   }
+}
+
+/** A CA that signs CRLs, with the last CRL it signed and the signing in progress. */
+interface CrlIssuer {
+  readonly certificatePem: string;
+  readonly privateKey: KeyObject;
+  cache?: { crl: Crl; revocationVersion: number };
+  pending?: Promise<Crl>;
 }
 
 /** A CSR that proved possession and passed key policy, with the SHA-256 of its SPKI (hex). */
