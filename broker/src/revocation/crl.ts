@@ -21,9 +21,12 @@ export interface VerifiedCrl {
 /** Bad DER, unknown issuer, bad signature, or a CRL this broker cannot fully process. */
 export class CrlError extends Error {
   readonly code = 'crl_invalid';
-  constructor(message: string) {
+  /** True when no certificate of the trust bundle has the CRL's issuer name: a reload may fix it. */
+  readonly unknownIssuer: boolean;
+  constructor(message: string, opts: { unknownIssuer?: boolean } = {}) {
     super(message);
     this.name = 'CrlError';
+    this.unknownIssuer = opts.unknownIssuer ?? false;
   }
 }
 
@@ -52,7 +55,7 @@ export function parseCrl(der: Buffer, issuers: readonly X509Certificate[]): Veri
 
   const issuerName = Buffer.from(crl.issuer.valueBeforeDecode);
   const named = issuers.filter((c) => issuerInfo(c).subject.equals(issuerName));
-  if (named.length === 0) throw new CrlError('CRL issuer is not a certificate of the trust bundle');
+  if (named.length === 0) throw new CrlError('CRL issuer is not a certificate of the trust bundle', { unknownIssuer: true });
   const mayVerify = named.filter((c) => issuerInfo(c).mayVerifyCrls);
   if (mayVerify.length === 0) throw new CrlError('the certificate of the CRL issuer may not sign CRLs (no cRLSign)');
   const signature = crl.signatureValue.valueBlock;

@@ -113,6 +113,16 @@ describe('RevocationList', () => {
       expect(list.load(crl0)).toBe('accepted');
     });
 
+    it('loads a CRL refused for its unknown issuer once a bundle reload trusts that issuer (rotation order)', () => {
+      const root = pki.issuers().filter((c) => c.subject.includes('root'));
+      list.setIssuers(root);
+      expect(list.load(crl2)).toBe('rejected');
+      expect(list.state()).toBe('missing');
+      list.setIssuers(pki.issuers());
+      expect(list.current?.number).toBe(6n);
+      expect(list.isRevoked('c3')).toBe(true);
+    });
+
     it('keeps the CRL in force when the bundle is reloaded with its signer still in it', () => {
       list.load(crl2);
       list.setIssuers(pki.issuers());

@@ -50,6 +50,8 @@ export class RevocationList extends EventEmitter<RevocationListEvents> {
   private readonly now: () => number;
   private readonly timers: Timers;
   private crl: VerifiedCrl | undefined;
+  /** The last CRL refused for want of its issuer, tried again when the bundle changes. */
+  private unknownIssuerCrl: Buffer | undefined;
   private staleTimer: unknown;
 
   constructor(opts: RevocationListOptions) {
@@ -76,7 +78,10 @@ export class RevocationList extends EventEmitter<RevocationListEvents> {
   /**
    * Replaces the trust bundle (on reload). A CRL in force whose signer left the bundle is
    * dropped: certificates of that CA no longer verify anyway, and a new CA numbers its CRLs
-   * from the start, which rollback protection would otherwise ignore.
+   * from the start, which rollback protection would otherwise ignore. A CRL refused earlier
+   * because its issuer was not yet trusted is loaded again: during an intermediate rotation
+   * the new issuer's CRL file may be seen before the bundle that trusts it, and the file
+   * source reads a file once per change.
    */
   setIssuers(issuers: readonly X509Certificate[]): void {
     this.issuers = issuers;
@@ -84,6 +89,9 @@ export class RevocationList extends EventEmitter<RevocationListEvents> {
       this.crl = undefined;
       this.timers.clearTimeout(this.staleTimer);
     }
+    const retry = this.unknownIssuerCrl;
+    this.unknownIssuerCrl = undefined;
+    if (retry) this.load(retry);
   }
 
   /** Verifies `der` and puts it in force when its cRLNumber is higher than the current one's. */
@@ -92,9 +100,12 @@ export class RevocationList extends EventEmitter<RevocationListEvents> {
     try {
       crl = parseCrl(der, this.issuers);
     } catch (err) {
-      this.emit('rejected', err instanceof CrlError ? err : new CrlError(String(err)));
+      const error = err instanceof CrlError ? err : new CrlError(String(err));
+      if (error.unknownIssuer) this.unknownIssuerCrl = der;
+      this.emit('rejected', error);
       return 'rejected';
     }
+    this.unknownIssuerCrl = undefined;
     const previous = this.crl;
     // RFC 5280 §5.2.3: cRLNumber increases monotonically; a lower one is a replay or a lagging copy.
     if (previous && crl.number < previous.number) return 'older';
