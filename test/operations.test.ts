@@ -175,11 +175,24 @@ describe('service operations', () => {
       ['token without --device or --service', (d) => ['token', '--data-dir', d], /--device|--service/],
       ['token with --ttl 5x', (d) => ['token', '--data-dir', d, '--device', 'a', '--ttl', '5x'], /--ttl/],
       ['an unknown flag', (d) => ['token', '--data-dir', d, '--device', 'a', '--bogus'], /bogus/],
+      ['ca without a subcommand', () => ['ca'], /request, sign, install, retire/],
+      ['ca sign without --out', (d) => ['ca', 'sign', '--csr', join(d, 'none.csr')], /--out is required/],
+      ['ca install with a missing certificate file', (d) => ['ca', 'install', '--data-dir', d, '--cert', join(d, 'none.pem')], /--cert .*no such file/],
     ])('exits 2 with a usage message for %s, printing no token', async (_what, args, message) => {
       const r = await runCli(args(dir));
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr + r.stdout).toMatch(message);
       expect(r.stdout).not.toMatch(/^tf_/m);
+    });
+
+    it('refuses ca install and ca retire on a data dir with nothing pending, with a stable code and no stack trace', async () => {
+      const install = await runCli(['ca', 'install', '--data-dir', dir, '--cert', join(dir, 'intermediate-ca.pem')]);
+      expect(install.code).toBe(1);
+      expect(install.stderr).toMatch(/run `tlsfleet ca request` first \(no_pending_key\)/);
+      const retire = await runCli(['ca', 'retire', '--data-dir', dir]);
+      expect(retire.code).toBe(1);
+      expect(retire.stderr).toMatch(/\(no_previous\)/);
+      expect(install.stderr + retire.stderr).not.toMatch(/\n\s+at /);
     });
 
     it('says which address is taken, without a stack trace, when a port is already in use', async () => {

@@ -1,0 +1,167 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { enrollAt, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { closedAt, countMatches, inbox, outputMatches, tryConnect, within } from './harness/broker-probe.js';
+import { runCli, startProvisioningProcess, type CliResult, type Service } from './harness/cli.js';
+import { makeCsr, newKey } from './harness/csr.js';
+import { postJson, request } from './harness/https-client.js';
+import { openssl } from './harness/openssl.js';
+import { pollUntil } from './harness/poll.js';
+
+/** DESIGN.md: a revoked device is disconnected within 10 s. */
+const REVOCATION_BOUND_MS = 10_000;
+
+function ok(r: CliResult, what: string): CliResult {
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+function subjectOf(pem: string): string {
+  return new X509Certificate(pem).subject;
+}
+
+/** The common name of a certificate, as openssl prints it in `CN = ...,`. */
+function cnOf(pem: string): string {
+  return /^CN=(.*)$/m.exec(subjectOf(pem))?.[1] ?? '';
+}
+
+/**
+ * The runbook of docs/deployment.md ("Trust bundle and intermediate rotation"), step by step,
+ * with real processes: the CLI, provisioning, the broker, mqtt.js devices and openssl.
+ */
+describe('intermediate rotation runbook', () => {
+  let env: FleetEnv;
+  let offline: string;
+  const clients: MqttClient[] = [];
+  /** Provisioning after its restart (env.stop() stops only the first process). */
+  let provisioning: Service | undefined;
+  const cli = (...args: string[]) => runCli(args);
+
+  beforeAll(async () => {
+    env = await startFleetEnv();
+    // Step 0: the root key lives offline; the serving side never sees it again.
+    offline = join(env.dir, 'offline');
+    mkdirSync(offline, { mode: 0o700 });
+    renameSync(join(env.dataDir, 'root-ca.key'), join(offline, 'root-ca.key'));
+    writeFileSync(join(offline, 'root-ca.pem'), readFileSync(join(env.dataDir, 'root-ca.pem')));
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await provisioning?.stop();
+    await env?.stop();
+  });
+
+  const connect = async (creds: DeviceCredentials) => {
+    const client = await env.connect(creds);
+    clients.push(client);
+    return client;
+  };
+  const broker = () => env.broker;
+  const reloads = () => countMatches(broker().output(), /TLS material reloaded/);
+  const sighupBroker = async () => {
+    const before = reloads();
+    broker().child.kill('SIGHUP');
+    await within(outputMatches(broker(), /TLS material reloaded/, before), 10_000, 'the broker reloading its TLS material');
+  };
+  const verify = (args: string[]) => openssl(['verify', '-CAfile', join(env.dataDir, 'ca-bundle.pem'), ...args]);
+
+  it('rotates the intermediate with the root offline, keeps sessions, revocation and both chains working, and retires the old one', async () => {
+    const oldIntermediate = readFileSync(join(env.dataDir, 'intermediate-ca.pem'), 'utf8');
+    // Device A and device R hold old-intermediate certificates; A's is the longest-lived one.
+    const a = await enrollAt(env, 'sensor-a', { certTtl: '50s' });
+    const r = await enrollAt(env, 'sensor-r', { certTtl: '40s' });
+    const clientA = await connect(a);
+    const clientR = await connect(r);
+    let aClosed = false;
+    clientA.on('close', () => (aClosed = true));
+
+    // Step 1 (serving side): new key + CSR.
+    const csrPath = ok(await cli('ca', 'request', '--data-dir', env.dataDir), 'ca request').stdout.trim();
+    // Step 2 (offline): the root signs it; the data dir is not involved.
+    const signedPath = join(offline, 'intermediate-2.pem');
+    ok(
+      await cli('ca', 'sign', '--csr', csrPath, '--root-cert', join(offline, 'root-ca.pem'), '--root-key', join(offline, 'root-ca.key'), '--replaces', join(env.dataDir, 'intermediate-ca.pem'), '--lifetime', '365d', '--out', signedPath),
+      'ca sign',
+    );
+    const newIntermediate = readFileSync(signedPath, 'utf8');
+    // Step 3 (serving side): install, then the broker reloads (SIGHUP) and provisioning restarts.
+    ok(await cli('ca', 'install', '--data-dir', env.dataDir, '--cert', signedPath), 'ca install');
+    await sighupBroker();
+    await env.service.stop();
+    provisioning = await startProvisioningProcess(env.dataDir, ['--port', String(env.service.port)]);
+
+    const bundle = readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8');
+    expect(bundle).toContain(newIntermediate.trim());
+    expect(bundle).toContain(oldIntermediate.trim());
+    expect((await request(`${env.url}/v1/ca`, { ca: env.ca })).text()).toBe(bundle);
+
+    // A's session survived the whole rotation.
+    expect(aClosed).toBe(false);
+
+    // A new device gets a new-intermediate chain (openssl says who issued it and that it verifies).
+    const b = await enrollAt(env, 'sensor-b');
+    expect(cnOf(newIntermediate)).not.toBe(cnOf(oldIntermediate));
+    expect((await openssl(['x509', '-in', b.chainFile, '-noout', '-issuer'])).stdout).toContain(`CN = ${cnOf(newIntermediate)},`);
+    expect((await verify([b.chainFile])).stdout).toContain(': OK');
+    // During the overlap the old-intermediate certificates verify too.
+    expect((await verify([a.chainFile])).stdout).toContain(': OK');
+
+    // A (old) and B (new) exchange messages through the broker with a service (new).
+    const service = await enrollAt(env, 'checker', { kind: 'service' });
+    const clientS = await connect(service);
+    const seen = inbox(clientS);
+    await clientS.subscribeAsync('devices/+/#', { qos: 1 });
+    const clientB = await connect(b);
+    const toA = inbox(clientA);
+    await clientA.subscribeAsync('devices/sensor-a/commands/#', { qos: 1 });
+    await clientA.publishAsync('devices/sensor-a/telemetry', 'from-a', { qos: 1 });
+    await clientB.publishAsync('devices/sensor-b/telemetry', 'from-b', { qos: 1 });
+    await within(seen.next((m) => m.payload === 'from-a'), 10_000, 'A to the service');
+    await within(seen.next((m) => m.payload === 'from-b'), 10_000, 'B to the service');
+    await clientS.publishAsync('devices/sensor-a/commands/ping', 'to-a', { qos: 1 });
+    await within(toA.next((m) => m.payload === 'to-a'), 10_000, 'the service to A');
+
+    // A renews: new-intermediate certificate and the new bundle (both intermediates).
+    const keyA2 = newKey();
+    const renewed = await postJson(`${env.url}/v1/renew`, { csr: await makeCsr(keyA2) }, { ca: env.ca, cert: a.chain, key: a.key });
+    expect(renewed.status).toBe(201);
+    const a2Body = renewed.json();
+    expect(new X509Certificate(a2Body.certificate).issuer).toBe(subjectOf(newIntermediate));
+    expect(a2Body.caBundle).toBe(bundle);
+
+    // Revoking an old-intermediate device still closes its session, and openssl sees it revoked
+    // in the previous intermediate's CRL.
+    const rClosed = closedAt(clientR);
+    ok(await cli('revoke', '--data-dir', env.dataDir, '--device', 'sensor-r'), 'revoke');
+    await within(rClosed, REVOCATION_BOUND_MS, 'the revoked old-intermediate session closing');
+    const crlCheck = await verify(['-crl_check', '-CRLfile', join(env.dataDir, 'previous-crl.der'), r.chainFile]);
+    expect(crlCheck.stdout + crlCheck.stderr).toMatch(/certificate revoked/);
+    expect((await tryConnect(env.brokerUrl, { clientId: r.id, cert: r.chain, key: r.key, ca: env.ca })).outcome).not.toBe('connected');
+    const previousCrl = await openssl(['crl', '-inform', 'DER', '-in', join(env.dataDir, 'previous-crl.der'), '-noout', '-issuer']);
+    expect(previousCrl.stdout).toContain(`CN = ${cnOf(oldIntermediate)},`);
+
+    // Too early: A's first certificate is still valid; retire refuses with the date and changes nothing.
+    const early = await cli('ca', 'retire', '--data-dir', env.dataDir);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/too_early/);
+    expect(early.stderr).toMatch(/until \d{4}-\d\d-\d\dT/);
+    expect(readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8')).toBe(bundle);
+
+    // Once A's old certificate has expired (its broker session closes at notAfter), retire succeeds.
+    await within(closedAt(clientA), 60_000, 'A\'s old-certificate session closing at notAfter');
+    await pollUntil('retire to succeed', () => cli('ca', 'retire', '--data-dir', env.dataDir), (res) => res.code === 0, 30);
+    await sighupBroker();
+    expect(readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8')).not.toContain(oldIntermediate.trim());
+
+    // After retire: old-intermediate certificates are refused, new ones connect.
+    expect((await tryConnect(env.brokerUrl, { clientId: a.id, cert: a.chain, key: a.key, ca: env.ca })).outcome).not.toBe('connected');
+    expect((await verify([a.chainFile])).code).not.toBe(0);
+    const a2 = await tryConnect(env.brokerUrl, { clientId: a.id, cert: a2Body.chain, key: keyA2.privatePem, ca: env.ca });
+    clients.push(a2.client);
+    expect(a2.outcome).toBe('connected');
+    expect(clientB.connected).toBe(true);
+  }, 180_000);
+});
