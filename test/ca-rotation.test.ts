@@ -70,6 +70,8 @@ describe('intermediate rotation runbook', () => {
 
   it('rotates the intermediate with the root offline, keeps sessions, revocation and both chains working, and retires the old one', async () => {
     const oldIntermediate = readFileSync(join(env.dataDir, 'intermediate-ca.pem'), 'utf8');
+    // Outside a rotation there is no previous intermediate, so no previous CRL.
+    expect((await request(`${env.url}/v1/crl/previous`, { ca: env.ca })).status).toBe(404);
     // Device A and device R hold old-intermediate certificates; A's is the longest-lived one.
     const a = await enrollAt(env, 'sensor-a', { certTtl: '50s' });
     const r = await enrollAt(env, 'sensor-r', { certTtl: '40s' });
@@ -142,6 +144,17 @@ describe('intermediate rotation runbook', () => {
     expect((await tryConnect(env.brokerUrl, { clientId: r.id, cert: r.chain, key: r.key, ca: env.ca })).outcome).not.toBe('connected');
     const previousCrl = await openssl(['crl', '-inform', 'DER', '-in', join(env.dataDir, 'previous-crl.der'), '-noout', '-issuer']);
     expect(previousCrl.stdout).toContain(`CN = ${cnOf(oldIntermediate)},`);
+    // Relying parties that fetch CRLs over HTTP get the same list from GET /v1/crl/previous.
+    const served = await request(`${env.url}/v1/crl/previous`, { ca: env.ca });
+    expect(served.status).toBe(200);
+    expect(served.headers['content-type']).toBe('application/pkix-crl');
+    const servedFile = join(env.dir, 'served-previous-crl.der');
+    writeFileSync(servedFile, served.body);
+    const servedCrl = (await openssl(['crl', '-inform', 'DER', '-in', servedFile, '-noout', '-text'])).stdout;
+    expect(servedCrl).toContain(`CN = ${cnOf(oldIntermediate)},`);
+    expect(servedCrl).toContain(`Serial Number: ${new X509Certificate(r.chain).serialNumber.toUpperCase()}`);
+    const servedCheck = await verify(['-crl_check', '-CRLfile', servedFile, r.chainFile]);
+    expect(servedCheck.stdout + servedCheck.stderr).toMatch(/certificate revoked/);
 
     // Too early: A's first certificate is still valid; retire refuses with the date and changes nothing.
     const early = await cli('ca', 'retire', '--data-dir', env.dataDir);
