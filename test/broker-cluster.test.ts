@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { FleetEnv } from './harness/broker-env.js';
+import { startClusterEnv, type ClusterEnv } from './harness/cluster-env.js';
 import { closedAt, inbox, metric, metricUntil, within } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { revokeDevice } from './harness/device-env.js';
@@ -13,32 +14,22 @@ import { startRedis, type RedisServer } from './harness/redis.js';
  */
 describe('brokers clustered through Redis', () => {
   let redis: RedisServer;
+  let cluster: ClusterEnv;
   let env: FleetEnv;
   let brokerB: Service;
   let healthB: string;
+  let connectTo: ClusterEnv['connectTo'];
   const clients: MqttClient[] = [];
-
-  const connectTo = async (url: string, creds: DeviceCredentials, opts: IClientOptions = {}): Promise<MqttClient> => {
-    const client = await mqtt.connectAsync(
-      url,
-      { clientId: creds.id, cert: creds.chain, key: creds.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, ...opts },
-      false,
-    );
-    clients.push(client);
-    return client;
-  };
 
   beforeAll(async () => {
     redis = await startRedis();
-    env = await startFleetEnv({ brokerArgs: ['--cluster', redis.url] });
-    brokerB = await startBrokerProcess(env.dataDir, ['--cluster', redis.url]);
-    healthB = /health (http:\/\/\S+)/.exec(brokerB.output())?.[1] ?? '';
+    cluster = await startClusterEnv(redis);
+    ({ env, brokerB, healthB, connectTo } = cluster);
   }, 60_000);
 
   afterAll(async () => {
     for (const c of clients) c.end(true);
-    await brokerB?.stop();
-    await env?.stop();
+    await cluster?.stop();
     await redis?.stop();
   });
 

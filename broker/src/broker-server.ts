@@ -16,7 +16,7 @@ import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
 import { loadPolicyFile } from './acl/policy-file.js';
 import { BrokerMetrics } from './metrics.js';
 import { boundedPersistence } from './bounded-persistence.js';
-import { parseRedisUrl, redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
+import { redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
 import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
@@ -67,6 +67,10 @@ export interface BrokerOptions {
    * (mqemitter-redis, aedes-persistence-redis); a single in-memory broker when undefined.
    */
   cluster?: string;
+  /** How long start-up waits for Redis before it fails with a ClusterStartError, ms; default 30 s. */
+  clusterTimeoutMs?: number;
+  /** Aborting it during start-up (SIGTERM) stops the wait for Redis with a ClusterStartError. */
+  signal?: AbortSignal;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;
@@ -105,11 +109,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     throw new Error('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancers\' addresses): without one every connection would be refused');
   }
 
-  const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(parseRedisUrl(opts.cluster), (err) => {
+  const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(opts.cluster, {
+    onLink: (up) => {
+      metrics.clusterUp.set(up ? 1 : 0);
+      if (up) logger.info({ cluster: redactRedisUrl(opts.cluster!) }, 'Redis link up');
+      else logger.warn({ cluster: redactRedisUrl(opts.cluster!) }, 'Redis link lost: cross-instance delivery paused (reconnecting)');
+    },
     // ioredis' messages name host and port, never the password.
-    logger.warn({ err: err.message }, 'Redis connection error (reconnecting)');
+    onError: (message) => logger.warn({ err: message }, 'Redis connection error (reconnecting)'),
   });
-  if (opts.cluster !== undefined) logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');
+  if (opts.cluster !== undefined) {
+    metrics.registry.registerMetric(metrics.clusterUp);
+    logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');
+  }
 
   const bundlePem = () => dataDir.read('caBundle');
   const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
@@ -122,7 +134,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     isRevoked: (serial) => revocations.current?.revoked.has(serial) ?? false,
     now,
   };
-  const aedes: Aedes = await Aedes.createBroker({
+  const createAedes = () => Aedes.createBroker({
     // Aedes registers a client before CONNACK and unregisters it before 'clientDisconnect';
     // after a takeover the id maps to the new connection.
     persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => (aedes as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined, (clientId) => {
@@ -144,6 +156,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       return packet;
     },
   });
+  // Aedes waits on its persistence without a deadline; in a cluster that is Redis.
+  const aedes: Aedes = cluster ? await cluster.startWithin(createAedes, opts.clusterTimeoutMs ?? 30_000, opts.signal) : await createAedes();
   ctx.aedes = aedes;
 
   const sessions = new SessionRegistry(now, (client) => {
@@ -357,12 +371,21 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         listener.close();
         wsServer?.close();
         sessions.clear();
+        // Aedes closes the mq last, with QUITs that never complete while Redis is away.
+        if (cluster) {
+          cluster.closing();
+          aedes.once('closed', () => {
+            if (!cluster.isUp()) cluster.disconnect();
+          });
+        }
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
         // aedes.close closes the mq (mqemitter-redis) but not the persistence's Redis connection.
         // The promise form: the callback form waits for a 'ready' that Aedes 1.x's setup() never emits.
         if (cluster) {
-          const destroyed = (cluster.persistence as { destroy(): Promise<void> }).destroy().catch((err: unknown) => logger.warn({ err }, 'closing the Redis persistence failed'));
+          const destroyed = (cluster.persistence as { destroy(): Promise<void> }).destroy().catch((err: Error) => logger.warn({ err: err.message }, 'closing the Redis persistence failed'));
           await Promise.race([destroyed, delay(1000)]);
+          // With Redis away the graceful QUITs above never finish: drop what is left.
+          cluster.disconnect();
         }
         // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.
         if (health) {

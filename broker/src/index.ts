@@ -1,3 +1,3 @@
 export { startBroker, type BrokerOptions, type RunningBroker } from './broker-server.js';
 export { TrustedProxies } from './ingress/trusted-proxies.js';
-export { parseRedisUrl, redactRedisUrl } from './cluster/redis-cluster.js';
+export { ClusterStartError, parseRedisUrl, redactRedisUrl } from './cluster/redis-cluster.js';

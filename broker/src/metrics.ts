@@ -40,6 +40,8 @@ export class BrokerMetrics {
   readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame.', labelNames: ['violation'] as const, registers: [this.registry] });
   readonly crlState = new Gauge({ name: 'tlsfleet_broker_crl_state', help: 'Revocation list state: 0 fresh, 1 stale (past nextUpdate: alert), 2 missing.', registers: [this.registry] });
   readonly crlNumber = new Gauge({ name: 'tlsfleet_broker_crl_number', help: 'Number of the CRL in force.', registers: [this.registry] });
+  /** Registered only with --cluster, so a single broker does not report a Redis link that is down. */
+  readonly clusterUp = new Gauge({ name: 'tlsfleet_broker_cluster_up', help: '1 while every connection to Redis (--cluster) is ready, 0 while one is not: cross-instance delivery paused.', registers: [] });
   readonly aclReloads = new Counter({ name: 'tlsfleet_broker_acl_reloads_total', help: 'ACL policy file loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
 
   constructor() {

@@ -32,3 +32,21 @@ export function untilSignal(reloads?: true): Promise<Stop> | { next(): Promise<S
     }
   })();
 }
+
+/**
+ * An AbortSignal that SIGTERM or SIGINT aborts, for a start-up that may wait on something
+ * outside (Redis) before the main loop's `untilSignal` is read; `dispose()` stops listening.
+ */
+export function abortOnStop(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  process.once('SIGTERM', abort);
+  process.once('SIGINT', abort);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGTERM', abort);
+      process.off('SIGINT', abort);
+    },
+  };
+}

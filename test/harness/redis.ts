@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -11,11 +11,17 @@ export interface RedisServer {
   readonly port: number;
   /** redis://127.0.0.1:<port> */
   readonly url: string;
+  /** SIGKILL to the server by pid (an outage, not a shutdown); resolves once it exited. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and settings after `kill()`; resolves once it answers PING. */
+  restart(): Promise<void>;
+  /** Runs `redis-cli` against it with these arguments (after `-a`/`--user` when given); its stdout. */
+  cli(args: string[], auth?: { user?: string; password: string }): Promise<string>;
   /** SIGTERM to the server by pid, then removes its directory. */
   stop(): Promise<void>;
 }
 
-/** One PING over a raw socket (RESP inline command); true on +PONG within `ms`. */
+/** One PING over a raw socket (RESP inline command); true on +PONG (or -NOAUTH) within `ms`. */
 function ping(port: number, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -29,28 +35,45 @@ function ping(port: number, ms: number): Promise<boolean> {
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.setEncoding('utf8').on('data', (d: string) => {
       reply += d;
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      // A server with requirepass answers NOAUTH: up all the same.
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
     });
     socket.on('error', () => done(false));
   });
 }
 
-/** redis-server (Debian package redis-server) on a free loopback port, no persistence; resolves once it answers PING. */
-export async function startRedis(): Promise<RedisServer> {
+async function signal(child: ChildProcess, sig: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  process.kill(child.pid!, sig);
+  await exited;
+}
+
+/**
+ * redis-server (Debian package redis-server) on a free loopback port, no persistence; resolves
+ * once it answers PING. `args` go to redis-server as they are (`--requirepass`, `--user`).
+ */
+export async function startRedis(opts: { args?: string[] } = {}): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-redis-'));
+  const args = opts.args ?? [];
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     try {
-      const child = await startServer(dir, port);
+      let child = await startServer(dir, port, args);
       return {
         port,
         url: `redis://127.0.0.1:${port}`,
+        kill: () => signal(child, 'SIGKILL'),
+        async restart() {
+          child = await startServer(dir, port, args);
+        },
+        cli: (cliArgs, auth) =>
+          new Promise((resolve, reject) => {
+            const login = auth ? [...(auth.user ? ['--user', auth.user] : []), '--pass', auth.password, '--no-auth-warning'] : [];
+            execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...login, ...cliArgs], { timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+          }),
         async stop() {
-          if (child.exitCode === null && child.signalCode === null) {
-            const exited = once(child, 'exit');
-            process.kill(child.pid!, 'SIGTERM');
-            await exited;
-          }
+          await signal(child, 'SIGTERM');
           rmSync(dir, { recursive: true, force: true });
         },
       };
@@ -63,8 +86,8 @@ export async function startRedis(): Promise<RedisServer> {
   }
 }
 
-async function startServer(dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+async function startServer(dir: string, port: number, args: string[]): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

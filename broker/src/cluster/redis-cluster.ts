@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { Redis } from 'ioredis';
 
 const require = createRequire(import.meta.url);
 
@@ -49,21 +50,131 @@ export function redactRedisUrl(raw: string): string {
   }
 }
 
-export interface RedisCluster {
-  /** Aedes' `mq`: messages and $SYS broker announcements (takeovers) shared by every instance. */
-  mq: unknown;
-  /** Subscriptions, retained messages, sessions' queues and wills shared through Redis. */
-  persistence: unknown;
+/** Why the broker could not start on its Redis; the message names the URL without its password. */
+export class ClusterStartError extends Error {
+  readonly code = 'cluster_unavailable';
+  constructor(readonly reason: 'timeout' | 'refused' | 'aborted', message: string) {
+    super(message);
+    this.name = 'ClusterStartError';
+  }
 }
 
-/** mqemitter-redis and aedes-persistence-redis on one Redis server. */
-export function redisCluster(conn: RedisConnection, onError: (err: Error) => void): RedisCluster {
+export interface RedisLinkEvents {
+  /** Every connection is ready (true) or one of them is not (false); called on each change. */
+  onLink(up: boolean): void;
+  /** A connection error, once per distinct message until the link is back; none after `disconnect()`. */
+  onError(message: string): void;
+}
+
+export interface RedisCluster {
+  /** Aedes' `mq`: messages and $SYS broker announcements (takeovers) shared by every instance. */
+  readonly mq: unknown;
+  /** Subscriptions, retained messages, sessions' queues and wills shared through Redis. */
+  readonly persistence: unknown;
+  /** True while every connection to Redis is ready. */
+  isUp(): boolean;
+  /**
+   * Resolves with `work` once it settles; rejects with a ClusterStartError (after dropping every
+   * connection) when Redis refuses the credentials, `deadlineMs` passes or `signal` aborts first.
+   */
+  startWithin<T>(work: () => Promise<T>, deadlineMs: number, signal?: AbortSignal): Promise<T>;
+  /** Stops reporting link changes and errors: the broker is closing its connections itself. */
+  closing(): void;
+  /** Drops every connection now. QUIT, what the libraries' own close() sends, never completes while Redis is away. */
+  disconnect(): void;
+}
+
+// Replies that no retry will change: the start-up fails at once instead of waiting out its deadline.
+const FATAL_REPLY = /^(WRONGPASS|NOAUTH|NOPERM|ERR (invalid password|AUTH|DB index))/;
+
+/**
+ * mqemitter-redis and aedes-persistence-redis on one Redis server, through three ioredis
+ * connections (subscriber, publisher, commands) this module owns, so it can watch and drop them.
+ */
+export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster {
+  const conn = parseRedisUrl(url);
+  const redacted = redactRedisUrl(url);
   const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { state: NodeJS.EventEmitter };
   const persistenceRedis = require('aedes-persistence-redis') as (opts: object) => unknown;
-  // A command waits through at most 20 reconnects (ioredis' backoff) before it fails.
-  const common = { ...conn, maxRetriesPerRequest: 20 };
-  const mq = mqemitterRedis({ ...common });
-  // ioredis reconnects by itself; unheard, mqemitter-redis' connection errors would crash the process.
-  mq.state.on('error', onError);
-  return { mq, persistence: persistenceRedis({ ...common }) };
+  // A command waits through at most 20 reconnects (ioredis' backoff, up to 2 s apart) before it fails.
+  const connect = () => new Redis({ ...conn, maxRetriesPerRequest: 20 });
+  const connections = { sub: connect(), pub: connect(), commands: connect() };
+  const all = Object.values(connections);
+  const isUp = () => all.every((c) => c.status === 'ready');
+
+  let up = false;
+  let dropped = false;
+  let lastError: string | undefined;
+  // Distinct messages since the link was last up: ioredis retries every ≤ 2 s on each connection.
+  const reported = new Set<string>();
+  let fatal: ((message: string) => void) | undefined;
+  const onChange = () => {
+    if (dropped || isUp() === up) return;
+    up = !up;
+    if (up) {
+      lastError = undefined;
+      reported.clear();
+    }
+    events.onLink(up);
+  };
+  for (const c of all) {
+    c.on('ready', onChange);
+    c.on('close', onChange);
+    // ioredis reconnects by itself; an unheard 'error' would crash the process. Only the
+    // message is passed on: a ReplyError also carries the command and its arguments.
+    c.on('error', (err: Error) => {
+      if (dropped) return;
+      if (FATAL_REPLY.test(err.message)) fatal?.(err.message);
+      lastError = err.message;
+      if (reported.has(err.message)) return;
+      reported.add(err.message);
+      events.onError(err.message);
+    });
+  }
+  const mq = mqemitterRedis({ subConn: connections.sub, pubConn: connections.pub });
+  // mqemitter-redis re-emits its connections' errors, already heard above.
+  mq.state.on('error', () => undefined);
+  const persistence = persistenceRedis({ conn: connections.commands });
+  const disconnect = () => {
+    dropped = true;
+    for (const c of all) c.disconnect();
+  };
+
+  return {
+    mq,
+    persistence,
+    isUp,
+    disconnect,
+    closing: () => {
+      dropped = true;
+    },
+    startWithin: (work, deadlineMs, signal) =>
+      new Promise((resolve, reject) => {
+        const fail = (reason: ClusterStartError['reason'], message: string) => {
+          cleanup();
+          disconnect();
+          reject(new ClusterStartError(reason, message));
+        };
+        const onAbort = () => fail('aborted', `start-up stopped while waiting for Redis at ${redacted}`);
+        const timer = setTimeout(() => {
+          const cause = lastError === undefined ? '' : ` (last error: ${lastError})`;
+          fail('timeout', `Redis at ${redacted} did not answer within ${deadlineMs / 1000} s (--cluster-timeout)${cause}`);
+        }, deadlineMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          fatal = undefined;
+        };
+        fatal = (message) => fail('refused', `Redis at ${redacted} refused the connection: ${message}`);
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        work().then(
+          (value) => {
+            cleanup();
+            resolve(value);
+          },
+          (err: unknown) => fail('refused', `Redis at ${redacted} failed during start-up: ${(err as Error).message}`),
+        );
+      }),
+  };
 }

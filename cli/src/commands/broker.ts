@@ -1,7 +1,7 @@
-import { parseRedisUrl, startBroker, TrustedProxies } from '@tlsfleet/broker';
+import { ClusterStartError, parseRedisUrl, startBroker, TrustedProxies, type RunningBroker } from '@tlsfleet/broker';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
-import { untilSignal } from '../signals.js';
+import { abortOnStop, untilSignal } from '../signals.js';
 
 export async function brokerCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
@@ -20,6 +20,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'proxy-protocol': { type: 'boolean' },
     'trusted-proxy': { type: 'string', multiple: true },
     cluster: { type: 'string' },
+    'cluster-timeout': { type: 'string' },
   });
   if (f.cluster !== undefined) {
     // Found before anything starts; the message never repeats a password in the URL.
@@ -29,6 +30,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       throw new UsageError((err as Error).message);
     }
   }
+  const clusterTimeout = duration(f['cluster-timeout'], '--cluster-timeout');
+  if (clusterTimeout !== undefined && f.cluster === undefined) throw new UsageError('--cluster-timeout only applies with --cluster');
   const trustedProxies = f['trusted-proxy'] ?? [];
   if (f['proxy-protocol'] && trustedProxies.length === 0) {
     throw new UsageError('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancer addresses allowed to send PROXY headers)');
@@ -45,22 +48,36 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   const crlInterval = duration(f['crl-interval'], '--crl-interval');
   const connectTimeout = duration(f['connect-timeout'], '--connect-timeout');
   const signalled = untilSignal(true);
-  const broker = await startBroker({
-    dataDir: required(f['data-dir'], '--data-dir'),
-    host: f.host,
-    port: port(f.port, '--port', 8883),
-    wsPort: f['ws-port'] === undefined ? undefined : port(f['ws-port'], '--ws-port', 0),
-    healthPort: f['health-port'] === undefined ? undefined : port(f['health-port'], '--health-port', 0),
-    aclFile: f.acl,
-    crlUrl,
-    crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
-    maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
-    maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
-    maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
-    connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
-    proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
-    cluster: f.cluster,
-  });
+  // Until it listens, a stop signal ends the wait for Redis instead of queueing behind it.
+  const startup = abortOnStop();
+  let broker: RunningBroker;
+  try {
+    broker = await startBroker({
+      dataDir: required(f['data-dir'], '--data-dir'),
+      host: f.host,
+      port: port(f.port, '--port', 8883),
+      wsPort: f['ws-port'] === undefined ? undefined : port(f['ws-port'], '--ws-port', 0),
+      healthPort: f['health-port'] === undefined ? undefined : port(f['health-port'], '--health-port', 0),
+      aclFile: f.acl,
+      crlUrl,
+      crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
+      maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
+      maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
+      maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
+      connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
+      proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
+      cluster: f.cluster,
+      clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
+      signal: startup.signal,
+    });
+  } catch (err) {
+    if (!(err instanceof ClusterStartError)) throw err;
+    process.stderr.write(`tlsfleet broker: ${err.message}\n`);
+    // Asked to stop before it served anyone: a clean stop.
+    return err.reason === 'aborted' ? 0 : 1;
+  } finally {
+    startup.dispose();
+  }
   // Scripts and tests match "broker listening on mqtts://… health http://…": wss goes last.
   process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}${broker.wsUrl ? ` wss ${broker.wsUrl}` : ''}\n`);
   for (;;) {
