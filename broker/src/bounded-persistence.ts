@@ -17,7 +17,11 @@ interface OutgoingQueue {
  * never comes back would grow the broker without bound. Past `maxQueued` messages for one
  * client, further messages for it while it is offline are dropped and reported. Messages
  * to a connected client are never dropped here (Aedes expects them in the queue).
- * In a cluster the count is this instance's: each instance bounds what it enqueues.
+ * In a cluster the count is this instance's, and only an upper bound: a message this
+ * instance enqueued is acknowledged, and cleared, on whichever instance the client is
+ * connected to. So before dropping, the count is re-read from the shared queue
+ * (`queueLength`); counting alone dropped every message for a persistent subscriber once
+ * 1,000 had ever passed through, lost at its next reconnect.
  */
 export function boundedPersistence(
   maxQueued: number,
@@ -25,6 +29,8 @@ export function boundedPersistence(
   onDrop: (clientId: string) => void,
   /** The persistence to wrap (aedes-persistence-redis in a cluster); default Aedes' in-memory one. */
   base?: unknown,
+  /** The true length of a client's shared queue (a cluster); default: this instance's count is exact. */
+  queueLength?: (clientId: string) => Promise<number>,
 ): unknown {
   const persistence = (base as OutgoingQueue | undefined) ?? (memoryPersistence as unknown as () => OutgoingQueue)();
   const queued = new Map<string, number>();
@@ -38,10 +44,18 @@ export function boundedPersistence(
     return enqueue(sub, packet);
   };
   // Aedes' path for subscribers that are not connected.
-  persistence.outgoingEnqueueCombi = (subs, packet) => {
-    const kept = subs.filter((sub) => {
-      // Aedes also routes here around a reconnect; a connected client's message must stay.
-      if ((queued.get(sub.clientId) ?? 0) >= maxQueued && !isConnected(sub.clientId)) {
+  const isFull = async (clientId: string): Promise<boolean> => {
+    // Aedes also routes here around a reconnect; a connected client's message must stay.
+    if ((queued.get(clientId) ?? 0) < maxQueued || isConnected(clientId)) return false;
+    if (queueLength === undefined) return true;
+    const n = await queueLength(clientId);
+    queued.set(clientId, n);
+    return n >= maxQueued;
+  };
+  persistence.outgoingEnqueueCombi = async (subs, packet) => {
+    const full = await Promise.all(subs.map((sub) => isFull(sub.clientId)));
+    const kept = subs.filter((sub, i) => {
+      if (full[i]) {
         onDrop(sub.clientId);
         return false;
       }

@@ -140,7 +140,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     persistence: boundedPersistence(opts.maxQueuedMessages ?? 1000, (clientId) => (aedes as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined, (clientId) => {
       metrics.queueDrops.inc();
       logger.debug({ client: clientId }, 'offline queue full: message dropped');
-    }, cluster?.persistence),
+    }, cluster?.persistence, cluster?.queueLength),
     ...(cluster ? { mq: cluster.mq } : {}),
     connectTimeout: connectTimeoutMs,
     // A subscriber that stops reading is cut after 10 s instead of stalling delivery to all.
@@ -380,13 +380,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         }
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
         // aedes.close closes the mq (mqemitter-redis) but not the persistence's Redis connection.
-        // The promise form: the callback form waits for a 'ready' that Aedes 1.x's setup() never emits.
-        if (cluster) {
-          const destroyed = (cluster.persistence as { destroy(): Promise<void> }).destroy().catch((err: Error) => logger.warn({ err: err.message }, 'closing the Redis persistence failed'));
-          await Promise.race([destroyed, delay(1000)]);
-          // With Redis away the graceful QUITs above never finish: drop what is left.
-          cluster.disconnect();
-        }
+        // Not the persistence's destroy(): it drops its connection with commands still pending.
+        if (cluster) await cluster.close(1000);
         // Load balancers poll /readyz: keep answering 503 a moment so they see the drain.
         if (health) {
           await delay(opts.healthLingerMs ?? 1000);

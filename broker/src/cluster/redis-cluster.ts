@@ -78,8 +78,16 @@ export interface RedisCluster {
    * connection) when Redis refuses the credentials, `deadlineMs` passes or `signal` aborts first.
    */
   startWithin<T>(work: () => Promise<T>, deadlineMs: number, signal?: AbortSignal): Promise<T>;
+  /** How many messages wait in a client's queue (aedes-persistence-redis' `outgoing:<id>` list). */
+  queueLength(clientId: string): Promise<number>;
   /** Stops reporting link changes and errors: the broker is closing its connections itself. */
   closing(): void;
+  /**
+   * QUIT on every connection, so commands already sent (PUBACK bookkeeping) complete; drops
+   * what is left after `graceMs`. A dropped command's rejection is unhandled in Aedes and
+   * aedes-persistence-redis, and would end the process with exit 1.
+   */
+  close(graceMs: number): Promise<void>;
   /** Drops every connection now. QUIT, what the libraries' own close() sends, never completes while Redis is away. */
   disconnect(): void;
 }
@@ -145,8 +153,15 @@ export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster
     persistence,
     isUp,
     disconnect,
+    queueLength: (clientId) => connections.commands.llen(`outgoing:${encodeURIComponent(clientId)}`),
     closing: () => {
       dropped = true;
+    },
+    close: async (graceMs) => {
+      dropped = true;
+      const quits = all.map((c) => (c.status === 'end' ? Promise.resolve() : c.quit().then(() => undefined, () => undefined)));
+      await Promise.race([Promise.all(quits), new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+      disconnect();
     },
     startWithin: (work, deadlineMs, signal) =>
       new Promise((resolve, reject) => {
