@@ -27,6 +27,13 @@ extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical,CA:false
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectAltName = URI:spiffe://tlsfleet.local/device/d1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [crl_plain]
 authorityKeyIdentifier = keyid:always
 [crl_idp]
@@ -97,6 +104,12 @@ export class OpensslPki {
     return { key: this.read('server.key'), cert: this.read('server.pem') + this.read('intermediate.pem') };
   }
 
+  /** A client leaf of the tlsfleet profile (device d1) that `issuer` signs for `days` (default 2, as the CAs), PEM. */
+  clientLeaf(name: string, issuer: 'intermediate' | 'impostor' | 'server' | 'root', days = 2): string {
+    this.issue(name, issuer, 'client', `/CN=${name}`, days);
+    return this.read(`${name}.pem`);
+  }
+
   /** A DER CRL from `openssl ca -gencrl`, with an index.txt listing the revoked serials. */
   crl(params: TestCrlParams = {}): Buffer {
     const work = join(this.dir, `crl-${++this.crls}`);
@@ -127,11 +140,11 @@ export class OpensslPki {
     this.openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-out', `${name}.key`);
   }
 
-  private issue(name: string, issuer: string, section: string, subject: string): void {
+  private issue(name: string, issuer: string, section: string, subject: string, days = 2): void {
     this.key(name, 'P-256');
     this.openssl('req', '-new', '-config', 'ca.cnf', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
     this.openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`, '-CAcreateserial',
-      '-days', '2', '-extfile', 'ca.cnf', '-extensions', section, '-out', `${name}.pem`);
+      '-days', String(days), '-extfile', 'ca.cnf', '-extensions', section, '-out', `${name}.pem`);
   }
 
   private read(file: string): string {
