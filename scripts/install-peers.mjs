@@ -14,6 +14,7 @@ const PEERS = [
   // The glob is expanded by sh: Debian keeps the server binaries under the major version.
   { pkg: 'postgresql', bin: '/usr/lib/postgresql/*/bin/initdb', why: 'a throwaway PostgreSQL server (initdb + postgres on 127.0.0.1) for the PostgreSQL store tests' },
   { pkg: 'haproxy', bin: '/usr/sbin/haproxy', why: 'a real TCP-passthrough load balancer (mode tcp, send-proxy-v2) in front of the broker for the PROXY protocol tests' },
+  { pkg: 'nginx', bin: '/usr/sbin/nginx', why: 'a real TLS-terminating ingress (mTLS, X-SSL-Client-Cert to the wss port) for the --ws-forwarded-cert tests' },
   { pkg: 'redis-server', bin: 'redis-server', why: 'a throwaway Redis (127.0.0.1, no persistence) shared by two brokers for the --cluster tests' },
 ];
 

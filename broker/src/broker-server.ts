@@ -7,7 +7,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemCertificates } from '@tlsfleet/common';
+import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemCertificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { FrameGuard } from './frame-guard.js';
 import { createHealthServer } from './health-server.js';
@@ -24,6 +24,9 @@ import { tlsFailureReason } from './tls-failure.js';
 import { createProxyListener } from './ingress/proxy-listener.js';
 import { TrustedProxies } from './ingress/trusted-proxies.js';
 import { createWebSocketListener } from './ingress/websocket-listener.js';
+import { forwardedCertAdmission } from './ingress/forwarded-cert-admission.js';
+import { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from './ingress/forwarded-cert-header.js';
+import { TrustBundleVerifier } from './ingress/trust-bundle-verifier.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -57,6 +60,13 @@ export interface BrokerOptions {
    * only from `trustedProxies` (CIDRs, at least one); off when undefined.
    */
   proxyProtocol?: { trustedProxies: readonly string[] };
+  /**
+   * Forwarded-certificate mode for the WebSocket port (needs `wsPort`): a TLS-terminating
+   * ingress (nginx `X-SSL-Client-Cert`, Envoy `x-forwarded-client-cert`) forwards the client
+   * certificate, accepted only from `trustedProxies` (CIDRs, at least one) and re-verified
+   * against the trust bundle; the port then asks for no client certificate. Off when undefined.
+   */
+  wsForwardedCert?: { format: ForwardedCertFormat; trustedProxies: readonly string[] };
   /** Deadline for the PROXY header, the TLS handshake and, separately, for CONNECT; default 10 s. */
   connectTimeoutMs?: number;
   /** How long the health port keeps answering /readyz 503 after the sessions closed on drain; default 1 s. */
@@ -108,6 +118,13 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (trustedProxies && trustedProxies.cidrs.length === 0) {
     throw new Error('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancers\' addresses): without one every connection would be refused');
   }
+  const forwarded = opts.wsForwardedCert;
+  const forwardingProxies = forwarded ? new TrustedProxies(forwarded.trustedProxies) : undefined;
+  if (forwarded) {
+    if (!FORWARDED_CERT_FORMATS.includes(forwarded.format)) throw new Error(`--ws-forwarded-cert must be one of ${FORWARDED_CERT_FORMATS.join(', ')}, not ${JSON.stringify(forwarded.format)}`);
+    if (opts.wsPort === undefined) throw new Error('--ws-forwarded-cert needs --ws-port: it applies to the WebSocket listener only');
+    if (forwardingProxies?.cidrs.length === 0) throw new Error('--ws-forwarded-cert needs at least one --trusted-proxy CIDR (the ingress addresses): anyone else could assert any identity');
+  }
 
   const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(opts.cluster, {
     onLink: (up) => {
@@ -126,6 +143,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const bundlePem = () => dataDir.read('caBundle');
   const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
   const revocations = new RevocationList({ issuers: issuers(), now });
+  const forwardedVerifier = forwarded ? new TrustBundleVerifier(issuers()) : undefined;
   const ctx: BrokerContext = {
     logger,
     metrics,
@@ -232,9 +250,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
    * it: the certificate profile gives the identity, the FrameGuard carries it (and the ACL)
    * to the connect steps and hooks, and caps packet sizes.
    */
-  const serveStream = (socket: TLSSocket, transport: Duplex, address: string | undefined) => {
-    const cert = socket.getPeerCertificate();
-    const peer = cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert';
+  const serveStream = (socket: TLSSocket, transport: Duplex, address: string | undefined, forwardedPeer?: PeerCertificate) => {
+    // A forwarded certificate was verified and profiled already, from the ingress's header.
+    const cert = forwardedPeer ? undefined : socket.getPeerCertificate();
+    const peer = forwardedPeer ?? (cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert');
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
       logger.info({ reason: peer, client: address }, 'certificate outside the tlsfleet profile');
@@ -295,8 +314,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       connectTimeoutMs,
       // One message normally carries one MQTT packet; FrameGuard enforces the exact cap.
       maxPayloadBytes: maxPacketBytes + 1024,
-      onStream: (socket, stream) => serveStream(socket, stream, socket.remoteAddress),
-      onRefused: (reason, socket) => logger.debug({ reason, client: socket.remoteAddress }, 'WebSocket connection refused'),
+      ...(forwarded && forwardingProxies && forwardedVerifier
+        ? { admit: forwardedCertAdmission({ format: forwarded.format, trusted: forwardingProxies, verifier: forwardedVerifier, trustDomain, now }) }
+        : {}),
+      onStream: (socket, stream, fwd) => serveStream(socket, stream, fwd ? fwd.clientAddress : socket.remoteAddress, fwd?.peer),
+      onRefused: (reason, socket, detail) => {
+        metrics.webSocketRefusals.inc({ reason });
+        logger.debug({ reason, client: detail?.clientAddress ?? socket.remoteAddress, peer: socket.remoteAddress, detail: detail?.why }, 'WebSocket connection refused');
+      },
     });
     wsServer.maxConnections = server.maxConnections;
     wsServer.on('tlsClientError', (err, socket) => onTlsClientError(err, socket));
@@ -333,7 +358,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       const material = tlsOptions();
       server.setSecureContext(material);
       wsServer?.setSecureContext(material);
-      revocations.setIssuers(issuers());
+      const bundle = issuers();
+      revocations.setIssuers(bundle);
+      forwardedVerifier?.replace(bundle);
       logger.info('TLS material reloaded');
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'TLS material rejected; keeping the last good');
@@ -349,7 +376,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (opts.aclFile) watch(opts.aclFile, reloadAcl);
   for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
 
-  logger.info({ url, wsUrl, healthUrl, trustDomain, maxPacketBytes, trustedProxies: trustedProxies?.cidrs }, 'broker listening');
+  logger.info({ url, wsUrl, healthUrl, trustDomain, maxPacketBytes, trustedProxies: trustedProxies?.cidrs, wsForwardedCert: forwarded?.format, forwardingProxies: forwardingProxies?.cidrs }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   return {

@@ -16,6 +16,12 @@ export class BrokerMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly webSocketRefusals = new Counter({
+    name: 'tlsfleet_broker_websocket_refusals_total',
+    help: 'WebSocket connections refused before MQTT, by reason: not_upgrade, bad_subprotocol, text_frame; with --ws-forwarded-cert also untrusted_proxy, no_header, duplicate_header, oversized, malformed, multiple_elements, bad_certificate, unknown_ca, expired, not_yet_valid, bad_profile.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
     help: 'CONNECTs refused, by reason: revoked, expired, client_id_mismatch, empty_client_id, will_denied.',

@@ -1,10 +1,14 @@
 import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { PeerCertificate } from '@tlsfleet/common';
+import type { Admission, ForwardedRefusal } from './forwarded-cert-admission.js';
+import { MAX_FORWARDED_HEADER_BYTES } from './forwarded-cert-header.js';
 
-export type WebSocketRefusal = 'not_upgrade' | 'bad_subprotocol' | 'text_frame';
+export type WebSocketRefusal = 'not_upgrade' | 'bad_subprotocol' | 'text_frame' | ForwardedRefusal;
 
 export interface WebSocketListenerOptions {
   /** Trust bundle, server certificate and key: the MQTT listener's, reloaded with it. */
@@ -13,24 +17,37 @@ export interface WebSocketListenerOptions {
   connectTimeoutMs: number;
   /** Largest WebSocket message, bytes; larger ones close the connection (ws answers 1009). */
   maxPayloadBytes: number;
-  /** One upgraded connection: the verified TLS socket and the binary MQTT byte stream over it. */
-  onStream(tlsSocket: TLSSocket, stream: Duplex): void;
+  /**
+   * Forwarded-certificate mode: no client certificate is asked for on this port and each
+   * upgrade's identity is what `admit` makes of the request (an ingress's header). Default
+   * (undefined): the TLS client certificate, required.
+   */
+  admit?: (req: IncomingMessage) => Admission;
+  /**
+   * One upgraded connection: the TLS socket, the binary MQTT byte stream over it and, in
+   * forwarded mode, the admitted identity and client address.
+   */
+  onStream(tlsSocket: TLSSocket, stream: Duplex, forwarded?: { peer: PeerCertificate; clientAddress: string | undefined }): void;
   /** Called, before the TLS socket is closed, for a TLS connection that never carries MQTT. */
-  onRefused(reason: WebSocketRefusal, tlsSocket: TLSSocket): void;
+  onRefused(reason: WebSocketRefusal, tlsSocket: TLSSocket, detail?: { clientAddress: string | undefined; why: string }): void;
 }
 
 /**
  * MQTT over WebSockets (MQTT 3.1.1 §6) on its own HTTPS port, with the same mTLS as the
  * MQTT listener: the handshake already verified the client's chain when the upgrade
- * request arrives. Only the "mqtt" subprotocol is accepted [MQTT-6.0.0-3]; packets must
+ * request arrives (in forwarded mode `admit` judges the request first, before anything else
+ * about it). Only the "mqtt" subprotocol is accepted [MQTT-6.0.0-3]; packets must
  * travel in binary frames [MQTT-6.0.0-1]. The caller listens, and reloads the TLS
  * material with `setSecureContext`, as on the MQTT listener.
  */
 export function createWebSocketListener(opts: WebSocketListenerOptions): Server {
   const server = createServer({
     ...opts.tls,
-    requestCert: true,
-    rejectUnauthorized: true,
+    requestCert: opts.admit === undefined,
+    rejectUnauthorized: opts.admit === undefined,
+    // Room for a forwarded header up to its own cap, so an oversized one is refused (and
+    // counted) by admit rather than by Node's 431.
+    ...(opts.admit ? { maxHeaderSize: 2 * MAX_FORWARDED_HEADER_BYTES } : {}),
     minVersion: 'TLSv1.2',
     handshakeTimeout: opts.connectTimeoutMs,
     headersTimeout: opts.connectTimeoutMs,
@@ -45,6 +62,12 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tlsSocket = req.socket as TLSSocket;
+    const admission = opts.admit?.(req);
+    if (admission && !admission.ok) {
+      opts.onRefused(admission.reason, tlsSocket, { clientAddress: admission.clientAddress, why: admission.detail });
+      socket.end(`HTTP/1.1 ${admission.status} ${STATUS_CODES[admission.status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes('mqtt')) {
       opts.onRefused('bad_subprotocol', tlsSocket);
@@ -58,7 +81,7 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
         opts.onRefused('text_frame', tlsSocket);
         ws.terminate();
       });
-      opts.onStream(tlsSocket, createWebSocketStream(ws));
+      opts.onStream(tlsSocket, createWebSocketStream(ws), admission);
     });
   });
   server.on('close', () => wss.close());

@@ -1,4 +1,4 @@
-import { ClusterStartError, parseRedisUrl, startBroker, TrustedProxies, type RunningBroker } from '@tlsfleet/broker';
+import { ClusterStartError, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { abortOnStop, untilSignal } from '../signals.js';
@@ -19,6 +19,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'ws-port': { type: 'string' },
     'proxy-protocol': { type: 'boolean' },
     'trusted-proxy': { type: 'string', multiple: true },
+    'ws-forwarded-cert': { type: 'string' },
     cluster: { type: 'string' },
     'cluster-timeout': { type: 'string' },
   });
@@ -36,7 +37,13 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   if (f['proxy-protocol'] && trustedProxies.length === 0) {
     throw new UsageError('--proxy-protocol needs at least one --trusted-proxy CIDR (the load balancer addresses allowed to send PROXY headers)');
   }
-  if (!f['proxy-protocol'] && trustedProxies.length > 0) throw new UsageError('--trusted-proxy only applies with --proxy-protocol');
+  const forwardedCert = f['ws-forwarded-cert'];
+  if (forwardedCert !== undefined) {
+    if (!(FORWARDED_CERT_FORMATS as readonly string[]).includes(forwardedCert)) throw new UsageError(`--ws-forwarded-cert must be one of ${FORWARDED_CERT_FORMATS.join(', ')} (the ingress that forwards the client certificate)`);
+    if (f['ws-port'] === undefined) throw new UsageError('--ws-forwarded-cert needs --ws-port: it applies to the WebSocket listener only');
+    if (trustedProxies.length === 0) throw new UsageError('--ws-forwarded-cert needs at least one --trusted-proxy CIDR (the ingress addresses allowed to forward a client certificate)');
+  }
+  if (!f['proxy-protocol'] && forwardedCert === undefined && trustedProxies.length > 0) throw new UsageError('--trusted-proxy only applies with --proxy-protocol or --ws-forwarded-cert');
   // A mistyped CIDR is a usage error (exit 2), found before anything starts.
   try {
     new TrustedProxies(trustedProxies);
@@ -66,6 +73,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
       connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
       proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
+      wsForwardedCert: forwardedCert === undefined ? undefined : { format: forwardedCert as ForwardedCertFormat, trustedProxies },
       cluster: f.cluster,
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
       signal: startup.signal,

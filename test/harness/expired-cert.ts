@@ -1,0 +1,42 @@
+import 'reflect-metadata';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+
+/**
+ * A device certificate of the tlsfleet profile, signed by the data dir's own intermediate,
+ * whose validity ended a day ago: everything is right but the dates. PEM of the leaf.
+ */
+export async function expiredDeviceCertificate(dataDir: string, id: string, trustDomain = 'tlsfleet.local'): Promise<string> {
+  const crypto = webcrypto;
+  const issuer = new x509.X509Certificate(readFileSync(join(dataDir, 'intermediate-ca.pem'), 'utf8'));
+  const jwk = createPrivateKey(readFileSync(join(dataDir, 'intermediate-ca.key'))).export({ format: 'jwk' });
+  const signingKey = await crypto.subtle.importKey('jwk', jwk as webcrypto.JsonWebKey, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  const leafKeys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const serial = randomBytes(16);
+  serial[0] = (serial[0] as number) & 0x7f;
+  const day = 86_400_000;
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: serial.toString('hex'),
+      subject: `CN=${id}`,
+      issuer: issuer.subject,
+      notBefore: new Date(Date.now() - 2 * day),
+      notAfter: new Date(Date.now() - day),
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      publicKey: leafKeys.publicKey,
+      signingKey,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${trustDomain}/device/${id}` }]),
+        await x509.AuthorityKeyIdentifierExtension.create(issuer, false, crypto),
+        await x509.SubjectKeyIdentifierExtension.create(leafKeys.publicKey, false, crypto),
+      ],
+    },
+    crypto,
+  );
+  return cert.toString('pem');
+}
