@@ -1,10 +1,12 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { WebSocket } from 'ws';
 import { pemCertificates, derToPem } from '@tlsfleet/common';
 import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { closedAt, grantedQos, inbox, metric, metricUntil, outputMatches, tryConnect, within, type Attempt } from './harness/broker-probe.js';
+import { closedAt, countMatches, grantedQos, inbox, metric, metricUntil, outputMatches, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { expiredDeviceCertificate } from './harness/expired-cert.js';
 import { startNginx, type Nginx } from './harness/nginx.js';
@@ -153,6 +155,36 @@ describe('forwarded client certificates from a TLS-terminating nginx (--ws-forwa
     expect(again.outcome).toBe('refused');
     expect(again.code).toBe(NOT_AUTHORIZED);
     await metricUntil(env.healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'revoked' }, (v) => v >= 1);
+  }, 30_000);
+
+  it('closes a forwarded session at its certificate\'s notAfter', async () => {
+    const dev = await env.enroll('fwd-expiring', { certTtl: '8s' });
+    const notAfterMs = Date.parse(new X509Certificate(dev.chain).validTo);
+    const c = await open(viaNginx, mtls(dev));
+    const closed = await within(closedAt(c), Math.max(0, notAfterMs - Date.now()) + 3000, 'expired session close');
+    expect(closed).toBeGreaterThanOrEqual(notAfterMs - 1000);
+  }, 30_000);
+
+  it('re-verifies against the current trust bundle: without the intermediate in it, a valid forwarded leaf is refused until it is back', async () => {
+    const dev = await env.enroll('fwd-bundle');
+    const header = { 'X-SSL-Client-Cert': escapedLeaf(dev.chain) };
+    const bundleFile = env.caFile;
+    const full = readFileSync(bundleFile, 'utf8');
+    const rootOnly = derToPem(pemCertificates(full)[0] as Buffer, 'CERTIFICATE');
+    const reloaded = /TLS material reloaded/;
+    try {
+      const seen = countMatches(env.broker.output(), reloaded);
+      writeFileSync(bundleFile, rootOnly);
+      await within(outputMatches(env.broker, reloaded, seen), 10_000, 'bundle reload');
+      const before = await refusals('unknown_ca');
+      expect(await upgrade(direct, env.ca, header, PROXY_ADDRESS)).toBe(401);
+      await metricUntil(env.healthUrl, REFUSALS, { reason: 'unknown_ca' }, (v) => v === before + 1);
+    } finally {
+      const seen = countMatches(env.broker.output(), reloaded);
+      writeFileSync(bundleFile, full);
+      await within(outputMatches(env.broker, reloaded, seen), 10_000, 'bundle restore');
+    }
+    expect(await upgrade(direct, env.ca, header, PROXY_ADDRESS)).toBe('open');
   }, 30_000);
 
   describe('Envoy (--ws-forwarded-cert envoy) on the same data dir', () => {
