@@ -9,7 +9,7 @@ import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
 import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemCertificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
-import { FrameGuard } from './frame-guard.js';
+import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
 import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
@@ -184,13 +184,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     client.close();
   });
   const tally = metrics.messageTally;
-  const bytesIn = metrics.bytes.labels('in');
-  const bytesOut = metrics.bytes.labels('out');
-  const byteMeter = { in: (n: number) => bytesIn.inc(n), out: (n: number) => bytesOut.inc(n) };
   aedes.on('clientReady', (client) => {
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
-    logger.debug({ client: client.id, address: client.conn instanceof FrameGuard ? client.conn.clientAddress : undefined }, 'client connected');
+    // The address costs a getpeername() call: read only when the line is written.
+    if (logger.isLevelEnabled('debug')) logger.debug({ client: client.id, address: guardOf(client.conn)?.clientAddress }, 'client connected');
   });
   aedes.on('clientDisconnect', (client) => {
     sessions.remove(client);
@@ -243,31 +241,29 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // own address is the header's, kept here by the proxy connection's (address, port).
   const proxied = new Map<string, string>();
   const tupleOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
-  const clientAddress = (socket: Socket): string | undefined => proxied.get(tupleOf(socket)) ?? socket.remoteAddress;
+  const clientAddress = (socket: Socket): string | undefined => (trustedProxies ? proxied.get(tupleOf(socket)) : undefined) ?? socket.remoteAddress;
   server.on('tlsClientError', (err, socket) => onTlsClientError(err, socket as TLSSocket));
   /**
    * Serves one MQTT byte stream over a verified TLS connection, whichever listener accepted
-   * it: the certificate profile gives the identity, the FrameGuard carries it (and the ACL)
-   * to the connect steps and hooks, and caps packet sizes.
+   * it: the certificate profile gives the identity, the ConnectionGuard carries it (and the
+   * ACL) to the connect steps and hooks, and caps packet sizes. `address` is read for logs only.
    */
-  const serveStream = (socket: TLSSocket, transport: Duplex, address: string | undefined, forwardedPeer?: PeerCertificate) => {
+  const serveStream = (socket: TLSSocket, transport: Duplex, address: () => string | undefined, forwardedPeer?: PeerCertificate) => {
     // A forwarded certificate was verified and profiled already, from the ingress's header.
     const cert = forwardedPeer ? undefined : socket.getPeerCertificate();
     const peer = forwardedPeer ?? (cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert');
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
-      logger.info({ reason: peer, client: address }, 'certificate outside the tlsfleet profile');
+      logger.info({ reason: peer, client: address() }, 'certificate outside the tlsfleet profile');
       transport.destroy();
       socket.destroy();
       return;
     }
-    const conn = new FrameGuard(transport, peer, maxPacketBytes, (violation) => {
+    const onViolation = (violation: FrameViolation) => {
       metrics.frameViolations.inc({ violation });
       logger.info({ client: peer.identity.name, violation }, 'connection cut');
-    }, byteMeter);
-    conn.clientAddress = address;
-    conn.on('error', () => undefined);
-    aedes.handle(conn);
+    };
+    aedes.handle(guardConnection(transport, new ConnectionGuard(peer, { maxPacketBytes, onViolation, tally: metrics.byteTally, addressOf: address })));
   };
   const onTlsClientError = (err: Error, socket: TLSSocket) => {
     metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, socket.authorizationError) });
@@ -275,7 +271,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // Node 20 reports a handshake timeout but leaves the socket open.
     socket.destroy();
   };
-  server.on('secureConnection', (socket: TLSSocket) => serveStream(socket, socket, clientAddress(socket)));
+  server.on('secureConnection', (socket: TLSSocket) => serveStream(socket, socket, () => clientAddress(socket)));
   // The listening socket: the TLS server itself, or the PROXY header reader in front of it.
   let listener: NetServer = server;
   if (trustedProxies) {
@@ -312,12 +308,12 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     wsServer = createWebSocketListener({
       tls: tlsOptions(),
       connectTimeoutMs,
-      // One message normally carries one MQTT packet; FrameGuard enforces the exact cap.
+      // One message normally carries one MQTT packet; the ConnectionGuard enforces the exact cap.
       maxPayloadBytes: maxPacketBytes + 1024,
       ...(forwarded && forwardingProxies && forwardedVerifier
         ? { admit: forwardedCertAdmission({ format: forwarded.format, trusted: forwardingProxies, verifier: forwardedVerifier, trustDomain, now }) }
         : {}),
-      onStream: (socket, stream, fwd) => serveStream(socket, stream, fwd ? fwd.clientAddress : socket.remoteAddress, fwd?.peer),
+      onStream: (socket, stream, fwd) => serveStream(socket, stream, () => (fwd ? fwd.clientAddress : socket.remoteAddress), fwd?.peer),
       onRefused: (reason, socket, detail) => {
         metrics.webSocketRefusals.inc({ reason });
         logger.debug({ reason, client: detail?.clientAddress ?? socket.remoteAddress, peer: socket.remoteAddress, detail: detail?.why }, 'WebSocket connection refused');

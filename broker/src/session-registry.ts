@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import { FrameGuard } from './frame-guard.js';
+import { guardOf } from './connection-guard.js';
 
 /** setTimeout's ceiling: about 24.8 days; longer certificates re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -20,15 +20,15 @@ export class SessionRegistry {
   }
 
   add(client: Client): void {
-    const conn = client.conn;
-    if (!(conn instanceof FrameGuard)) return;
-    this.bySerial.set(conn.peer.serial, client);
-    this.arm(client, conn.peer.notAfterMs);
+    const guard = guardOf(client.conn);
+    if (!guard) return;
+    this.bySerial.set(guard.peer.serial, client);
+    this.arm(client, guard.peer.notAfterMs);
   }
 
   remove(client: Client): void {
-    const conn = client.conn;
-    if (conn instanceof FrameGuard && this.bySerial.get(conn.peer.serial) === client) this.bySerial.delete(conn.peer.serial);
+    const guard = guardOf(client.conn);
+    if (guard && this.bySerial.get(guard.peer.serial) === client) this.bySerial.delete(guard.peer.serial);
     clearTimeout(this.timers.get(client));
     this.timers.delete(client);
   }

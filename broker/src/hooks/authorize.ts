@@ -1,6 +1,6 @@
 import type { Client, PublishPacket, Subscription } from 'aedes';
 import type { BrokerContext } from '../broker-context.js';
-import { FrameGuard } from '../frame-guard.js';
+import { guardOf } from '../connection-guard.js';
 
 /**
  * PUBLISH and will messages. A refusal closes the connection (MQTT 3.1.1 has no negative
@@ -9,11 +9,11 @@ import { FrameGuard } from '../frame-guard.js';
  */
 export function authorizePublish(ctx: BrokerContext) {
   return (client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void => {
-    const conn = client?.conn;
-    const acl = conn instanceof FrameGuard ? conn.aclFrom(ctx.acl) : undefined;
+    const conn = guardOf(client?.conn);
+    const acl = conn?.aclFrom(ctx.acl);
     // Between a revocation (or notAfter) and the session's close, and for the will that
     // close would publish, the certificate no longer speaks for anyone.
-    const live = conn instanceof FrameGuard && !ctx.isRevoked(conn.peer.serial) && ctx.now() < conn.peer.notAfterMs;
+    const live = conn !== undefined && !ctx.isRevoked(conn.peer.serial) && ctx.now() < conn.peer.notAfterMs;
     const allowed = live && (acl?.canPublish(packet.topic) ?? false);
     if (allowed) return done(null);
     ctx.metrics.aclDenials.inc({ action: 'publish' });
@@ -25,8 +25,7 @@ export function authorizePublish(ctx: BrokerContext) {
 /** Denied subscriptions get SUBACK 0x80 (a null subscription); an error would disconnect. */
 export function authorizeSubscribe(ctx: BrokerContext) {
   return (client: Client, sub: Subscription, done: (err: Error | null, sub?: Subscription | null) => void): void => {
-    const conn = client.conn;
-    const acl = conn instanceof FrameGuard ? conn.aclFrom(ctx.acl) : undefined;
+    const acl = guardOf(client.conn)?.aclFrom(ctx.acl);
     if (acl?.canSubscribe(sub.topic)) return done(null, sub);
     ctx.metrics.aclDenials.inc({ action: 'subscribe' });
     ctx.logger.info({ client: client.id, filter: printable(sub.topic), reason: acl?.explainSubscribe(sub.topic) }, 'subscription refused');

@@ -1,8 +1,8 @@
 import type { Client, ConnectPacket } from 'aedes';
 import type { BrokerContext } from '../broker-context.js';
-import { FrameGuard } from '../frame-guard.js';
+import { guardOf, type ConnectionGuard } from '../connection-guard.js';
 
-type Step = (ctx: BrokerContext, conn: FrameGuard, packet: ConnectPacket) => string | undefined;
+type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) => string | undefined;
 
 /**
  * The connect flow, in order; the first step that names a reason refuses the connection,
@@ -30,8 +30,8 @@ export const connectSteps: readonly [string, Step][] = [
  */
 export function preConnect(ctx: BrokerContext) {
   return (client: Client, packet: ConnectPacket, done: (err: Error | null, ok: boolean) => void): void => {
-    const conn = client.conn;
-    if (!(conn instanceof FrameGuard)) return done(null, false); // deny by default
+    const conn = guardOf(client.conn);
+    if (!conn) return done(null, false); // deny by default
     for (const [, step] of connectSteps) {
       const reason = step(ctx, conn, packet);
       if (reason) {
@@ -45,11 +45,11 @@ export function preConnect(ctx: BrokerContext) {
 
 export function authenticate(ctx: BrokerContext) {
   return (client: Client, _username: unknown, _password: unknown, done: (err: (Error & { returnCode: number }) | null, ok: boolean | null) => void): void => {
-    const conn = client.conn;
-    const reason = conn instanceof FrameGuard ? conn.refusal : 'no_identity';
+    const conn = guardOf(client.conn);
+    const reason = conn ? conn.refusal : 'no_identity';
     if (reason) {
       ctx.metrics.authFailures.inc({ reason });
-      ctx.logger.info({ client: client.id, identity: conn instanceof FrameGuard ? conn.peer.identity.name : undefined, address: conn instanceof FrameGuard ? conn.clientAddress : undefined, reason }, 'connection refused');
+      ctx.logger.info({ client: client.id, identity: conn?.peer.identity.name, address: conn?.clientAddress, reason }, 'connection refused');
       return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: RETURN_CODES[reason] ?? 5 }), false);
     }
     const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];

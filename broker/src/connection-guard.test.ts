@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerCertificate } from '@tlsfleet/common';
-import { FrameGuard, type FrameViolation } from './frame-guard.js';
+import { ConnectionGuard, guardConnection, guardOf, type ByteTally, type FrameViolation } from './connection-guard.js';
 
 const peer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0) };
 
@@ -28,7 +27,7 @@ afterEach(() => {
   cleanup = [];
 });
 
-/** A real loopback TCP pair; the server side is wrapped in a FrameGuard. */
+/** A real loopback TCP pair; the server side is guarded, as the broker guards its TLS sockets. */
 async function pair(maxPacketBytes: number) {
   const server = createServer();
   server.listen(0, '127.0.0.1');
@@ -37,38 +36,39 @@ async function pair(maxPacketBytes: number) {
   const client = connect((server.address() as { port: number }).port, '127.0.0.1');
   const [socket] = await accepted;
   const violations: FrameViolation[] = [];
-  const guard = new FrameGuard(socket as unknown as TLSSocket, peer, maxPacketBytes, (v) => violations.push(v));
-  guard.on('error', () => undefined);
+  const tally: ByteTally = { in: 0, out: 0 };
+  const guarded = guardConnection(socket, new ConnectionGuard(peer, { maxPacketBytes, onViolation: (v) => violations.push(v), tally }));
+  guarded.on('error', () => undefined);
   const received: Buffer[] = [];
-  guard.on('data', (c: Buffer) => received.push(c));
+  guarded.on('data', (c: Buffer) => received.push(c));
   cleanup.push(() => {
     client.destroy();
     socket.destroy();
     server.close();
   });
-  return { client, guard, violations, received: () => Buffer.concat(received) };
+  return { client, guarded, violations, tally, received: () => Buffer.concat(received) };
 }
 
-describe('FrameGuard', () => {
+describe('guardConnection', () => {
   it('passes packets through byte for byte, even when they arrive one byte at a time', async () => {
-    const { client, guard, violations, received } = await pair(1024);
+    const { client, guarded, violations, tally, received } = await pair(1024);
     const stream = Buffer.concat([publish(10), Buffer.from([0xc0, 0x00]), publish(1000), publish(200)]);
     for (const byte of stream) {
       client.write(Buffer.from([byte]));
       await new Promise((r) => setImmediate(r));
     }
     client.end();
-    await once(guard, 'end');
+    await once(guarded, 'end');
     expect(received().equals(stream)).toBe(true);
     expect(violations).toEqual([]);
-    expect(guard.bytesIn).toBe(stream.length);
+    expect(tally.in).toBe(stream.length);
   });
 
   it('cuts a connection whose packet announces more than the cap, before its body is read', async () => {
-    const { client, guard, violations, received } = await pair(64 * 1024);
+    const { client, guarded, violations, received } = await pair(64 * 1024);
     const big = publish(1024 * 1024);
     client.write(big.subarray(0, 4)); // the fixed header alone announces 1 MiB
-    await once(guard, 'close');
+    await once(guarded, 'close');
     expect(violations).toEqual(['packet_too_large']);
     expect(received().length).toBe(0);
   });
@@ -77,18 +77,38 @@ describe('FrameGuard', () => {
     const exact = publish(100);
     const a = await pair(exact.length);
     a.client.end(exact);
-    await once(a.guard, 'end');
+    await once(a.guarded, 'end');
     expect(a.violations).toEqual([]);
     const b = await pair(exact.length - 1);
     b.client.write(exact);
-    await once(b.guard, 'close');
+    await once(b.guarded, 'close');
     expect(b.violations).toEqual(['packet_too_large']);
   });
 
   it('cuts a Remaining Length longer than four bytes as malformed (MQTT 3.1.1 §2.2.3)', async () => {
-    const { client, guard, violations } = await pair(1024);
+    const { client, guarded, violations } = await pair(1024);
     client.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
-    await once(guard, 'close');
+    await once(guarded, 'close');
     expect(violations).toEqual(['malformed_length']);
+  });
+
+  it('sends writes made in one turn of the event loop together, in order, and counts them', async () => {
+    const { client, guarded, tally } = await pair(1024);
+    const chunks: Buffer[] = [];
+    client.on('data', (c: Buffer) => chunks.push(c));
+    const packets = [publish(10), publish(20), publish(30)];
+    for (const p of packets) guarded.write(p);
+    guarded.end();
+    await once(client, 'end');
+    expect(Buffer.concat(chunks).equals(Buffer.concat(packets))).toBe(true);
+    expect(chunks.length).toBe(1);
+    expect(tally.out).toBe(Buffer.concat(packets).length);
+  });
+
+  it('finds the guard of a guarded connection and none on anything else', async () => {
+    const { guarded } = await pair(1024);
+    expect(guardOf(guarded)?.peer).toBe(peer);
+    expect(guardOf({})).toBeUndefined();
+    expect(guardOf(null)).toBeUndefined();
   });
 });
