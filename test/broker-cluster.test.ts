@@ -99,6 +99,38 @@ describe('brokers clustered through Redis', () => {
     expect(box.messages.filter((m) => m.payload === 'q1' || m.payload === 'q2').every((m) => m.qos === 1)).toBe(true);
   });
 
+  it('sends CONNACK before any message when a persistent session resumes while messages for it keep arriving [MQTT-3.2.0-1]', async () => {
+    const svc = await env.enroll('cl-svc6', { kind: 'service' });
+    const dev = await env.enroll('cl-dev6');
+    const first = await connectTo(env.brokerUrl, svc, { clean: false });
+    await first.subscribeAsync('devices/cl-dev6/telemetry', { qos: 1 });
+    await first.endAsync();
+    // A steady stream through B while A restores the session's subscription, then answers CONNACK.
+    const devOnB = await connectTo(brokerB.url, dev);
+    let flowing = true;
+    const stream = (async () => {
+      for (let n = 0; flowing && n < 100_000; n++) await devOnB.publishAsync('devices/cl-dev6/telemetry', String(n), { qos: 1 });
+    })();
+    try {
+      for (let round = 0; round < 20; round++) {
+        const resumed = mqtt.connect(env.brokerUrl, {
+          clientId: svc.id, cert: svc.chain, key: svc.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000, clean: false,
+        });
+        // mqtt.js handles a PUBLISH that comes before CONNACK, then stalls on its PUBACK until connectTimeout.
+        const firstEvent = await within(new Promise<string>((resolve, reject) => {
+          resumed.once('message', () => resolve('message'));
+          resumed.once('connect', () => resolve('connect'));
+          resumed.once('error', reject);
+        }), 15_000, `resume ${round}`);
+        await resumed.endAsync(true);
+        expect(firstEvent, `resume ${round}`).toBe('connect');
+      }
+    } finally {
+      flowing = false;
+      await stream;
+    }
+  });
+
   it('closes the connection on A when the same device connects to B (clientId takeover)', async () => {
     const dev = await env.enroll('cl-dev4');
     const onA = await connectTo(env.brokerUrl, dev);

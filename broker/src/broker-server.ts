@@ -12,6 +12,7 @@ import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
+import { ConnackFirst } from './hooks/connack-first.js';
 import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
 import { loadPolicyFile } from './acl/policy-file.js';
 import { BrokerMetrics } from './metrics.js';
@@ -152,6 +153,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     isRevoked: (serial) => revocations.current?.revoked.has(serial) ?? false,
     now,
   };
+  const connackFirst = new ConnackFirst();
+  const checkConnect = preConnect(ctx);
   const createAedes = () => Aedes.createBroker({
     // Aedes registers a client before CONNACK and unregisters it before 'clientDisconnect';
     // after a takeover the id maps to the new connection.
@@ -165,7 +168,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     drainTimeout: 10_000,
     // Client ids are device ids (≤ 64 characters), checked against the certificate.
     maxClientsIdLength: 64,
-    preConnect: preConnect(ctx),
+    preConnect: (client, packet, done) => {
+      connackFirst.hold(client);
+      checkConnect(client, packet, done);
+    },
     authenticate: authenticate(ctx),
     authorizePublish: authorizePublish(ctx),
     authorizeSubscribe: authorizeSubscribe(ctx),
@@ -177,6 +183,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // Aedes waits on its persistence without a deadline; in a cluster that is Redis.
   const aedes: Aedes = cluster ? await cluster.startWithin(createAedes, opts.clusterTimeoutMs ?? 30_000, opts.signal) : await createAedes();
   ctx.aedes = aedes;
+  aedes.on('connackSent', connackFirst.release);
 
   const sessions = new SessionRegistry(now, (client) => {
     metrics.revocationDisconnects.inc({ reason: 'expired' });
