@@ -142,7 +142,11 @@ export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster
   const mq = mqemitterRedis({ subConn: connections.sub, pubConn: connections.pub });
   // mqemitter-redis re-emits its connections' errors, already heard above.
   mq.state.on('error', () => undefined);
-  const persistence = persistenceRedis({ conn: connections.commands });
+  // Its default maxSessionDelivery (1,000) replays only the first 1,001 queued messages when a
+  // session resumes and leaves the rest in Redis until its next reconnect, if any; a session
+  // that dropped with messages in flight has more than the offline bound queued. The
+  // in-memory persistence replays the whole queue: so does this.
+  const persistence = persistenceRedis({ conn: connections.commands, maxSessionDelivery: Number.MAX_SAFE_INTEGER });
   const disconnect = () => {
     dropped = true;
     for (const c of all) c.disconnect();
