@@ -250,12 +250,20 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const tupleOf = (socket: Socket) => `${socket.remoteAddress}|${socket.remotePort}`;
   const clientAddress = (socket: Socket): string | undefined => (trustedProxies ? proxied.get(tupleOf(socket)) : undefined) ?? socket.remoteAddress;
   server.on('tlsClientError', (err, socket) => onTlsClientError(err, socket as TLSSocket));
+  let draining = false;
+  /** Every MQTT connection, CONNECT done or not: aedes.close closes only the registered clients. */
+  const conns = new Set<Duplex>();
   /**
    * Serves one MQTT byte stream over a verified TLS connection, whichever listener accepted
    * it: the certificate profile gives the identity, the ConnectionGuard carries it (and the
    * ACL) to the connect steps and hooks, and caps packet sizes. `address` is read for logs only.
    */
   const serveStream = (socket: TLSSocket, transport: Duplex, address: () => string | undefined, forwardedPeer?: PeerCertificate) => {
+    if (draining) {
+      transport.destroy();
+      socket.destroy();
+      return;
+    }
     // A forwarded certificate was verified and profiled already, from the ingress's header.
     const cert = forwardedPeer ? undefined : socket.getPeerCertificate();
     const peer = forwardedPeer ?? (cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert');
@@ -270,6 +278,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       metrics.frameViolations.inc({ violation });
       logger.info({ client: peer.identity.name, violation }, 'connection cut');
     };
+    conns.add(transport);
+    transport.once('close', () => conns.delete(transport));
     aedes.handle(guardConnection(transport, new ConnectionGuard(peer, { maxPacketBytes, onViolation, tally: metrics.byteTally, addressOf: address })));
   };
   const onTlsClientError = (err: Error, socket: TLSSocket) => {
@@ -333,7 +343,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     wsUrl = `wss://${hostInUrl}:${(wsServer.address() as AddressInfo).port}`;
   }
 
-  let draining = false;
   let health: HttpServer | undefined;
   let healthUrl: string | undefined;
   if (opts.healthPort !== undefined) {
@@ -409,6 +418,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
           });
         }
         await Promise.race([new Promise<void>((resolve) => aedes.close(() => resolve())), delay(graceMs)]);
+        // A connection still before CONNACK would go on talking to Redis after the QUIT below.
+        for (const conn of conns) conn.destroy();
         // aedes.close closes the mq (mqemitter-redis) but not the persistence's Redis connection.
         // Not the persistence's destroy(): it drops its connection with commands still pending.
         if (cluster) await cluster.close(1000);
