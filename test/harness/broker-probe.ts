@@ -162,8 +162,8 @@ export function rssKiB(pid: number): number {
   return Number(m[1]);
 }
 
-/** Resolves once the service's output (from now on or already) matches `re` more than `after` times. */
-export function outputMatches(service: Service, re: RegExp, after = 0): Promise<void> {
+/** Resolves once the output of a service (or haproxy) matches `re` more than `after` times, from now on or already. */
+export function outputMatches(service: Pick<Service, 'child' | 'output'>, re: RegExp, after = 0): Promise<void> {
   const count = () => (service.output().match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`)) ?? []).length;
   if (count() > after) return Promise.resolve();
   return new Promise((resolve, reject) => {

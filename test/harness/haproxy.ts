@@ -19,14 +19,48 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** A broker behind the balancer: its MQTT port and, to health-check /readyz, its health port. */
+export interface HaproxyBackend {
+  port: number;
+  healthPort?: number;
+}
+
+/** The `backend brokers` section: PROXY headers or not, /readyz checks where a health port is given. */
+function backendSection(backends: readonly HaproxyBackend[], proxy: 'v1' | 'v2' | 'none'): string[] {
+  const send = { v1: ' send-proxy', v2: ' send-proxy-v2', none: '' }[proxy];
+  const checked = backends.some((b) => b.healthPort !== undefined);
+  return [
+    'backend brokers',
+    ...(checked
+      ? [
+          // A draining broker answers /readyz 503: marked down at the first failed check, and
+          // its remaining connections cut so their devices reconnect through a healthy one.
+          '  option httpchk GET /readyz',
+          // Without it a check times out after `inter`: a busy machine would flap the servers.
+          '  timeout check 5s',
+          '  default-server inter 100ms fall 1 rise 1 on-marked-down shutdown-sessions',
+          // A connection sent in the moment between a broker closing its listener and the next
+          // check is refused: retry it on another server at once, not three times on that one.
+          '  retries 3',
+          '  option redispatch 1',
+        ]
+      : []),
+    ...backends.map((b, i) => `  server broker${i + 1} 127.0.0.1:${b.port}${send}${b.healthPort === undefined ? '' : ` check port ${b.healthPort}`}`),
+  ];
+}
+
 /**
- * Debian's haproxy in `mode tcp` (TCP passthrough, as AWS NLB) in front of `backendPort`,
- * sending a PROXY header of `proxy` version on every backend connection. Runs in the
- * foreground (-db) as our child, with its config in `dir`.
+ * Debian's haproxy in `mode tcp` (TCP passthrough, as AWS NLB) in front of `backendPort`
+ * (or several `backends`), sending a PROXY header of `proxy` version on every backend
+ * connection ('none': plain TCP). Runs in the foreground (-db) as our child, with its
+ * config in `dir`.
  */
-export async function startHaproxy(opts: { dir: string; backendPort: number; proxy: 'v1' | 'v2'; name?: string }): Promise<Haproxy> {
+export async function startHaproxy(
+  opts: { dir: string; proxy: 'v1' | 'v2' | 'none'; name?: string } & ({ backendPort: number } | { backends: readonly HaproxyBackend[] }),
+): Promise<Haproxy> {
   const port = await freePort();
   const cfg = join(opts.dir, `haproxy-${opts.name ?? opts.proxy}.cfg`);
+  const backends = 'backends' in opts ? opts.backends : [{ port: opts.backendPort }];
   writeFileSync(
     cfg,
     [
@@ -40,8 +74,7 @@ export async function startHaproxy(opts: { dir: string; backendPort: number; pro
       'frontend mqtts',
       `  bind 127.0.0.1:${port}`,
       '  default_backend brokers',
-      'backend brokers',
-      `  server broker1 127.0.0.1:${opts.backendPort} ${opts.proxy === 'v2' ? 'send-proxy-v2' : 'send-proxy'}`,
+      ...backendSection(backends, opts.proxy),
       '',
     ].join('\n'),
   );
