@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerCertificate } from '@tlsfleet/common';
 import { ConnectionGuard, guardConnection, guardOf, type ByteTally, type FrameViolation } from './connection-guard.js';
 
-const peer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0) };
+const peer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0), authorityKeyId: undefined };
 
 /** A PUBLISH (QoS 0) with `bodyBytes` of topic + payload, Remaining Length encoded per MQTT 3.1.1 §2.2.3. */
 function publish(bodyBytes: number): Buffer {

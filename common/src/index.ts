@@ -5,6 +5,7 @@ export * from './wire.js';
 export * from './rotation.js';
 export * from './serial.js';
 export * from './peer-identity.js';
+export * from './key-identifiers.js';
 export * from './duration.js';
 export { publishTopicProblem, filterProblem, topicMatchesFilter, filterCovers, sharedSubscription, isSharedFilter, type SharedSubscription } from './topics.js';
 export * from './acl.js';

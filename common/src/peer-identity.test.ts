@@ -1,29 +1,14 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OpensslTestCa } from './openssl-test-ca.fixture.js';
+import { subjectKeyId } from './key-identifiers.js';
 import { identifyPeer, identifyTlsPeer } from './peer-identity.js';
 
 const TD = 'fleet.test';
-let dir: string;
-const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-
-/** A leaf signed by the test CA with the given v3 extensions (none: an X.509 v1 certificate). */
-function leaf(name: string, extensions: string[] | undefined): { cert: string; key: string } {
-  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
-  openssl('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
-  const args = ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-out', `${name}.pem`];
-  if (extensions) {
-    writeFileSync(join(dir, `${name}.ext`), extensions.join('\n') + '\n');
-    args.push('-extfile', `${name}.ext`);
-  }
-  openssl(...args);
-  return { cert: readFileSync(join(dir, `${name}.pem`), 'utf8'), key: readFileSync(join(dir, `${name}.key`), 'utf8') };
-}
+let ca: OpensslTestCa;
+const leaf = (name: string, extensions: string[] | undefined) => ca.leaf(name, extensions);
 
 const GOOD = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth', `subjectAltName=URI:spiffe://${TD}/device/d1`];
 
@@ -43,17 +28,13 @@ const cases: [string, string[] | undefined, string | { name: string; kind: strin
 ];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tlsfleet-peer-'));
-  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
-  openssl('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=test CA', '-days', '1', '-out', 'ca.pem', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
-  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'server.key');
-  openssl('req', '-x509', '-new', '-key', 'server.key', '-subj', '/CN=localhost', '-days', '1', '-out', 'server.pem');
+  ca = new OpensslTestCa();
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => ca.remove());
 
 /** What a real TLS server that trusts the CA sees of a client presenting `cert`. */
 async function peerSeenOverTls(cert: string, key: string) {
-  const server = createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')), ca: readFileSync(join(dir, 'ca.pem')), requestCert: true, rejectUnauthorized: true });
+  const server = createServer({ key: ca.read('server.key'), cert: ca.read('server.pem'), ca: ca.read('ca.pem'), requestCert: true, rejectUnauthorized: true });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const outcome = new Promise<TLSSocket | 'refused by TLS'>((resolve) => {
@@ -92,6 +73,9 @@ describe('identifyPeer and identifyTlsPeer', () => {
           expect(got.identity).toEqual({ ...expected, trustDomain: TD });
           expect(got.serial).toBe(new X509Certificate(cert).serialNumber.toLowerCase().replace(/^0+/, ''));
           expect(got.spkiDer.equals(new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+          // openssl adds AKI keyid by default: the CA's SKI, read from the DER each path kept.
+          expect(got.authorityKeyId).toMatch(/^[0-9a-f]{40}$/);
+          expect(got.authorityKeyId).toBe(subjectKeyId(new X509Certificate(ca.read('ca.pem')).raw));
         }
       }
     }

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate as TlsPeerCertificate } from 'node:tls';
 import { parseSpiffeUri, type Identity } from './identity.js';
+import { authorityKeyId } from './key-identifiers.js';
 import { normalizeSerialHex } from './serial.js';
 
 /** id-kp-clientAuth (RFC 5280 §4.2.1.12). */
@@ -15,6 +16,11 @@ export interface PeerCertificate {
   readonly notAfterMs: number;
   /** The SubjectPublicKeyInfo, DER; computed on first use (the broker never needs it). */
   readonly spkiDer: Buffer;
+  /**
+   * The keyIdentifier of its Authority Key Identifier, lower-case hex: which CA issued it
+   * (the broker pins it to the trust bundle). Undefined when it has none. Computed on first use.
+   */
+  readonly authorityKeyId: string | undefined;
 }
 
 interface ProfileFields {
@@ -24,6 +30,7 @@ interface ProfileFields {
   serialNumber: string;
   validTo: string;
   spki: () => Buffer;
+  der: () => Buffer;
 }
 
 /**
@@ -41,6 +48,7 @@ export function identifyPeer(cert: X509Certificate, trustDomain: string): PeerCe
       serialNumber: cert.serialNumber,
       validTo: cert.validTo,
       spki: () => cert.publicKey.export({ type: 'spki', format: 'der' }),
+      der: () => cert.raw,
     },
     trustDomain,
   );
@@ -62,6 +70,7 @@ export function identifyTlsPeer(cert: TlsPeerCertificate, trustDomain: string): 
       serialNumber: cert.serialNumber,
       validTo: cert.valid_to,
       spki: () => new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' }),
+      der: () => raw,
     },
     trustDomain,
   );
@@ -76,14 +85,18 @@ function identify(f: ProfileFields, trustDomain: string): PeerCertificate | Peer
   if (uris.length !== 1) return 'uri_san_count';
   const identity = parseSpiffeUri((uris[0] as string).slice(4), trustDomain);
   if (!identity) return 'bad_identity';
-  const spkiOf = f.spki;
+  const { spki: spkiOf, der } = f;
   let spki: Buffer | undefined;
+  let aki: { value: string | undefined } | undefined;
   return {
     identity,
     serial: normalizeSerialHex(f.serialNumber),
     notAfterMs: Date.parse(f.validTo),
     get spkiDer() {
       return (spki ??= spkiOf());
+    },
+    get authorityKeyId() {
+      return (aki ??= { value: authorityKeyId(der()) }).value;
     },
   };
 }
