@@ -9,6 +9,8 @@ export interface BrokerContext {
   readonly metrics: BrokerMetrics;
   acl: Acl;
   isRevoked(serial: string): boolean;
+  /** Subject Key Identifiers of the current trust bundle's CAs, replaced on every TLS reload. */
+  trustedIssuers: ReadonlySet<string>;
   now(): number;
   aedes?: Aedes;
 }

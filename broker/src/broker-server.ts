@@ -28,6 +28,7 @@ import { createWebSocketListener } from './ingress/websocket-listener.js';
 import { forwardedCertAdmission } from './ingress/forwarded-cert-admission.js';
 import { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from './ingress/forwarded-cert-header.js';
 import { TrustBundleVerifier } from './ingress/trust-bundle-verifier.js';
+import { issuedByPinnedIssuer, pinnedIssuers, type PinnedIssuers } from './issuer-pinning.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -143,14 +144,24 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
 
   const bundlePem = () => dataDir.read('caBundle');
   const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
-  const revocations = new RevocationList({ issuers: issuers(), now });
-  const forwardedVerifier = forwarded ? new TrustBundleVerifier(issuers()) : undefined;
+  /** The bundle's issuer key ids; throws when none is left, since every client would be refused. */
+  const pinsOf = (bundle: readonly X509Certificate[]): PinnedIssuers => {
+    const pins = pinnedIssuers(bundle);
+    if (pins.keyIds.size === 0) throw new Error(`${dataDir.path('caBundle')} holds no CA certificate with a subjectKeyIdentifier: every client certificate would be refused`);
+    if (pins.withoutKeyId.length > 0) logger.warn({ cas: pins.withoutKeyId }, 'trust-bundle CAs without a subjectKeyIdentifier: certificates they issue are refused');
+    return pins;
+  };
+  const initialBundle = issuers();
+  const pins = pinsOf(initialBundle);
+  const revocations = new RevocationList({ issuers: initialBundle, now });
+  const forwardedVerifier = forwarded ? new TrustBundleVerifier(initialBundle) : undefined;
   const ctx: BrokerContext = {
     logger,
     metrics,
     acl: new Acl(opts.aclFile ? loadPolicyFile(opts.aclFile) : DEFAULT_POLICY),
     // Peer serials are canonical already; this runs on every PUBLISH.
     isRevoked: (serial) => revocations.current?.revoked.has(serial) ?? false,
+    trustedIssuers: pins.keyIds,
     now,
   };
   const connackFirst = new ConnackFirst();
@@ -190,8 +201,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger.info({ client: client.id }, 'certificate expired: session closed');
     client.close();
   });
+  /** Closes a live session whose issuer is no longer in the trust bundle; true when it did. */
+  const closeIfIssuerUntrusted = (client: Client): boolean => {
+    const peer = guardOf(client.conn)?.peer;
+    if (!peer || issuedByPinnedIssuer(peer, ctx.trustedIssuers)) return false;
+    metrics.revocationDisconnects.inc({ reason: 'issuer_not_trusted' });
+    logger.info({ client: client.id, serial: peer.serial, issuerKeyId: peer.authorityKeyId }, 'issuer no longer in the trust bundle: session closed');
+    client.close();
+    return true;
+  };
   const tally = metrics.messageTally;
   aedes.on('clientReady', (client) => {
+    // A reload between the connect steps and here would otherwise leave this session open.
+    if (closeIfIssuerUntrusted(client)) return;
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
     // The address costs a getpeername() call: read only when the line is written.
@@ -366,14 +388,18 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   };
   const reloadTls = () => {
     try {
-      // New handshakes use the new material; established sessions are untouched.
+      // New handshakes use the new material; established sessions keep running unless the
+      // CA that issued their certificate left the bundle (a retired intermediate).
       const material = tlsOptions();
+      const bundle = issuers();
+      const reloaded = pinsOf(bundle);
       server.setSecureContext(material);
       wsServer?.setSecureContext(material);
-      const bundle = issuers();
       revocations.setIssuers(bundle);
       forwardedVerifier?.replace(bundle);
-      logger.info('TLS material reloaded');
+      ctx.trustedIssuers = reloaded.keyIds;
+      logger.info({ issuers: reloaded.keyIds.size }, 'TLS material reloaded');
+      for (const client of sessions.clients()) closeIfIssuerUntrusted(client);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'TLS material rejected; keeping the last good');
     }

@@ -24,7 +24,7 @@ export class BrokerMetrics {
   });
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
-    help: 'CONNECTs refused, by reason: revoked, expired, client_id_mismatch, empty_client_id, will_denied.',
+    help: 'CONNECTs refused, by reason: issuer_not_trusted (its issuing CA is not in the current trust bundle, e.g. a retired intermediate), revoked, expired, client_id_mismatch, empty_client_id, will_denied.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -50,7 +50,7 @@ export class BrokerMetrics {
   readonly connectTimeouts = new Counter({ name: 'tlsfleet_broker_connect_timeouts_total', help: 'TLS connections closed for not sending CONNECT in time.', registers: [this.registry] });
   readonly queueDrops = new Counter({ name: 'tlsfleet_broker_queue_drops_total', help: 'QoS 1/2 messages dropped because an offline session already had --max-queued-messages queued.', registers: [this.registry] });
   readonly sessionTakeovers = new Counter({ name: 'tlsfleet_broker_session_takeovers_total', help: 'Connections that took over a live session with the same identity.', registers: [this.registry] });
-  readonly revocationDisconnects = new Counter({ name: 'tlsfleet_broker_revocation_disconnects_total', help: 'Live sessions closed because their certificate was revoked or expired.', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly revocationDisconnects = new Counter({ name: 'tlsfleet_broker_revocation_disconnects_total', help: 'Live sessions closed, by reason: revoked, expired, issuer_not_trusted (a trust-bundle reload removed the CA that issued the certificate).', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame.', labelNames: ['violation'] as const, registers: [this.registry] });
   readonly crlState = new Gauge({ name: 'tlsfleet_broker_crl_state', help: 'Revocation list state: 0 fresh, 1 stale (past nextUpdate: alert), 2 missing.', registers: [this.registry] });
   readonly crlNumber = new Gauge({ name: 'tlsfleet_broker_crl_number', help: 'Number of the CRL in force.', registers: [this.registry] });

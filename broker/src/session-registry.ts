@@ -38,6 +38,11 @@ export class SessionRegistry {
     return this.bySerial.get(serial);
   }
 
+  /** Every live session, as a snapshot: closing them while iterating is safe. */
+  clients(): Client[] {
+    return [...this.bySerial.values()];
+  }
+
   clear(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();

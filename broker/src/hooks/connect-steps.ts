@@ -1,6 +1,7 @@
 import type { Client, ConnectPacket } from 'aedes';
 import type { BrokerContext } from '../broker-context.js';
 import { guardOf, type ConnectionGuard } from '../connection-guard.js';
+import { issuedByPinnedIssuer } from '../issuer-pinning.js';
 
 type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) => string | undefined;
 
@@ -13,6 +14,8 @@ type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) =
 const RETURN_CODES: Readonly<Record<string, number>> = { empty_client_id: 2 };
 
 export const connectSteps: readonly [string, Step][] = [
+  // A retired intermediate still chains to the root, which stays in the bundle.
+  ['issuer in the current trust bundle', (ctx, conn) => (issuedByPinnedIssuer(conn.peer, ctx.trustedIssuers) ? undefined : 'issuer_not_trusted')],
   ['certificate not revoked', (ctx, conn) => (ctx.isRevoked(conn.peer.serial) ? 'revoked' : undefined)],
   ['certificate not expired', (ctx, conn) => (ctx.now() >= conn.peer.notAfterMs ? 'expired' : undefined)],
   // [MQTT-3.1.3-3] allows any clientId; ours must be the certificate's identity, which

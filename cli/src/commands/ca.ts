@@ -86,7 +86,7 @@ async function retire(argv: string[]): Promise<number> {
     const retired = await retireIntermediate(dataDir, store, { force: f.force === true });
     process.stderr.write(`retired ${retired.subject}: removed from ca-bundle.pem, its key and CRL deleted.\n`);
     if (retired.stillLive > 0) {
-      process.stderr.write(`  --force: ${retired.stillLive} certificate(s) it issued are still valid until ${retired.lastNotAfter?.toISOString()}; revoke their devices to cut them off now.\n`);
+      process.stderr.write(`  --force: ${retired.stillLive} certificate(s) it issued are still valid until ${retired.lastNotAfter?.toISOString()}; the broker closes their sessions and refuses them once it reloads ca-bundle.pem, and their devices can still renew over mTLS (revoke a device to stop that too).\n`);
     }
     return 0;
   } finally {
