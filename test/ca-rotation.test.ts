@@ -1,14 +1,18 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { enrollAt, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { closedAt, countMatches, inbox, outputMatches, tryConnect, within } from './harness/broker-probe.js';
+import { pemCertificates, subjectKeyId } from '@tlsfleet/common';
+import type { Device } from '@tlsfleet/device-sdk';
+import { enrollAt, startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { newDevice, nextEvent, startConnected } from './harness/device-env.js';
+import { closedAt, countMatches, inbox, metric, metricUntil, outputMatches, tryConnect, within } from './harness/broker-probe.js';
 import { runCli, startProvisioningProcess, type CliResult, type Service } from './harness/cli.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { postJson, request } from './harness/https-client.js';
 import { openssl } from './harness/openssl.js';
+import { clientCertificateSignedBy } from './harness/openssl-pki.js';
 import { pollUntil } from './harness/poll.js';
 
 /** DESIGN.md: a revoked device is disconnected within 10 s. */
@@ -28,6 +32,41 @@ function cnOf(pem: string): string {
   return /^CN=(.*)$/m.exec(subjectOf(pem))?.[1] ?? '';
 }
 
+const cli = (...args: string[]) => runCli(args);
+
+/** SIGHUP, then waits for the broker's next `TLS material reloaded`. */
+async function sighupBroker(broker: Service): Promise<void> {
+  const before = countMatches(broker.output(), /TLS material reloaded/);
+  broker.child.kill('SIGHUP');
+  await within(outputMatches(broker, /TLS material reloaded/, before), 10_000, 'the broker reloading its TLS material');
+}
+
+/** Restarts provisioning on its port (env.stop() stops only the first process, so the caller stops this one). */
+async function restartProvisioning(env: FleetEnv, running: Service): Promise<Service> {
+  await running.stop();
+  return startProvisioningProcess(env.dataDir, ['--port', String(env.service.port)]);
+}
+
+/**
+ * Runbook steps 1-3: `ca request`, `ca sign` with the given root (its key stays where it
+ * is), `ca install`, SIGHUP the broker, restart provisioning. The new intermediate's PEM
+ * and the provisioning process now serving.
+ */
+async function rotateIntermediate(env: FleetEnv, root: { cert: string; key: string; outDir: string }): Promise<{ newIntermediate: string; provisioning: Service }> {
+  // Step 1 (serving side): new key + CSR.
+  const csrPath = ok(await cli('ca', 'request', '--data-dir', env.dataDir), 'ca request').stdout.trim();
+  // Step 2 (offline): the root signs it; the data dir is not involved.
+  const signedPath = join(root.outDir, 'intermediate-2.pem');
+  ok(
+    await cli('ca', 'sign', '--csr', csrPath, '--root-cert', root.cert, '--root-key', root.key, '--replaces', join(env.dataDir, 'intermediate-ca.pem'), '--lifetime', '365d', '--out', signedPath),
+    'ca sign',
+  );
+  // Step 3 (serving side): install, then the broker reloads (SIGHUP) and provisioning restarts.
+  ok(await cli('ca', 'install', '--data-dir', env.dataDir, '--cert', signedPath), 'ca install');
+  await sighupBroker(env.broker);
+  return { newIntermediate: readFileSync(signedPath, 'utf8'), provisioning: await restartProvisioning(env, env.service) };
+}
+
 /**
  * The runbook of docs/deployment.md ("Trust bundle and intermediate rotation"), step by step,
  * with real processes: the CLI, provisioning, the broker, mqtt.js devices and openssl.
@@ -38,7 +77,6 @@ describe('intermediate rotation runbook', () => {
   const clients: MqttClient[] = [];
   /** Provisioning after its restart (env.stop() stops only the first process). */
   let provisioning: Service | undefined;
-  const cli = (...args: string[]) => runCli(args);
 
   beforeAll(async () => {
     env = await startFleetEnv();
@@ -59,13 +97,6 @@ describe('intermediate rotation runbook', () => {
     clients.push(client);
     return client;
   };
-  const broker = () => env.broker;
-  const reloads = () => countMatches(broker().output(), /TLS material reloaded/);
-  const sighupBroker = async () => {
-    const before = reloads();
-    broker().child.kill('SIGHUP');
-    await within(outputMatches(broker(), /TLS material reloaded/, before), 10_000, 'the broker reloading its TLS material');
-  };
   const verify = (args: string[]) => openssl(['verify', '-CAfile', join(env.dataDir, 'ca-bundle.pem'), ...args]);
 
   it('rotates the intermediate with the root offline, keeps sessions, revocation and both chains working, and retires the old one', async () => {
@@ -80,20 +111,8 @@ describe('intermediate rotation runbook', () => {
     let aClosed = false;
     clientA.on('close', () => (aClosed = true));
 
-    // Step 1 (serving side): new key + CSR.
-    const csrPath = ok(await cli('ca', 'request', '--data-dir', env.dataDir), 'ca request').stdout.trim();
-    // Step 2 (offline): the root signs it; the data dir is not involved.
-    const signedPath = join(offline, 'intermediate-2.pem');
-    ok(
-      await cli('ca', 'sign', '--csr', csrPath, '--root-cert', join(offline, 'root-ca.pem'), '--root-key', join(offline, 'root-ca.key'), '--replaces', join(env.dataDir, 'intermediate-ca.pem'), '--lifetime', '365d', '--out', signedPath),
-      'ca sign',
-    );
-    const newIntermediate = readFileSync(signedPath, 'utf8');
-    // Step 3 (serving side): install, then the broker reloads (SIGHUP) and provisioning restarts.
-    ok(await cli('ca', 'install', '--data-dir', env.dataDir, '--cert', signedPath), 'ca install');
-    await sighupBroker();
-    await env.service.stop();
-    provisioning = await startProvisioningProcess(env.dataDir, ['--port', String(env.service.port)]);
+    let newIntermediate: string;
+    ({ newIntermediate, provisioning } = await rotateIntermediate(env, { cert: join(offline, 'root-ca.pem'), key: join(offline, 'root-ca.key'), outDir: offline }));
 
     const bundle = readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8');
     expect(bundle).toContain(newIntermediate.trim());
@@ -166,7 +185,7 @@ describe('intermediate rotation runbook', () => {
     // Once A's old certificate has expired (its broker session closes at notAfter), retire succeeds.
     await within(closedAt(clientA), 60_000, 'A\'s old-certificate session closing at notAfter');
     await pollUntil('retire to succeed', () => cli('ca', 'retire', '--data-dir', env.dataDir), (res) => res.code === 0, 30);
-    await sighupBroker();
+    await sighupBroker(env.broker);
     expect(readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8')).not.toContain(oldIntermediate.trim());
 
     // After retire: old-intermediate certificates are refused, new ones connect.
@@ -177,4 +196,119 @@ describe('intermediate rotation runbook', () => {
     expect(a2.outcome).toBe('connected');
     expect(clientB.connected).toBe(true);
   }, 180_000);
+});
+
+/**
+ * A forced retire (the old intermediate's key suspected compromised): the broker pins each
+ * certificate's issuer (AKI) to the CAs of the current bundle, so the retired intermediate's
+ * certificates stop working at once, though their chains still reach the root.
+ */
+describe('forced retire of the previous intermediate', () => {
+  let env: FleetEnv;
+  let provisioning: Service;
+  const clients: MqttClient[] = [];
+  let sdkDevice: Device | undefined;
+
+  beforeAll(async () => {
+    env = await startFleetEnv({ brokerArgs: ['--ws-port', '0'] });
+    provisioning = env.service;
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await sdkDevice?.close();
+    if (provisioning !== env?.service) await provisioning?.stop();
+    await env?.stop();
+  });
+
+  const connect = async (creds: DeviceCredentials) => {
+    const client = await env.connect(creds);
+    clients.push(client);
+    return client;
+  };
+
+  it('closes the live sessions of its certificates, refuses them with CONNACK 5, leaves new-intermediate devices alone, and lets its devices renew over mTLS and come back', async () => {
+    // Device C holds a long-lived certificate from the intermediate about to be retired.
+    const c = await enrollAt(env, 'sensor-c', { certTtl: '1h' });
+    const clientC = await connect(c);
+    let cClosed = false;
+    clientC.on('close', () => (cClosed = true));
+    // Device D runs the SDK, also on an old-intermediate certificate.
+    const d = await newDevice(env, 'sensor-d', { certTtlSeconds: 3600 });
+    sdkDevice = d;
+    await startConnected(d);
+    const dOldSerial = d.identity?.serial;
+
+    let newIntermediate: string;
+    ({ newIntermediate, provisioning } = await rotateIntermediate(env, { cert: join(env.dataDir, 'root-ca.pem'), key: join(env.dataDir, 'root-ca.key'), outDir: env.dir }));
+    expect(cClosed).toBe(false);
+    const n = await enrollAt(env, 'sensor-n');
+    expect(new X509Certificate(n.chain).issuer).toBe(subjectOf(newIntermediate));
+    const clientN = await connect(n);
+    let nClosed = false;
+    clientN.on('close', () => (nClosed = true));
+    expect(clientC.connected).toBe(true);
+
+    // The retired key is "suspected compromised": the test keeps a copy, as an attacker would.
+    const stolen = { certFile: join(env.dir, 'stolen-ca.pem'), keyFile: join(env.dir, 'stolen-ca.key') };
+    copyFileSync(join(env.dataDir, 'previous-intermediate-ca.pem'), stolen.certFile);
+    copyFileSync(join(env.dataDir, 'previous-intermediate-ca.key'), stolen.keyFile);
+
+    // Without --force retire refuses (C's certificate is valid for an hour); with it, it goes.
+    expect((await cli('ca', 'retire', '--data-dir', env.dataDir)).stderr).toMatch(/too_early/);
+    const closed = closedAt(clientC);
+    // D, refused on reconnecting, renews over mTLS and comes back with a new-intermediate certificate.
+    const dRenewed = nextEvent(d, 'renewed');
+    const dBack = nextEvent(d, 'connected', (info) => info.serial !== dOldSerial);
+    const retired = ok(await cli('ca', 'retire', '--data-dir', env.dataDir, '--force'), 'ca retire --force');
+    expect(retired.stdout + retired.stderr).toMatch(/2 certificate/);
+    await sighupBroker(env.broker);
+    // The bundle file's watcher may have reloaded first: either way the session closes.
+    await within(closed, 5_000, 'C\'s old-intermediate session closing after the retire');
+    const [{ serial: dNewSerial }] = await within(dRenewed, 20_000, 'D renewing after its refusal');
+    expect((await within(dBack, 20_000, 'D reconnecting with its renewed certificate'))[0].serial).toBe(dNewSerial);
+    // C's and D's sessions; D's reconnects before its renewal were refused.
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_revocation_disconnects_total', { reason: 'issuer_not_trusted' })).toBe(2);
+    expect(env.broker.output()).toMatch(/"client":"sensor-d".*"reason":"issuer_not_trusted".*connection refused/);
+    expect(env.broker.output()).toMatch(/"client":"sensor-c".*issuer no longer in the trust bundle: session closed/);
+
+    // C's old certificate still chains to the root, but its issuer is no longer trusted: over
+    // mqtts and over wss alike.
+    const refusedBefore = await metric(env.healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'issuer_not_trusted' });
+    for (const url of [env.brokerUrl, wssUrlOf(env.broker)]) {
+      const again = await tryConnect(url, { clientId: c.id, cert: c.chain, key: c.key, ca: env.ca });
+      expect(again.outcome).toBe('refused');
+      expect(again.code).toBe(5);
+    }
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'issuer_not_trusted' }, (v) => v === refusedBefore + 2);
+    expect(env.broker.output()).toMatch(/"client":"sensor-c".*"reason":"issuer_not_trusted".*connection refused/);
+
+    // The stolen key signs a leaf whose AKI names the new intermediate: the chain it sends (via
+    // the old intermediate) no longer matches, so TLS itself refuses it before any MQTT.
+    const newKeyId = subjectKeyId(pemCertificates(newIntermediate)[0] as Buffer) ?? '';
+    expect(newKeyId).toMatch(/^[0-9a-f]{40}$/);
+    const forged = await clientCertificateSignedBy(env.dir, stolen, { name: 'forged', uri: 'spiffe://tlsfleet.local/device/sensor-x', serialHex: '5EC0DE01', subject: 'sensor-x', authorityKeyIdHex: newKeyId });
+    expect((await openssl(['x509', '-noout', '-ext', 'authorityKeyIdentifier'], forged.certPem)).stdout.replace(/[:\s]/g, '').toLowerCase()).toContain(newKeyId);
+    const forgedAttempt = await tryConnect(env.brokerUrl, { clientId: 'sensor-x', cert: forged.certPem + readFileSync(stolen.certFile, 'utf8'), key: forged.keyPem, ca: env.ca });
+    expect(forgedAttempt.outcome).not.toBe('connected');
+    expect(forgedAttempt.code).not.toBe(5);
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'unknown_ca' }, (v) => v === 1);
+
+    // C renews over mTLS with that same certificate (provisioning restarted, as the runbook says)
+    // and connects with its new-intermediate certificate.
+    provisioning = await restartProvisioning(env, provisioning);
+    const keyC2 = newKey();
+    const renewed = await postJson(`${env.url}/v1/renew`, { csr: await makeCsr(keyC2) }, { ca: env.ca, cert: c.chain, key: c.key });
+    expect(renewed.status).toBe(201);
+    const c2 = renewed.json();
+    expect(new X509Certificate(c2.certificate).issuer).toBe(subjectOf(newIntermediate));
+    const back = await tryConnect(env.brokerUrl, { clientId: c.id, cert: c2.chain, key: keyC2.privatePem, ca: env.ca });
+    clients.push(back.client);
+    expect(back.outcome).toBe('connected');
+
+    // D's state holds a new-intermediate certificate now; N, on the new intermediate, was never touched.
+    expect(d.identity?.serial).toBe(dNewSerial);
+    expect(nClosed).toBe(false);
+    expect(clientN.connected).toBe(true);
+    await clientN.publishAsync('devices/sensor-n/telemetry', 'still here', { qos: 1 });
+  }, 90_000);
 });

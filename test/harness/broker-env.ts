@@ -34,6 +34,13 @@ export function startBrokerProcess(dataDir: string, extra: string[] = []): Promi
   return startService(['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--health-port', '0', ...extra], /broker listening on (mqtts:\/\/\S+) health/);
 }
 
+/** The MQTT-over-WebSockets URL (wss://host:port/mqtt) of a broker started with --ws-port. */
+export function wssUrlOf(broker: Service): string {
+  const base = / wss (wss:\/\/\S+)/.exec(broker.output())?.[1];
+  if (!base) throw new Error(`no wss URL in the ready line: ${broker.output()}`);
+  return `${base}/mqtt`;
+}
+
 export async function startFleetEnv(opts: { brokerArgs?: string[]; provisioningArgs?: string[] } = {}): Promise<FleetEnv> {
   const env = await startProvisioningEnv({ serviceArgs: opts.provisioningArgs });
   const broker = await startBrokerProcess(env.dataDir, opts.brokerArgs);

@@ -54,10 +54,26 @@ export async function foreignClientCertificate(dir: string, opts: { uri: string;
     '-subj', '/CN=tlsfleet intermediate CA/O=tlsfleet.local',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
   ]);
-  const leafKey = join(dir, 'foreign-leaf.key');
-  const leafCsr = join(dir, 'foreign-leaf.csr');
-  const leafCert = join(dir, 'foreign-leaf.pem');
-  const ext = join(dir, 'foreign-leaf.ext');
+  const leaf = await clientCertificateSignedBy(dir, { certFile: caCert, keyFile: caKey }, { ...opts, name: 'foreign-leaf' });
+  return { caPem: readFileSync(caCert, 'utf8'), ...leaf };
+}
+
+/**
+ * A client certificate of the tlsfleet profile that openssl signs with `ca`'s key.
+ * `authorityKeyIdHex` writes that keyIdentifier into the AKI instead of `ca`'s SKI (a forged issuer claim).
+ */
+export async function clientCertificateSignedBy(
+  dir: string,
+  ca: { certFile: string; keyFile: string },
+  opts: { uri: string; serialHex: string; subject: string; name: string; authorityKeyIdHex?: string },
+): Promise<{ certPem: string; keyPem: string }> {
+  const leafKey = join(dir, `${opts.name}.key`);
+  const leafCsr = join(dir, `${opts.name}.csr`);
+  const leafCert = join(dir, `${opts.name}.pem`);
+  const ext = join(dir, `${opts.name}.ext`);
+  const aki = opts.authorityKeyIdHex;
+  // AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier } (RFC 5280 §4.2.1.1), as DER hex.
+  const akiLine = aki ? `2.5.29.35=DER:${derHex(0x30, derHex(0x80, aki))}` : 'authorityKeyIdentifier=keyid';
   writeFileSync(
     ext,
     [
@@ -66,13 +82,20 @@ export async function foreignClientCertificate(dir: string, opts: { uri: string;
       'extendedKeyUsage=clientAuth',
       `subjectAltName=URI:${opts.uri}`,
       'subjectKeyIdentifier=hash',
-      'authorityKeyIdentifier=keyid',
+      akiLine,
       '',
     ].join('\n'),
   );
   await mustOpenssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', leafKey, '-out', leafCsr, '-subj', `/CN=${opts.subject}`]);
-  await mustOpenssl(['x509', '-req', '-in', leafCsr, '-CA', caCert, '-CAkey', caKey, '-set_serial', `0x${opts.serialHex}`, '-days', '1', '-extfile', ext, '-out', leafCert]);
-  return { caPem: readFileSync(caCert, 'utf8'), certPem: readFileSync(leafCert, 'utf8'), keyPem: readFileSync(leafKey, 'utf8') };
+  await mustOpenssl(['x509', '-req', '-in', leafCsr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-set_serial', `0x${opts.serialHex}`, '-days', '1', '-extfile', ext, '-out', leafCert]);
+  return { certPem: readFileSync(leafCert, 'utf8'), keyPem: readFileSync(leafKey, 'utf8') };
+}
+
+/** One short DER TLV (content under 128 bytes) as hex. */
+function derHex(tag: number, contentHex: string): string {
+  const n = contentHex.length / 2;
+  if (n >= 0x80) throw new Error('derHex: content too long for a short-form length');
+  return tag.toString(16).padStart(2, '0') + n.toString(16).padStart(2, '0') + contentHex;
 }
 
 /** `openssl x509 -text` of the first certificate in a PEM file. */
