@@ -268,8 +268,9 @@ describe('forced retire of the previous intermediate', () => {
     expect((await within(dBack, 20_000, 'D reconnecting with its renewed certificate'))[0].serial).toBe(dNewSerial);
     // C's and D's sessions; D's reconnects before its renewal were refused.
     expect(await metric(env.healthUrl, 'tlsfleet_broker_revocation_disconnects_total', { reason: 'issuer_not_trusted' })).toBe(2);
-    expect(env.broker.output()).toMatch(/"client":"sensor-d".*"reason":"issuer_not_trusted".*connection refused/);
-    expect(env.broker.output()).toMatch(/"client":"sensor-c".*issuer no longer in the trust bundle: session closed/);
+    // Log lines cross the broker's stdout pipe on their own time: wait for them, do not read once.
+    await within(outputMatches(env.broker, /"client":"sensor-d".*"reason":"issuer_not_trusted".*connection refused/), 5000, 'D\'s refusal log line');
+    await within(outputMatches(env.broker, /"client":"sensor-c".*issuer no longer in the trust bundle: session closed/), 5000, 'C\'s session-closed log line');
 
     // C's old certificate still chains to the root, but its issuer is no longer trusted: over
     // mqtts and over wss alike.
@@ -280,7 +281,7 @@ describe('forced retire of the previous intermediate', () => {
       expect(again.code).toBe(5);
     }
     await metricUntil(env.healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'issuer_not_trusted' }, (v) => v === refusedBefore + 2);
-    expect(env.broker.output()).toMatch(/"client":"sensor-c".*"reason":"issuer_not_trusted".*connection refused/);
+    await within(outputMatches(env.broker, /"client":"sensor-c".*"reason":"issuer_not_trusted".*connection refused/), 5000, 'C\'s refusal log line');
 
     // The stolen key signs a leaf whose AKI names the new intermediate: the chain it sends (via
     // the old intermediate) no longer matches, so TLS itself refuses it before any MQTT.
