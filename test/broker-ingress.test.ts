@@ -2,10 +2,11 @@ import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mqtt from 'mqtt';
+import mqtt, { type IClientOptions } from 'mqtt';
+import { WebSocket } from 'ws';
 import { generate, parser, type Packet } from 'mqtt-packet';
 import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { httpGet, inbox, metricUntil, outputMatches, readyzStatuses, within } from './harness/broker-probe.js';
+import { httpGet, inbox, metric, metricUntil, outputMatches, readyzStatuses, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
 
@@ -44,6 +45,8 @@ async function rawTcp(port: number, preamble: Buffer): Promise<Socket> {
 }
 
 interface Outcome {
+  /** Whether the TLS handshake completed. */
+  secure: boolean;
   /** The first MQTT packet the broker answered with, or undefined when it closed first. */
   first: Packet | undefined;
   tls: TLSSocket;
@@ -79,10 +82,32 @@ async function mqttOver(socket: Socket, creds: DeviceCredentials, ca: string, cl
     const seen = packets.find((x) => x.cmd === cmd);
     return seen ? Promise.resolve(seen) : new Promise<Packet>((resolve) => waiters.push({ cmd, resolve }));
   };
-  if (!connected) return { first: undefined, tls, packets, next };
+  if (!connected) return { secure: false, first: undefined, tls, packets, next };
   tls.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 }));
   const first = await Promise.race([next('connack'), closed.then(() => undefined)]);
-  return { first, tls, packets, next };
+  return { secure: true, first, tls, packets, next };
+}
+
+/** A clean MQTT DISCONNECT, resolved when the broker has closed the connection [MQTT-3.14.4-1]. */
+async function disconnect(outcome: Outcome): Promise<void> {
+  const closed = new Promise<void>((resolve) => outcome.tls.once('close', () => resolve()));
+  outcome.tls.write(generate({ cmd: 'disconnect' }));
+  await closed;
+}
+
+/**
+ * Repeats `attempt` until it connects, at most 20 times and 10 s: after a client's close the
+ * broker frees its slot when it sees the close itself, a moment later.
+ */
+async function untilConnected<T>(attempt: (round: number) => Promise<T>, connected: (t: T) => boolean, discard: (t: T) => void): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  let last: T | undefined;
+  for (let round = 0; round < 20 && Date.now() < deadline; round++) {
+    last = await attempt(round);
+    if (connected(last)) return last;
+    discard(last);
+  }
+  throw new Error('never connected again after a slot was freed');
 }
 
 describe('broker behind a PROXY protocol load balancer', () => {
@@ -199,6 +224,141 @@ describe('broker behind a PROXY protocol load balancer', () => {
       await within(exited, 5000, 'broker exit after SIGTERM');
       expect(statuses, JSON.stringify(statuses)).toContain(503);
       expect(statuses.slice(statuses.indexOf(503)), JSON.stringify(statuses)).not.toContain(200);
+    });
+  });
+
+  describe('--max-connections-per-address 2', () => {
+    const REFUSALS = 'tlsfleet_broker_address_limit_refusals_total';
+    const ADDRESSES = 'tlsfleet_broker_client_addresses';
+    const LIMIT_LOG = 'per-address connection limit reached: connection closed';
+
+    it('refuses a limit that is not a whole number ≥ 1, saying which flag', async () => {
+      for (const bad of ['0', '-1', '2.5', 'two']) {
+        const r = await runCli(['broker', '--data-dir', env.dataDir, '--port', '0', `--max-connections-per-address=${bad}`]);
+        expect(r.code, bad).toBe(2);
+        expect(r.stderr).toMatch(/--max-connections-per-address must be a whole number ≥ 1/);
+      }
+    });
+
+    describe('with --proxy-protocol: the PROXY header\'s source is the address counted', () => {
+      let limited: Service;
+      let health: string;
+      beforeAll(async () => {
+        limited = await startBrokerProcess(env.dataDir, ['--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--max-connections-per-address', '2']);
+        health = /health (http:\/\/\S+)/.exec(limited.output())?.[1] ?? '';
+      });
+      afterAll(async () => {
+        await limited?.stop();
+      });
+
+      const from = async (address: string, port: number) => rawTcp(limited.port, proxyV2(address, port, '127.0.0.1', limited.port));
+
+      it('admits two devices claiming 203.0.113.7, closes a third before TLS, admits 203.0.113.8, and 203.0.113.7 again after a disconnect', async () => {
+        const [a, b, c, d] = await Promise.all(['cap-a', 'cap-b', 'cap-c', 'cap-d'].map((id) => env.enroll(id)));
+        const open: Outcome[] = [];
+        try {
+          for (const [creds, port] of [[a!, 41000], [b!, 41001]] as const) {
+            const ok = await mqttOver(await from('203.0.113.7', port), creds, env.ca);
+            open.push(ok);
+            expect(ok.first).toMatchObject({ cmd: 'connack', returnCode: 0 });
+          }
+          const before = await metric(health, REFUSALS, { listener: 'mqtts' });
+          const third = await mqttOver(await from('203.0.113.7', 41002), c!, env.ca);
+          expect(third.secure).toBe(false);
+          expect(third.packets).toEqual([]);
+          expect(await metricUntil(health, REFUSALS, { listener: 'mqtts' }, (v) => v > before)).toBe(before + 1);
+          await outputMatches(limited, /"client":"203\.0\.113\.7","listener":"mqtts","limit":2.*"msg":"per-address connection limit reached/);
+          expect(logLines(limited, { msg: LIMIT_LOG, client: '203.0.113.8' })).toEqual([]);
+
+          const other = await mqttOver(await from('203.0.113.8', 41003), d!, env.ca);
+          open.push(other);
+          expect(other.first).toMatchObject({ cmd: 'connack', returnCode: 0 });
+          expect(await metric(health, ADDRESSES)).toBe(2);
+
+          await disconnect(open[0]!);
+          const again = await untilConnected(
+            async (round) => mqttOver(await from('203.0.113.7', 41100 + round), c!, env.ca),
+            (o) => o.first?.cmd === 'connack',
+            (o) => o.tls.destroy(),
+          );
+          open.push(again);
+          expect(again.first).toMatchObject({ cmd: 'connack', returnCode: 0 });
+        } finally {
+          for (const o of open) o.tls.destroy();
+        }
+        // Every close released its slot: no address is left counted.
+        await metricUntil(health, ADDRESSES, {}, (v) => v === 0);
+      });
+
+      it('counts an IPv4-mapped IPv6 header as its IPv4 address', async () => {
+        const [a, b, c] = await Promise.all(['cap-v6-a', 'cap-v6-b', 'cap-v6-c'].map((id) => env.enroll(id)));
+        const open: Outcome[] = [];
+        try {
+          open.push(await mqttOver(await from('198.51.100.9', 42000), a!, env.ca));
+          open.push(await mqttOver(await rawTcp(limited.port, Buffer.from(`PROXY TCP6 ::ffff:198.51.100.9 ::1 42001 ${limited.port}\r\n`)), b!, env.ca));
+          expect(open.map((o) => o.first?.cmd)).toEqual(['connack', 'connack']);
+          const third = await mqttOver(await rawTcp(limited.port, Buffer.from(`PROXY TCP6 ::FFFF:C633:6409 ::1 42002 ${limited.port}\r\n`)), c!, env.ca);
+          expect(third.secure).toBe(false);
+          await outputMatches(limited, /"client":"198\.51\.100\.9","listener":"mqtts".*"msg":"per-address connection limit reached/);
+        } finally {
+          for (const o of open) o.tls.destroy();
+        }
+      });
+    });
+
+    describe('without PROXY: the TCP peer (127.0.0.1) is the address counted, on mqtts and wss together', () => {
+      let limited: Service;
+      let health: string;
+      let wsUrl: string;
+      const clients: Attempt['client'][] = [];
+      beforeAll(async () => {
+        limited = await startBrokerProcess(env.dataDir, ['--ws-port', '0', '--max-connections-per-address', '2']);
+        health = /health (http:\/\/\S+)/.exec(limited.output())?.[1] ?? '';
+        wsUrl = `${/ wss (wss:\/\/\S+)/.exec(limited.output())?.[1] ?? ''}/mqtt`;
+      });
+      afterAll(async () => {
+        for (const c of clients) c.end(true);
+        await limited?.stop();
+      });
+
+      async function attempt(url: string, creds: DeviceCredentials, opts: IClientOptions = {}): Promise<Attempt> {
+        const a = await tryConnect(url, { clientId: creds.id, cert: creds.chain, key: creds.key, ca: env.ca, ...opts });
+        clients.push(a.client);
+        return a;
+      }
+
+      it('admits two, closes a third mqtts connection before TLS, answers a wss upgrade 429, and admits wss once one has left', async () => {
+        const [a, b, c, w] = await Promise.all(['peer-a', 'peer-b', 'peer-c', 'peer-w'].map((id) => env.enroll(id)));
+        const first = await attempt(limited.url, a!);
+        const second = await attempt(limited.url, b!);
+        expect([first.outcome, second.outcome]).toEqual(['connected', 'connected']);
+        expect(await metric(health, ADDRESSES)).toBe(1);
+
+        const third = await mqttOver(await rawTcp(limited.port, Buffer.alloc(0)), c!, env.ca);
+        expect(third.secure).toBe(false);
+        await metricUntil(health, REFUSALS, { listener: 'mqtts' }, (v) => v === 1);
+        await outputMatches(limited, /"client":"127\.0\.0\.1","listener":"mqtts","limit":2.*"msg":"per-address connection limit reached/);
+
+        const ws = new WebSocket(wsUrl, ['mqtt'], { cert: w!.chain, key: w!.key, ca: env.ca });
+        const status = await new Promise<number | string>((resolve) => {
+          ws.once('open', () => resolve('open'));
+          ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.once('error', (err) => resolve(err.message));
+        });
+        ws.on('error', () => undefined);
+        ws.terminate();
+        expect(status).toBe(429);
+        await metricUntil(health, REFUSALS, { listener: 'wss' }, (v) => v === 1);
+
+        await first.client.endAsync();
+        const overWss = await untilConnected(
+          () => attempt(wsUrl, w!),
+          (x) => x.outcome === 'connected',
+          (x) => x.client.end(true),
+        );
+        expect(overWss.outcome).toBe('connected');
+        expect(await metric(health, REFUSALS, { listener: 'mqtts' })).toBe(1);
+      });
     });
   });
 });

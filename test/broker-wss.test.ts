@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { WebSocket } from 'ws';
 import { startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { closedAt, grantedQos, inbox, tryConnect, type Attempt } from './harness/broker-probe.js';
+import { closedAt, grantedQos, inbox, metric, metricUntil, tryConnect, type Attempt } from './harness/broker-probe.js';
 import { revokeDevice } from './harness/device-env.js';
 
 /** SUBACK return code 0x80 "Failure", as mqtt.js reports it in `granted[].qos`. */
@@ -43,6 +43,17 @@ describe('MQTT over WebSockets (wss with client certificates)', () => {
 
   it('prints the wss URL on the ready line after the mqtts and health URLs', () => {
     expect(env.broker.output()).toMatch(/broker listening on mqtts:\/\/127\.0\.0\.1:\d+ health http:\/\/127\.0\.0\.1:\d+ wss wss:\/\/127\.0\.0\.1:\d+\n/);
+  });
+
+  // Before any other test leaves a client connected: it ends at zero addresses.
+  it('counts distinct client addresses with no per-address limit: one for 127.0.0.1 on both listeners, none once they close', async () => {
+    const overWs = await openWss(await env.enroll('wss-count'));
+    const overTls = await env.connect(await env.enroll('tls-count'));
+    overTls.on('error', () => undefined);
+    clients.push(overTls);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_client_addresses')).toBe(1);
+    await Promise.all([overWs.endAsync(), overTls.endAsync()]);
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_client_addresses', {}, (v) => v === 0);
   });
 
   it('lets a device publish and receive on its own topic over wss', async () => {

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
@@ -22,10 +22,11 @@ import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
 import { tlsFailureReason } from './tls-failure.js';
+import { AddressLimiter, canonicalAddress, type Closable } from './ingress/address-limiter.js';
 import { createProxyListener } from './ingress/proxy-listener.js';
 import { TrustedProxies } from './ingress/trusted-proxies.js';
 import { createWebSocketListener } from './ingress/websocket-listener.js';
-import { forwardedCertAdmission } from './ingress/forwarded-cert-admission.js';
+import { forwardedCertAdmission, forwardedClientAddress } from './ingress/forwarded-cert-admission.js';
 import { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from './ingress/forwarded-cert-header.js';
 import { TrustBundleVerifier } from './ingress/trust-bundle-verifier.js';
 import { issuedByPinnedIssuer, pinnedIssuers, type PinnedIssuers } from './issuer-pinning.js';
@@ -55,6 +56,12 @@ export interface BrokerOptions {
   maxPacketBytes?: number;
   /** Concurrent TCP connections; default 100,000. */
   maxConnections?: number;
+  /**
+   * Open connections per client address (the PROXY header's, a trusted ingress's
+   * X-Forwarded-For entry, else the TCP peer's), both listeners together; unlimited when
+   * undefined, because devices behind carrier-grade NAT share public addresses.
+   */
+  maxConnectionsPerAddress?: number;
   /** QoS 1 messages kept for one offline persistent session before further ones are dropped; default 1,000. */
   maxQueuedMessages?: number;
   /**
@@ -127,6 +134,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (opts.wsPort === undefined) throw new Error('--ws-forwarded-cert needs --ws-port: it applies to the WebSocket listener only');
     if (forwardingProxies?.cidrs.length === 0) throw new Error('--ws-forwarded-cert needs at least one --trusted-proxy CIDR (the ingress addresses): anyone else could assert any identity');
   }
+  // Counts even without a limit, for the distinct-addresses gauge.
+  const addressLimiter = new AddressLimiter(opts.maxConnectionsPerAddress);
+  metrics.clientAddressCount = () => addressLimiter.addresses;
+  /** Counts a connection against its client address until it closes; false when over the limit (the refusal counted and logged): the caller closes it. */
+  const admitAddress = (listener: 'mqtts' | 'wss', address: string | undefined, connection: Closable): boolean => {
+    if (addressLimiter.admit(address, connection)) return true;
+    metrics.addressLimitRefusals.inc({ listener });
+    logger.debug({ client: canonicalAddress(address), listener, limit: addressLimiter.maxPerAddress }, 'per-address connection limit reached: connection closed');
+    return false;
+  };
 
   const cluster: RedisCluster | undefined = opts.cluster === undefined ? undefined : redisCluster(opts.cluster, {
     onLink: (up) => {
@@ -318,6 +335,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       trusted: trustedProxies,
       headerTimeoutMs: connectTimeoutMs,
       onAccepted: (socket, client) => {
+        if (!admitAddress('mqtts', client.address, socket)) {
+          socket.destroy();
+          return;
+        }
         const tuple = tupleOf(socket);
         proxied.set(tuple, client.address);
         socket.once('close', () => proxied.delete(tuple));
@@ -332,6 +353,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // Node's TLS server counts only the connections it accepts itself.
     proxyListener.maxConnections = server.maxConnections;
     listener = proxyListener;
+  } else if (opts.maxConnectionsPerAddress !== undefined) {
+    // A plain TCP gate, so a connection over the limit costs no TLS handshake.
+    const gate = createTcpServer({ noDelay: true }, (socket) => {
+      if (admitAddress('mqtts', socket.remoteAddress, socket)) server.emit('connection', socket);
+      else socket.destroy();
+    });
+    gate.maxConnections = server.maxConnections;
+    listener = gate;
+  } else {
+    server.on('connection', (socket: Socket) => addressLimiter.admit(socket.remoteAddress, socket));
   }
   listener.listen(opts.port ?? 8883, opts.host ?? '127.0.0.1');
   await once(listener, 'listening');
@@ -352,6 +383,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       ...(forwarded && forwardingProxies && forwardedVerifier
         ? { admit: forwardedCertAdmission({ format: forwarded.format, trusted: forwardingProxies, verifier: forwardedVerifier, trustDomain, now }) }
         : {}),
+      admitAddress: (req, socket) => admitAddress('wss', forwardingProxies ? forwardedClientAddress(req, forwardingProxies) : socket.remoteAddress, socket),
       onStream: (socket, stream, fwd) => serveStream(socket, stream, () => (fwd ? fwd.clientAddress : socket.remoteAddress), fwd?.peer),
       onRefused: (reason, socket, detail) => {
         metrics.webSocketRefusals.inc({ reason });

@@ -22,6 +22,25 @@ export class BrokerMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly addressLimitRefusals = new Counter({
+    name: 'tlsfleet_broker_address_limit_refusals_total',
+    help: 'Connections closed because their client address already had --max-connections-per-address open, by listener: mqtts (before TLS), wss (HTTP 429 before the upgrade).',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+  /**
+   * How many addresses, never which: a label per address would make one series per device
+   * (or per address an attacker sprays from an IPv6 /64) and grow Prometheus without bound.
+   * The limiter's debug log names the refused address instead.
+   */
+  readonly clientAddresses: Gauge = new Gauge({
+    name: 'tlsfleet_broker_client_addresses',
+    help: 'Distinct client addresses (PROXY header, trusted X-Forwarded-For, else TCP peer) with at least one open connection.',
+    registers: [this.registry],
+    collect: (): void => this.clientAddresses.set(this.clientAddressCount()),
+  });
+  /** Read at scrape time; the broker points it at its address limiter. */
+  clientAddressCount: () => number = () => 0;
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
     help: 'CONNECTs refused, by reason: issuer_not_trusted (its issuing CA is not in the current trust bundle, e.g. a retired intermediate), revoked, expired, client_id_mismatch, empty_client_id, will_denied.',

@@ -37,7 +37,7 @@ export function forwardedCertAdmission(opts: ForwardedCertAdmissionOptions): (re
     // The header is not even read from anyone else: it would be a claim of any identity.
     if (!opts.trusted.has(proxy)) return refuse(403, 'untrusted_proxy', `${proxy} is not a --trusted-proxy`, proxy);
     const headers = req.headersDistinct;
-    const clientAddress = forwardedFor(headers) ?? proxy;
+    const clientAddress = forwardedClientAddress(req, opts.trusted);
     let der: Buffer;
     try {
       der = forwardedCertificateDer(opts.format, headers);
@@ -59,4 +59,14 @@ export function forwardedCertAdmission(opts: ForwardedCertAdmissionOptions): (re
     if (typeof peer === 'string') return refuse(401, 'bad_profile', `certificate ${cert.serialNumber}: ${peer}`, clientAddress);
     return { ok: true, peer, clientAddress };
   };
+}
+
+/**
+ * The client's address for logs and limits: from a trusted proxy, the rightmost
+ * X-Forwarded-For entry (the one that proxy appended; entries left of it are the client's
+ * own claims), else the TCP peer's.
+ */
+export function forwardedClientAddress(req: IncomingMessage, trusted: TrustedProxies): string | undefined {
+  const peer = req.socket.remoteAddress;
+  return trusted.has(peer) ? (forwardedFor(req.headersDistinct) ?? peer) : peer;
 }

@@ -24,6 +24,11 @@ export interface WebSocketListenerOptions {
    */
   admit?: (req: IncomingMessage) => Admission;
   /**
+   * The per-address connection limit, asked first on each upgrade request: true counts the
+   * TLS socket until it closes; false answers 429 and closes it. Default: no limit.
+   */
+  admitAddress?: (req: IncomingMessage, tlsSocket: TLSSocket) => boolean;
+  /**
    * One upgraded connection: the TLS socket, the binary MQTT byte stream over it and, in
    * forwarded mode, the admitted identity and client address.
    */
@@ -62,6 +67,11 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tlsSocket = req.socket as TLSSocket;
+    if (opts.admitAddress && !opts.admitAddress(req, tlsSocket)) {
+      // Destroyed once written: a refused client must not keep a half-open socket for free.
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+      return;
+    }
     const admission = opts.admit?.(req);
     if (admission && !admission.ok) {
       opts.onRefused(admission.reason, tlsSocket, { clientAddress: admission.clientAddress, why: admission.detail });

@@ -14,6 +14,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'crl-interval': { type: 'string' },
     'max-packet-size': { type: 'string' },
     'max-connections': { type: 'string' },
+    'max-connections-per-address': { type: 'string' },
     'max-queued-messages': { type: 'string' },
     'connect-timeout': { type: 'string' },
     'ws-port': { type: 'string' },
@@ -70,6 +71,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
       maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
       maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
+      // Off unless asked for: devices behind carrier-grade NAT share public addresses.
+      maxConnectionsPerAddress: f['max-connections-per-address'] === undefined ? undefined : positiveInt(f['max-connections-per-address'], '--max-connections-per-address', 1),
       maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
       connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
       proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
