@@ -68,20 +68,19 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tlsSocket = req.socket as TLSSocket;
     if (opts.admitAddress && !opts.admitAddress(req, tlsSocket)) {
-      // Destroyed once written: a refused client must not keep a half-open socket for free.
-      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
+      refuseUpgrade(socket, 429);
       return;
     }
     const admission = opts.admit?.(req);
     if (admission && !admission.ok) {
       opts.onRefused(admission.reason, tlsSocket, { clientAddress: admission.clientAddress, why: admission.detail });
-      socket.end(`HTTP/1.1 ${admission.status} ${STATUS_CODES[admission.status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      refuseUpgrade(socket, admission.status);
       return;
     }
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes('mqtt')) {
       opts.onRefused('bad_subprotocol', tlsSocket);
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseUpgrade(socket, 400);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -96,4 +95,13 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
   });
   server.on('close', () => wss.close());
   return server;
+}
+
+/**
+ * Answers a refused upgrade and destroys the socket once the answer is written: after a
+ * bare end() a client that never sends its own FIN would keep a half-open socket (and its
+ * file descriptor) for free, as many as it likes.
+ */
+export function refuseUpgrade(socket: Duplex, status: 400 | 401 | 403 | 429): void {
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
 }
