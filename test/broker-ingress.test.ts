@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +12,8 @@ import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEn
 import { httpGet, inbox, metric, metricUntil, outputMatches, readyzStatuses, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
+import { readmeRecipe } from './harness/readme.js';
+import { tempDir } from './harness/temp-dir.js';
 
 /** A PROXY v2 header (haproxy proxy-protocol.txt §2.2): PROXY command, TCP over IPv4. */
 function proxyV2(src: string, sport: number, dst: string, dport: number): Buffer {
@@ -360,5 +365,21 @@ describe('broker behind a PROXY protocol load balancer', () => {
         expect(await metric(health, REFUSALS, { listener: 'mqtts' })).toBe(1);
       });
     });
+  });
+});
+
+describe('the README\'s HAProxy configuration', () => {
+  it('is a configuration Debian\'s HAProxy accepts (haproxy -c)', () => {
+    const dir = tempDir('tlsfleet-haproxy-cfg-');
+    try {
+      const cfg = join(dir.path, 'haproxy.cfg');
+      writeFileSync(cfg, readmeRecipe('haproxy-cfg'));
+      const bin = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
+      const check = spawnSync(bin, ['-c', '-f', cfg], { encoding: 'utf8' });
+      expect(check.stdout + check.stderr).toMatch(/Configuration file is valid/);
+      expect(check.status).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
