@@ -10,6 +10,6 @@ export const USAGE = {
   device: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE | tlsfleet device run --state DIR --broker URL [--heartbeat 30s]',
   simulate:
     'tlsfleet simulate --devices N [--ramp 100] [--publish-interval 10s] [--qos 1] [--payload-bytes 100] [--duration 60s] [--cert-ttl 7d] [--scenario steady|reconnect-storm|renewal-storm|revocation] [--revoke-percent 10] [--restart-hook CMD] [--provisioning URL --broker URL (--data-dir DIR | --admin-token T --ca FILE)] [--identities DIR] [--workers N] [--report DIR] [--prefix sim]',
-  ca: 'tlsfleet ca request --data-dir DIR | tlsfleet ca sign --csr FILE --root-cert FILE --root-key FILE --out FILE [--lifetime 1825d] [--subject DN] [--replaces FILE] | tlsfleet ca install --data-dir DIR --cert FILE [--store postgres://...] | tlsfleet ca retire --data-dir DIR [--force] [--store postgres://...]',
+  ca: 'tlsfleet ca request --data-dir DIR | tlsfleet ca sign --csr FILE --root-cert FILE --root-key FILE --out FILE [--lifetime 1825d] [--subject DN] [--replaces FILE] | tlsfleet ca install --data-dir DIR --cert FILE [--store postgres://...] | tlsfleet ca retire --data-dir DIR [--force] [--store postgres://...] | tlsfleet ca new-root --out DIR [--trust-domain TD] [--lifetime 10y] | tlsfleet ca trust-root --data-dir DIR --cert FILE | tlsfleet ca untrust-root --data-dir DIR --cert FILE [--force] [--store postgres://...]',
   dev: 'tlsfleet dev [--data-dir .tlsfleet] [--port 8443] [--broker-port 8883] [--health-port 9883]',
 } as const;

@@ -29,6 +29,8 @@ export const DATA_FILES = {
   previousIntermediateKey: 'previous-intermediate-ca.key',
   /** The previous intermediate's CRL (DER), so relying parties can check its certificates. */
   previousCrl: 'previous-crl.der',
+  /** Root rotation: when `ca trust-root` added each root (SHA-256 fingerprint → ISO time), for `ca install`'s warning. */
+  trustedRoots: 'trusted-roots.json',
 } as const;
 
 export type DataFile = keyof typeof DATA_FILES;

@@ -9,6 +9,7 @@ describe('parseDurationSeconds', () => {
     ['24h', 86_400],
     ['7d', 604_800],
     ['2000ms', 2],
+    ['10y', 10 * 365 * 86_400],
   ])('reads %s as %i seconds', (text, seconds) => {
     expect(parseDurationSeconds(text)).toBe(seconds);
   });

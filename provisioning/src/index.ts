@@ -18,3 +18,4 @@ export { CrlPublisher, type CrlPublisherOptions } from './crl-publisher.js';
 export { CaRotationError, type CaRotationCode } from './ca/ca-rotation-error.js';
 export { signIntermediate, type SignIntermediateParams } from './ca/sign-intermediate.js';
 export { requestIntermediate, installIntermediate, retireIntermediate, type Installed, type Retired } from './ca/intermediate-rotation.js';
+export { newRoot, trustRoot, untrustRoot, devicesLackingRoot, type NewRootParams, type Untrusted, type RootNotOnDevices } from './ca/root-rotation.js';

@@ -7,6 +7,7 @@ import * as x509 from '@peculiar/x509';
 import { DEFAULT_TRUST_DOMAIN, derToPem, isValidTrustDomain, spiffeUri } from '@tlsfleet/common';
 import { buildCrl } from './authority/crl.js';
 import { serialHex, signingAlgorithm } from './ca/ca-keys.js';
+import { createRootCa } from './ca/create-root.js';
 import { DATA_FILES, DataDirError, type DataDirConfig } from './data-dir.js';
 
 export interface InitOptions {
@@ -50,23 +51,7 @@ export async function initDataDir(opts: InitOptions): Promise<DataDirConfig> {
   const notBefore = new Date(now - BACKDATE_MS);
   const crypto = webcrypto;
 
-  const rootKeys = await generate('P-384');
-  const root = await x509.X509CertificateGenerator.createSelfSigned(
-    {
-      serialNumber: serialHex(),
-      name: `CN=tlsfleet root CA, O=${trustDomain}`,
-      notBefore,
-      notAfter: new Date(now + ROOT_LIFETIME_MS),
-      keys: rootKeys,
-      signingAlgorithm: EC('P-384'),
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey, false, crypto),
-      ],
-    },
-    crypto,
-  );
+  const { certificate: root, keys: rootKeys } = await createRootCa({ trustDomain, now, lifetimeMs: ROOT_LIFETIME_MS });
 
   const intermediateKeys = await generate('P-256');
   const intermediate = await x509.X509CertificateGenerator.create(

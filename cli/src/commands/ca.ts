@@ -1,16 +1,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DataDir, installIntermediate, openStore, requestIntermediate, retireIntermediate, signIntermediate } from '@tlsfleet/provisioning';
+import { DataDir, devicesLackingRoot, installIntermediate, newRoot, openStore, requestIntermediate, retireIntermediate, signIntermediate, trustRoot, untrustRoot, type Store } from '@tlsfleet/provisioning';
+import { DEFAULT_TRUST_DOMAIN } from '@tlsfleet/common';
 import { duration, parseFlags, required } from '../args.js';
 import { openAuthority } from '../offline-authority.js';
 import { UsageError } from '../usage-error.js';
 import { checkStore } from './provisioning.js';
 
-const FIVE_YEARS_SECONDS = 5 * 365 * 86_400;
+const YEAR_SECONDS = 365 * 86_400;
+const FIVE_YEARS_SECONDS = 5 * YEAR_SECONDS;
+/** An X.509 date past 9999 needs GeneralizedTime tricks no one tests; 100 years is plenty for a root. */
+const MAX_ROOT_LIFETIME_SECONDS = 100 * YEAR_SECONDS;
 
-const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { request, sign, install, retire };
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { request, sign, install, retire, 'new-root': newRootCommand, 'trust-root': trustRootCommand, 'untrust-root': untrustRootCommand };
 
-/** `tlsfleet ca request|sign|install|retire`: intermediate rotation with the root key offline (docs/deployment.md). */
+/** `tlsfleet ca ...`: intermediate (request|sign|install|retire) and root (new-root|trust-root|untrust-root) rotation with root keys offline (docs/deployment.md). */
 export async function caCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
@@ -61,7 +65,17 @@ async function install(argv: string[]): Promise<number> {
   const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' }, store: { type: 'string' } });
   const dir = required(f['data-dir'], '--data-dir');
   const storeUrl = checkStore(f.store);
-  const installed = await installIntermediate(DataDir.open(dir), readInput(required(f.cert, '--cert'), '--cert'));
+  const dataDir = DataDir.open(dir);
+  const certPem = readInput(required(f.cert, '--cert'), '--cert');
+  const lacking = await withStore(dataDir, storeUrl, (store) => devicesLackingRoot(dataDir, store, certPem));
+  const installed = await installIntermediate(dataDir, certPem);
+  if (lacking && lacking.devices.length > 0) {
+    const since = lacking.trustedAt ? `since \`ca trust-root\` added it at ${lacking.trustedAt.toISOString()}` : 'since it was added (no record of when: not added with `ca trust-root`)';
+    process.stderr.write(
+      `WARNING: this intermediate is under another root. ${lacking.devices.length} device(s) have not renewed ${since}, so their trust bundle lacks it and they will fail to verify the servers: ${lacking.devices.slice(0, 10).join(', ')}${lacking.devices.length > 10 ? ', ...' : ''}\n` +
+        '  the runbook waits one device certificate lifetime after `ca trust-root` before this step (docs/deployment.md).\n',
+    );
+  }
   // Both CRLs now: the previous intermediate's for its certificates, the new one's for the broker.
   const { publishCrl, close } = await openAuthority(dir, storeUrl);
   try {
@@ -81,14 +95,53 @@ async function install(argv: string[]): Promise<number> {
 async function retire(argv: string[]): Promise<number> {
   const f = parseFlags(argv, { 'data-dir': { type: 'string' }, force: { type: 'boolean' }, store: { type: 'string' } });
   const dataDir = DataDir.open(required(f['data-dir'], '--data-dir'));
-  const store = await openStore(checkStore(f.store), dataDir.path('database'));
+  const retired = await withStore(dataDir, checkStore(f.store), (store) => retireIntermediate(dataDir, store, { force: f.force === true }));
+  process.stderr.write(`retired ${retired.subject}: removed from ca-bundle.pem, its key and CRL deleted.\n`);
+  if (retired.stillLive > 0) {
+    process.stderr.write(`  --force: ${retired.stillLive} certificate(s) it issued are still valid until ${retired.lastNotAfter?.toISOString()}; the broker closes their sessions and refuses them once it reloads ca-bundle.pem, and their devices can still renew over mTLS (revoke a device to stop that too).\n`);
+  }
+  return 0;
+}
+
+/** On the offline machine: a new root (init's profile) in an empty directory; needs no data dir. */
+async function newRootCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, { out: { type: 'string' }, 'trust-domain': { type: 'string' }, lifetime: { type: 'string' } });
+  const lifetimeSeconds = duration(f.lifetime, '--lifetime') ?? 10 * YEAR_SECONDS;
+  if (lifetimeSeconds > MAX_ROOT_LIFETIME_SECONDS) throw new UsageError('--lifetime: at most 100y');
+  const created = await newRoot({ outDir: resolve(required(f.out, '--out')), trustDomain: f['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, lifetimeSeconds });
+  process.stderr.write(`new root until ${created.notAfter.toISOString()}; its key (0600) stays here. Take ${created.certPath} to the serving side and run \`tlsfleet ca trust-root\`\n`);
+  process.stdout.write(`${created.certPath}\n`);
+  return 0;
+}
+
+/** On the serving data dir, first step of a root rotation: the new root joins ca-bundle.pem. */
+async function trustRootCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' } });
+  const trusted = await trustRoot(DataDir.open(required(f['data-dir'], '--data-dir')), readInput(required(f.cert, '--cert'), '--cert'));
+  process.stderr.write(
+    `trusted ${trusted.subject} (until ${trusted.notAfter.toISOString()}) in ca-bundle.pem.\n` +
+      '  next: SIGHUP the broker (or let it notice), restart provisioning; put ca-bundle.pem in factory images as the bootstrap CA; devices pick the root up at their next renewal.\n',
+  );
+  return 0;
+}
+
+/** On the serving data dir, last step of a root rotation: the old root leaves ca-bundle.pem. */
+async function untrustRootCommand(argv: string[]): Promise<number> {
+  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' }, force: { type: 'boolean' }, store: { type: 'string' } });
+  const dataDir = DataDir.open(required(f['data-dir'], '--data-dir'));
+  const certPem = readInput(required(f.cert, '--cert'), '--cert');
+  const removed = await withStore(dataDir, checkStore(f.store), (store) => untrustRoot(dataDir, store, certPem, { force: f.force === true }));
+  process.stderr.write(`removed ${removed.subject} from ca-bundle.pem; next: SIGHUP the broker (or let it notice) and restart provisioning.\n`);
+  if (removed.stillLive > 0) {
+    process.stderr.write(`  --force: ${removed.stillLive} certificate(s) that may chain to it are still valid until ${removed.lastNotAfter?.toISOString()}; they fail the TLS handshake once the broker reloads ca-bundle.pem.\n`);
+  }
+  return 0;
+}
+
+async function withStore<T>(dataDir: DataDir, storeUrl: string | undefined, use: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(storeUrl, dataDir.path('database'));
   try {
-    const retired = await retireIntermediate(dataDir, store, { force: f.force === true });
-    process.stderr.write(`retired ${retired.subject}: removed from ca-bundle.pem, its key and CRL deleted.\n`);
-    if (retired.stillLive > 0) {
-      process.stderr.write(`  --force: ${retired.stillLive} certificate(s) it issued are still valid until ${retired.lastNotAfter?.toISOString()}; the broker closes their sessions and refuses them once it reloads ca-bundle.pem, and their devices can still renew over mTLS (revoke a device to stop that too).\n`);
-    }
-    return 0;
+    return await use(store);
   } finally {
     await store.close();
   }

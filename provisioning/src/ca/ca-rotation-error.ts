@@ -12,7 +12,14 @@ export type CaRotationCode =
   | 'not_valid_now'
   | 'outlives_root'
   | 'name_constraints_differ'
-  | 'too_early';
+  | 'too_early'
+  | 'not_empty'
+  | 'trust_domain_differs'
+  | 'already_trusted'
+  | 'not_trusted'
+  | 'root_in_use'
+  | 'last_root'
+  | 'live_certificates';
 
 export class CaRotationError extends Error {
   readonly code: CaRotationCode;

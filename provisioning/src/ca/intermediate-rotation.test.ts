@@ -9,26 +9,11 @@ import { DataDir } from '../data-dir.js';
 import { initDataDir } from '../init.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
 import { makeTestCsr } from '../authority/csr.fixture.js';
-import { CaRotationError } from './ca-rotation-error.js';
+import { codeOf, snapshot } from './ca-rotation.fixture.js';
 import { installIntermediate, requestIntermediate, retireIntermediate } from './intermediate-rotation.js';
 import { signIntermediate } from './sign-intermediate.js';
 
 const DAY_S = 86_400;
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof CaRotationError) return err.code;
-    throw err;
-  }
-}
-
-/** Every file of the data dir with its content, to prove a refusal changed nothing. */
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).filter((f) => !f.startsWith('tlsfleet.db')).map((f) => [f, readFileSync(join(dir, f), 'hex')]));
-}
 
 describe('intermediate rotation', () => {
   let tmp: string;

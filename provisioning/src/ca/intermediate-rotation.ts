@@ -5,15 +5,14 @@ import * as x509 from '@peculiar/x509';
 import { derToPem, pemCertificates } from '@tlsfleet/common';
 import { loadCaSigner } from '../authority/load-ca-signer.js';
 import { syncDirectory, writeAtomically } from '../atomic-write.js';
-import type { DataDir, DataFile } from '../data-dir.js';
+import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
 import { CaRotationError } from './ca-rotation-error.js';
 import { onlyCertificate, webSigningKey } from './ca-keys.js';
+import { isSelfSigned, issuedBy, lastToExpire, leafOf, liveCertificates, REISSUED } from './live-certificates.js';
 import { reissueUnder } from './reissue-certificate.js';
 import { OID_NAME_CONSTRAINTS } from './sign-intermediate.js';
 
-/** Server and admin certificates that move to the new intermediate with it (key files unchanged). */
-const REISSUED: readonly DataFile[] = ['provisioningCert', 'brokerCert', 'adminCert'];
 
 /**
  * Step 1, on the serving data dir: a new P-256 key (0600) and a CSR for the offline root to
@@ -75,7 +74,8 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   }
   const bundle = dataDir.read('caBundle');
   const roots = pemCertificates(bundle).map((der) => new X509Certificate(der)).filter(isSelfSigned);
-  if (!roots.some((root) => node.checkIssued(root) && node.verify(root.publicKey))) {
+  const root = roots.find((r) => issuedBy(node, r));
+  if (!root) {
     throw new CaRotationError('not_signed_by_root', 'the certificate is not signed by a root in ca-bundle.pem');
   }
   if (now < certificate.notBefore.getTime() || now >= certificate.notAfter.getTime()) {
@@ -98,6 +98,10 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   await writeAtomically(dataDir.path('caBundle'), rootsPem + pem(certificate) + pem(current), 0o644);
   await writeAtomically(dataDir.path('intermediateKey'), pendingKeyPem, 0o600);
   await writeAtomically(dataDir.path('intermediateCert'), pem(certificate), 0o644);
+  // root-ca.pem always names the root of the current intermediate (docs/deployment.md).
+  if (!dataDir.has('rootCert') || new X509Certificate(dataDir.read('rootCert')).fingerprint256 !== root.fingerprint256) {
+    await writeAtomically(dataDir.path('rootCert'), root.toString().trim() + '\n', 0o644);
+  }
   for (const [file, chain] of reissued) await writeAtomically(dataDir.path(file), chain, 0o644);
   await rm(dataDir.path('nextIntermediateKey'));
   await rm(dataDir.path('nextIntermediateCsr'), { force: true });
@@ -122,8 +126,8 @@ export async function retireIntermediate(dataDir: DataDir, store: Store, opts: {
   if (!dataDir.has('previousIntermediateCert')) throw new CaRotationError('no_previous', 'no previous intermediate to retire in this data dir');
   const now = opts.now?.() ?? Date.now();
   const previous = new X509Certificate(dataDir.read('previousIntermediateCert'));
-  const live = await liveCertificatesOf(previous, dataDir, store, now);
-  const last = live.reduce<{ notAfter: number; subject: string } | undefined>((a, c) => (a && a.notAfter >= c.notAfter ? a : c), undefined);
+  const live = (await liveCertificates(dataDir, store, now)).filter((c) => c.certificate.checkIssued(previous));
+  const last = lastToExpire(live);
   if (last && !opts.force) {
     throw new CaRotationError(
       'too_early',
@@ -136,31 +140,6 @@ export async function retireIntermediate(dataDir: DataDir, store: Store, opts: {
   for (const file of ['previousIntermediateKey', 'previousCrl', 'previousIntermediateCert'] as const) await rm(dataDir.path(file), { force: true });
   await syncDirectory(dataDir.dir);
   return { subject: previous.subject.replace(/\n/g, ', '), lastNotAfter: last && new Date(last.notAfter), stillLive: live.length };
-}
-
-/** Unrevoked, unexpired certificates `issuer` signed: the store's and the data dir's own. */
-async function liveCertificatesOf(issuer: X509Certificate, dataDir: DataDir, store: Store, now: number): Promise<{ notAfter: number; subject: string }[]> {
-  const out: { notAfter: number; subject: string }[] = [];
-  for (const device of await store.listDevices()) {
-    for (const c of await store.listCertificates(device.id)) {
-      if (c.revokedAt === undefined && c.notAfter > now && new X509Certificate(c.pem).checkIssued(issuer)) out.push({ notAfter: c.notAfter, subject: c.subject });
-    }
-  }
-  for (const file of REISSUED) {
-    const leaf = new X509Certificate(Buffer.from(leafOf(dataDir, file).rawData));
-    if (Date.parse(leaf.validTo) > now && leaf.checkIssued(issuer)) out.push({ notAfter: Date.parse(leaf.validTo), subject: dataDir.path(file) });
-  }
-  return out;
-}
-
-function leafOf(dataDir: DataDir, file: DataFile): x509.X509Certificate {
-  const der = pemCertificates(dataDir.read(file))[0];
-  if (!der) throw new CaRotationError('invalid_certificate', `${dataDir.path(file)} holds no certificate`);
-  return new x509.X509Certificate(der);
-}
-
-function isSelfSigned(c: X509Certificate): boolean {
-  return c.ca && c.checkIssued(c) && c.verify(c.publicKey);
 }
 
 function sameExtension(a: x509.X509Certificate, b: x509.X509Certificate, oid: string): boolean {
