@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
@@ -52,7 +52,11 @@ async function restartProvisioning(env: FleetEnv, running: Service): Promise<Ser
  * is), `ca install`, SIGHUP the broker, restart provisioning. The new intermediate's PEM
  * and the provisioning process now serving.
  */
-async function rotateIntermediate(env: FleetEnv, root: { cert: string; key: string; outDir: string }): Promise<{ newIntermediate: string; provisioning: Service }> {
+async function rotateIntermediate(
+  env: FleetEnv,
+  root: { cert: string; key: string; outDir: string },
+  running: Service = env.service,
+): Promise<{ newIntermediate: string; provisioning: Service; installed: CliResult }> {
   // Step 1 (serving side): new key + CSR.
   const csrPath = ok(await cli('ca', 'request', '--data-dir', env.dataDir), 'ca request').stdout.trim();
   // Step 2 (offline): the root signs it; the data dir is not involved.
@@ -62,9 +66,9 @@ async function rotateIntermediate(env: FleetEnv, root: { cert: string; key: stri
     'ca sign',
   );
   // Step 3 (serving side): install, then the broker reloads (SIGHUP) and provisioning restarts.
-  ok(await cli('ca', 'install', '--data-dir', env.dataDir, '--cert', signedPath), 'ca install');
+  const installed = ok(await cli('ca', 'install', '--data-dir', env.dataDir, '--cert', signedPath), 'ca install');
   await sighupBroker(env.broker);
-  return { newIntermediate: readFileSync(signedPath, 'utf8'), provisioning: await restartProvisioning(env, env.service) };
+  return { newIntermediate: readFileSync(signedPath, 'utf8'), provisioning: await restartProvisioning(env, running), installed };
 }
 
 /**
@@ -311,5 +315,146 @@ describe('forced retire of the previous intermediate', () => {
     expect(nClosed).toBe(false);
     expect(clientN.connected).toBe(true);
     await clientN.publishAsync('devices/sensor-n/telemetry', 'still here', { qos: 1 });
+  }, 90_000);
+});
+
+/** The self-signed certificates of a PEM bundle, by SHA-256 fingerprint. */
+function rootsOf(bundle: string): string[] {
+  return pemCertificates(bundle)
+    .map((der) => new X509Certificate(der))
+    .filter((c) => c.ca && c.checkIssued(c))
+    .map((c) => c.fingerprint256);
+}
+
+/**
+ * The root rotation runbook of docs/deployment.md ("Root rotation"), step by step, with real
+ * processes: the CLI (new-root on an "offline" dir), provisioning, the broker, mqtt.js devices
+ * holding the trust bundle their last renewal answered, and openssl.
+ */
+describe('root rotation runbook', () => {
+  let env: FleetEnv;
+  let oldOffline: string;
+  const clients: MqttClient[] = [];
+  let provisioning: Service;
+
+  beforeAll(async () => {
+    env = await startFleetEnv();
+    provisioning = env.service;
+    // The old root's key lives offline, as after any init.
+    oldOffline = join(env.dir, 'offline-old');
+    mkdirSync(oldOffline, { mode: 0o700 });
+    renameSync(join(env.dataDir, 'root-ca.key'), join(oldOffline, 'root-ca.key'));
+    writeFileSync(join(oldOffline, 'root-ca.pem'), readFileSync(join(env.dataDir, 'root-ca.pem')));
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    if (provisioning !== env?.service) await provisioning?.stop();
+    await env?.stop();
+  });
+
+  /** mqtt.js with the given trust bundle, as a device holding it would connect. */
+  const attempt = async (id: string, cert: string, key: string, ca: string) => {
+    const a = await tryConnect(env.brokerUrl, { clientId: id, cert, key, ca });
+    clients.push(a.client);
+    return a;
+  };
+  const renew = async (cert: string, key: string, ca: string) => {
+    const next = newKey();
+    const res = await postJson(`${provisioning.url}/v1/renew`, { csr: await makeCsr(next) }, { ca, cert, key });
+    expect(res.status).toBe(201);
+    const body = res.json() as { certificate: string; chain: string; caBundle: string };
+    return { ...body, key: next.privatePem };
+  };
+  const bundleFile = () => join(env.dataDir, 'ca-bundle.pem');
+  const cliCode = (r: CliResult) => `${r.code} ${r.stderr}`;
+
+  it('moves the fleet to a new root: devices learn it at renewal, new devices chain to it, the old root goes and its certificates fail the handshake', async () => {
+    const oldRootFile = join(oldOffline, 'root-ca.pem');
+    const oldRoot = readFileSync(oldRootFile, 'utf8');
+    // A device's trust bundle is the one its enrollment answered: the old root only.
+    const bundleA1 = env.ca;
+    const a = await enrollAt(env, 'sensor-a');
+    // O enrolls now and never renews: `ca install` must name it.
+    await enrollAt(env, 'sensor-o');
+    const clientA = await env.connect(a);
+    clients.push(clientA);
+    let aClosed = false;
+    clientA.on('close', () => (aClosed = true));
+
+    // Step 1 (offline): a new root in an empty directory; a second run refuses.
+    const newOffline = join(env.dir, 'offline-new');
+    const newRootFile = ok(await cli('ca', 'new-root', '--out', newOffline, '--lifetime', '2y'), 'ca new-root').stdout.trim();
+    expect(newRootFile).toBe(join(newOffline, 'root-ca.pem'));
+    expect(statSync(join(newOffline, 'root-ca.key')).mode & 0o777).toBe(0o600);
+    expect((await openssl(['x509', '-in', newRootFile, '-noout', '-subject'])).stdout).toContain('CN = tlsfleet root CA, O = tlsfleet.local');
+    expect(cliCode(await cli('ca', 'new-root', '--out', newOffline))).toMatch(/^1 .*not_empty/s);
+
+    // Step 2 (serving side): trust it ahead of any intermediate under it; refusals change nothing.
+    expect(cliCode(await cli('ca', 'trust-root', '--data-dir', env.dataDir, '--cert', join(env.dataDir, 'intermediate-ca.pem')))).toMatch(/^1 .*invalid_root/s);
+    ok(await cli('ca', 'trust-root', '--data-dir', env.dataDir, '--cert', newRootFile), 'ca trust-root');
+    const bothRoots = readFileSync(bundleFile(), 'utf8');
+    expect(cliCode(await cli('ca', 'trust-root', '--data-dir', env.dataDir, '--cert', newRootFile))).toMatch(/^1 .*already_trusted/s);
+    expect(readFileSync(bundleFile(), 'utf8')).toBe(bothRoots);
+    await sighupBroker(env.broker);
+    provisioning = await restartProvisioning(env, provisioning);
+    // Factory images get this bundle as their bootstrap CA from now on.
+    env.ca = bothRoots;
+
+    // A renews (verifying provisioning with the bundle it holds) and gets both roots; its session stayed up.
+    const a2 = await renew(a.chain, a.key, bundleA1);
+    const newRootFp = new X509Certificate(readFileSync(newRootFile)).fingerprint256;
+    const oldRootFp = new X509Certificate(oldRoot).fingerprint256;
+    expect(rootsOf(a2.caBundle).sort()).toEqual([newRootFp, oldRootFp].sort());
+    expect(aClosed).toBe(false);
+
+    // Step 3: an intermediate under the new root (ca request / sign / install). O has not renewed since trust-root.
+    let newIntermediate: string;
+    let installed: CliResult;
+    ({ newIntermediate, provisioning, installed } = await rotateIntermediate(env, { cert: newRootFile, key: join(newOffline, 'root-ca.key'), outDir: newOffline }, provisioning));
+    expect(installed.stderr).toMatch(/WARNING: .* 1 device\(s\) have not renewed .*: sensor-o\n/);
+    expect(readFileSync(join(env.dataDir, 'root-ca.pem'), 'utf8').trim()).toBe(readFileSync(newRootFile, 'utf8').trim());
+    expect(aClosed).toBe(false);
+
+    // New device B enrolls with the two-root bootstrap CA; its chain ends at the new root alone.
+    const b = await enrollAt(env, 'sensor-b');
+    expect((await openssl(['verify', '-CAfile', newRootFile, '-untrusted', b.chainFile, b.chainFile])).stdout).toContain(': OK');
+    expect((await openssl(['verify', '-CAfile', oldRootFile, '-untrusted', b.chainFile, b.chainFile])).code).not.toBe(0);
+    expect((await attempt(b.id, b.chain, b.key, bothRoots)).outcome).toBe('connected');
+
+    // The broker's certificate is under the new root now: A's first bundle cannot verify it, its renewed one can.
+    expect((await attempt(a.id, a2.chain, a2.key, bundleA1)).outcome).not.toBe('connected');
+    expect((await attempt(a.id, a2.chain, a2.key, a2.caBundle)).outcome).toBe('connected');
+
+    // A renews again, now under the new intermediate.
+    const a3 = await renew(a2.chain, a2.key, a2.caBundle);
+    expect(new X509Certificate(a3.certificate).issuer).toBe(subjectOf(newIntermediate));
+
+    // Step 4: retire the old intermediate (--force: A's and O's first certificates last an hour).
+    ok(await cli('ca', 'retire', '--data-dir', env.dataDir, '--force'), 'ca retire --force');
+    await sighupBroker(env.broker);
+
+    // Step 5: untrust the old root. Refused for the new root (it signs the current intermediate)
+    // and, without --force, while old-root certificates live; both refusals change nothing.
+    const beforeUntrust = readFileSync(bundleFile(), 'utf8');
+    expect(cliCode(await cli('ca', 'untrust-root', '--data-dir', env.dataDir, '--cert', newRootFile))).toMatch(/^1 .*root_in_use/s);
+    expect(cliCode(await cli('ca', 'untrust-root', '--data-dir', env.dataDir, '--cert', oldRootFile))).toMatch(/^1 .*until \d{4}-.*live_certificates/s);
+    expect(readFileSync(bundleFile(), 'utf8')).toBe(beforeUntrust);
+    ok(await cli('ca', 'untrust-root', '--data-dir', env.dataDir, '--cert', oldRootFile, '--force'), 'ca untrust-root --force');
+    expect(rootsOf(readFileSync(bundleFile(), 'utf8'))).toEqual([newRootFp]);
+    const handshakesBefore = await metric(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'unknown_ca' });
+    await sighupBroker(env.broker);
+    provisioning = await restartProvisioning(env, provisioning);
+    expect(rootsOf((await request(`${provisioning.url}/v1/ca`, { ca: a3.caBundle })).text())).toEqual([newRootFp]);
+
+    // A certificate that chains only to the old root fails the TLS handshake itself (no CONNACK).
+    const oldRootOnly = await attempt(a.id, a2.chain, a2.key, a3.caBundle);
+    expect(oldRootOnly.outcome).not.toBe('connected');
+    expect(oldRootOnly.code).not.toBe(5);
+    await metricUntil(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'unknown_ca' }, (v) => v > handshakesBefore);
+    expect((await openssl(['verify', '-CAfile', bundleFile(), a.chainFile])).code).not.toBe(0);
+
+    // B and the renewed A still connect.
+    expect((await attempt(b.id, b.chain, b.key, a3.caBundle)).outcome).toBe('connected');
+    expect((await attempt(a.id, a3.chain, a3.key, a3.caBundle)).outcome).toBe('connected');
   }, 90_000);
 });
