@@ -178,6 +178,10 @@ describe('service operations', () => {
       ['ca without a subcommand', () => ['ca'], /request, sign, install, retire/],
       ['ca sign without --out', (d) => ['ca', 'sign', '--csr', join(d, 'none.csr')], /--out is required/],
       ['ca install with a missing certificate file', (d) => ['ca', 'install', '--data-dir', d, '--cert', join(d, 'none.pem')], /--cert .*no such file/],
+      ['ca new-root without --out', () => ['ca', 'new-root'], /--out is required/],
+      ['ca new-root with --lifetime 200y', () => ['ca', 'new-root', '--lifetime', '200y'], /--lifetime: at most 100y/],
+      ['ca trust-root with a missing certificate file', (d) => ['ca', 'trust-root', '--data-dir', d, '--cert', join(d, 'none.pem')], /--cert .*no such file/],
+      ['ca untrust-root without --cert', (d) => ['ca', 'untrust-root', '--data-dir', d], /--cert is required/],
     ])('exits 2 with a usage message for %s, printing no token', async (_what, args, message) => {
       const r = await runCli(args(dir));
       expect(r.code, r.stderr).toBe(2);
