@@ -81,6 +81,7 @@ describe('root rotation', () => {
     expect(await codeOf(newRoot({ outDir: join(tmp, 'new'), trustDomain: 'fleet.test', lifetimeSeconds: DAY_S }))).toBe('not_empty');
     expect(snapshot(join(tmp, 'new'))).toEqual(before);
     expect(await codeOf(newRoot({ outDir: join(tmp, 'bad'), trustDomain: 'Not A Domain/', lifetimeSeconds: DAY_S }))).toBe('invalid_root');
+    expect(await codeOf(newRoot({ outDir: root.cert, trustDomain: 'fleet.test', lifetimeSeconds: DAY_S }))).toBe('not_empty'); // a file, not a directory
   });
 
   it('refuses to trust garbage, a non-root, an expired root, another trust domain\'s root, or a root already there, changing nothing', async () => {
@@ -175,6 +176,9 @@ describe('root rotation', () => {
     expect(lacking?.trustedAt?.getTime()).toBe(now - 60_000);
     // Under the current root there is nothing for devices to learn.
     expect(await devicesLackingRoot(dataDir, store, await sign(oldRoot), { now: () => now })).toBeUndefined();
+    // A damaged record is refused by name, not read as "no record".
+    writeFileSync(dataDir.path('trustedRoots'), '[1, 2');
+    expect(await codeOf(devicesLackingRoot(dataDir, store, await sign(root), { now: () => now }))).toBe('invalid_certificate');
     // A root added by hand has no record: every device counts.
     writeFileSync(dataDir.path('trustedRoots'), '{}\n');
     expect((await devicesLackingRoot(dataDir, store, await sign(root), { now: () => now }))?.devices).toEqual(['after', 'before-1', 'before-2']);

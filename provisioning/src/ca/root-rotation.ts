@@ -12,7 +12,7 @@ import { onlyCertificate } from './ca-keys.js';
 import { createRootCa } from './create-root.js';
 import { isSelfSigned, issuedBy, lastToExpire, liveCertificates } from './live-certificates.js';
 
-export const ROOT_FILES = { cert: 'root-ca.pem', key: 'root-ca.key' } as const;
+const ROOT_FILES = { cert: 'root-ca.pem', key: 'root-ca.key' } as const;
 
 export interface NewRootParams {
   /** A new or empty directory on the offline machine; created 0700. */
@@ -26,8 +26,14 @@ export interface NewRootParams {
 /** `ca new-root`, offline: a root with init's profile → root-ca.pem (0644) and root-ca.key (0600). */
 export async function newRoot(p: NewRootParams): Promise<{ certPath: string; keyPath: string; notAfter: Date }> {
   if (!isValidTrustDomain(p.trustDomain)) throw new CaRotationError('invalid_root', `--trust-domain ${JSON.stringify(p.trustDomain)} is not a lower-case DNS name`);
-  mkdirSync(p.outDir, { recursive: true, mode: 0o700 });
-  if (readdirSync(p.outDir).length > 0) throw new CaRotationError('not_empty', `${p.outDir} is not empty; refusing to overwrite a root`);
+  let entries: string[];
+  try {
+    mkdirSync(p.outDir, { recursive: true, mode: 0o700 });
+    entries = readdirSync(p.outDir);
+  } catch (err) {
+    throw new CaRotationError('not_empty', `${p.outDir} is not a directory this can write a root into: ${(err as Error).message}`);
+  }
+  if (entries.length > 0) throw new CaRotationError('not_empty', `${p.outDir} is not empty; refusing to overwrite a root`);
   const { certificate, keys } = await createRootCa({ trustDomain: p.trustDomain, now: p.now?.() ?? Date.now(), lifetimeMs: p.lifetimeSeconds * 1000 });
   const certPath = join(p.outDir, ROOT_FILES.cert);
   const keyPath = join(p.outDir, ROOT_FILES.key);
@@ -160,8 +166,15 @@ function readBundle(dataDir: DataDir): X509Certificate[] {
 
 function trustTimes(dataDir: DataDir): Record<string, string> {
   if (!dataDir.has('trustedRoots')) return {};
-  const parsed: unknown = JSON.parse(dataDir.read('trustedRoots'));
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CaRotationError('invalid_certificate', `${dataDir.path('trustedRoots')} is not a JSON object`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(dataDir.read('trustedRoots'));
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new CaRotationError('invalid_certificate', `${dataDir.path('trustedRoots')} is not a JSON object of fingerprint → time; fix or delete it`);
+  }
   return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
