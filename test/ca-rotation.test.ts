@@ -71,6 +71,15 @@ async function rotateIntermediate(
   return { newIntermediate: readFileSync(signedPath, 'utf8'), provisioning: await restartProvisioning(env, running), installed };
 }
 
+/** Moves the root key out of the data dir into env.dir/`name` (0700) with a copy of its certificate; returns that dir. */
+function moveRootOffline(env: FleetEnv, name: string): string {
+  const dir = join(env.dir, name);
+  mkdirSync(dir, { mode: 0o700 });
+  renameSync(join(env.dataDir, 'root-ca.key'), join(dir, 'root-ca.key'));
+  writeFileSync(join(dir, 'root-ca.pem'), readFileSync(join(env.dataDir, 'root-ca.pem')));
+  return dir;
+}
+
 /**
  * The runbook of docs/deployment.md ("Trust bundle and intermediate rotation"), step by step,
  * with real processes: the CLI, provisioning, the broker, mqtt.js devices and openssl.
@@ -85,10 +94,7 @@ describe('intermediate rotation runbook', () => {
   beforeAll(async () => {
     env = await startFleetEnv();
     // Step 0: the root key lives offline; the serving side never sees it again.
-    offline = join(env.dir, 'offline');
-    mkdirSync(offline, { mode: 0o700 });
-    renameSync(join(env.dataDir, 'root-ca.key'), join(offline, 'root-ca.key'));
-    writeFileSync(join(offline, 'root-ca.pem'), readFileSync(join(env.dataDir, 'root-ca.pem')));
+    offline = moveRootOffline(env, 'offline');
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
@@ -341,10 +347,7 @@ describe('root rotation runbook', () => {
     env = await startFleetEnv();
     provisioning = env.service;
     // The old root's key lives offline, as after any init.
-    oldOffline = join(env.dir, 'offline-old');
-    mkdirSync(oldOffline, { mode: 0o700 });
-    renameSync(join(env.dataDir, 'root-ca.key'), join(oldOffline, 'root-ca.key'));
-    writeFileSync(join(oldOffline, 'root-ca.pem'), readFileSync(join(env.dataDir, 'root-ca.pem')));
+    oldOffline = moveRootOffline(env, 'offline-old');
   });
   afterAll(async () => {
     for (const c of clients) c.end(true);
