@@ -66,7 +66,8 @@ describe('rolling restart of clustered brokers behind HAProxy', () => {
     subscriber?.end(true);
     for (const d of devices) await d.close();
     await haproxy?.stop();
-    for (const i of instances.slice(1)) await i.service?.stop();
+    // Every broker process, the restarted ones included (stop() on an exited one just returns).
+    for (const p of processes) await p.stop();
     await env?.stop();
     await redis?.stop();
   });

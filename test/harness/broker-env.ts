@@ -43,7 +43,14 @@ export function wssUrlOf(broker: Service): string {
 
 export async function startFleetEnv(opts: { brokerArgs?: string[]; provisioningArgs?: string[] } = {}): Promise<FleetEnv> {
   const env = await startProvisioningEnv({ serviceArgs: opts.provisioningArgs });
-  const broker = await startBrokerProcess(env.dataDir, opts.brokerArgs);
+  let broker: Service;
+  try {
+    broker = await startBrokerProcess(env.dataDir, opts.brokerArgs);
+  } catch (err) {
+    // The caller never gets an env to stop: without this, provisioning outlives the test.
+    await env.stop();
+    throw err;
+  }
   const healthUrl = /health (http:\/\/\S+)/.exec(broker.output())?.[1] ?? '';
   const caFile = join(env.dataDir, 'ca-bundle.pem');
   return {
