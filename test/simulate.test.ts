@@ -18,7 +18,9 @@ async function simulate(scenario: string, extra: string[] = []): Promise<{ code:
 }
 
 function failed(s: FleetSummary): string {
-  return s.scenario.verdicts.filter((v) => !v.pass).map((v) => `${v.name}: ${v.measured} (limit ${v.limit})`).join('; ');
+  // The error counts and the last seconds of the timeline say what the fleet was doing.
+  const misses = s.scenario.verdicts.filter((v) => !v.pass).map((v) => `${v.name}: ${v.measured} (limit ${v.limit})`).join('; ');
+  return `${misses}; errors ${JSON.stringify(s.errors)}; timeline tail ${JSON.stringify(s.timeline.slice(-5))}`;
 }
 
 describe('tlsfleet simulate', () => {
