@@ -203,7 +203,15 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     if (scenario.midRun) await scenario.midRun(ctx);
     await sleep(publishFrom + config.durationMs - Date.now());
 
+    // A device renewing its certificate moves its session: one link closes, the next opens a
+    // handshake later. Let the end sample wait for those, bounded, so that "connected at the
+    // end" counts devices that dropped out, not a swap caught mid-way. Devices told to
+    // enroll again (revoked) are not expected back.
+    const expectedBack = () => config.devices - new Set(transitions.filter((t) => t.kind === 'reenrollment-required').map((t) => t.index)).size;
+    const settleBy = Date.now() + 3000;
+    while (connected() < expectedBack() && Date.now() < settleBy) await sleep(50);
     notes.connectedAtEnd = connected();
+    notes.transitionsAtEnd = transitions.length;
     notes.fewestConnectedAfterUp = Math.min(...timeline.filter((p) => p.t >= (events[0]?.t ?? 0)).map((p) => p.connected), connected());
     for (const w of workers) w.postMessage({ type: 'stop' });
     await Promise.all(finished);

@@ -13,7 +13,7 @@ export const renewalStorm: Scenario = {
       {
         name: 'devices connected at the end',
         limit: `${ctx.config.devices}`,
-        measured: `${ctx.notes.connectedAtEnd as number} (fewest in a 1 s sample after the fleet was up: ${ctx.notes.fewestConnectedAfterUp as number})${downAtEnd(ctx.transitions, ctx.config.devices)}`,
+        measured: `${ctx.notes.connectedAtEnd as number} (fewest in a 1 s sample after the fleet was up: ${ctx.notes.fewestConnectedAfterUp as number})${downAtEnd(ctx.transitions.slice(0, ctx.notes.transitionsAtEnd as number), ctx.config.devices)}`,
         pass: ctx.notes.connectedAtEnd === ctx.config.devices,
       },
     ];
