@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +45,22 @@ describe('SqliteStore', () => {
     const again = SqliteStore.open(file);
     expect((await again.findToken('h1'))?.subject).toBe('d1');
     await again.close();
+  });
+
+  it('migrates once when several processes open the same new file at the same moment', async () => {
+    // Separate processes: one process's connections never interleave a migration.
+    const built = new URL('../../dist/storage/sqlite-store.js', import.meta.url).href;
+    const script = `const { SqliteStore } = await import(${JSON.stringify(built)}); await SqliteStore.open(${JSON.stringify(file)}).close();`;
+    const runs = Array.from({ length: 6 }, () => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      return once(child, 'exit').then(([code]) => ({ code, stderr }));
+    });
+    for (const r of await Promise.all(runs)) expect(r, r.stderr).toEqual({ code: 0, stderr: '' });
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
+    db.close();
   });
 
   it('refuses a database written by a newer tlsfleet instead of guessing at its schema', () => {

@@ -154,14 +154,17 @@ export class SqliteStore implements Store {
 }
 
 function migrate(db: Database.Database): void {
-  const current = Number(db.pragma('user_version', { simple: true }));
-  if (current > SQLITE_MIGRATIONS.length) {
-    throw new Error(`database schema version ${current} is newer than this tlsfleet (${SQLITE_MIGRATIONS.length}); upgrade tlsfleet`);
-  }
-  for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
-    db.transaction(() => {
+  // The version is read under the same write lock that applies the migrations: another
+  // process opening the same fresh data dir (a CLI command beside the service) may be
+  // migrating it at this moment, and reading it outside made both run migration 1.
+  db.transaction(() => {
+    const current = Number(db.pragma('user_version', { simple: true }));
+    if (current > SQLITE_MIGRATIONS.length) {
+      throw new Error(`database schema version ${current} is newer than this tlsfleet (${SQLITE_MIGRATIONS.length}); upgrade tlsfleet`);
+    }
+    for (let v = current; v < SQLITE_MIGRATIONS.length; v++) {
       db.exec(SQLITE_MIGRATIONS[v] as string);
       db.pragma(`user_version = ${v + 1}`);
-    }).immediate();
-  }
+    }
+  }).immediate();
 }
