@@ -11,3 +11,4 @@ export { publishTopicProblem, filterProblem, topicMatchesFilter, filterCovers, s
 export * from './acl.js';
 export * from './data-dir.js';
 export * from './process-stats.js';
+export * from './atomic-file.js';

@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDirectory, writeFileAtomic, type WriteStep } from './atomic-file.js';
+import { isAtomicWriteTemp, syncDirectory, writeFileAtomic, type WriteStep } from '@tlsfleet/common';
 import type { CredentialStore, DeviceIdentity, PendingEnrollment, StoredState } from './credential-store.js';
 import { DeviceError } from './errors.js';
 
@@ -38,7 +38,7 @@ export class FileCredentialStore implements CredentialStore {
     const mode = statSync(dir).mode & 0o777;
     if (mode & 0o022) throw new DeviceError('state_corrupt', `state directory ${dir} is writable by group or others (mode ${mode.toString(8)}); chmod 700 it`);
     // Temp files of writes cut short by a crash hold key material and will never be renamed.
-    for (const name of readdirSync(dir)) if (/^\..+\.\d+\.tmp$/.test(name)) unlinkSync(join(dir, name));
+    for (const name of readdirSync(dir)) if (isAtomicWriteTemp(name)) unlinkSync(join(dir, name));
   }
 
   async load(): Promise<StoredState> {

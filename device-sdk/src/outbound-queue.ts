@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { writeFileAtomicSync } from './atomic-file.js';
+import { writeFileAtomicSync } from '@tlsfleet/common';
 import { DeviceError } from './errors.js';
 
 export interface OutboundQueueOptions {

@@ -3,7 +3,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { Crl } from './authority/authority.js';
 import type { Logger } from './logger.js';
-import { writeAtomically } from './atomic-write.js';
+import { writeFileAtomic } from '@tlsfleet/common';
 
 export interface CrlPublisherOptions {
   /** Source of the current CRL; `Authority.crl()` re-issues after any process's revocation and before nextUpdate. */
@@ -92,7 +92,7 @@ export class CrlPublisher {
     const crl = await this.authority.crl();
     const onDisk = await this.fileNumber();
     if (onDisk !== undefined && onDisk >= crl.number) return;
-    await writeAtomically(this.path, crl.der, 0o644);
+    await writeFileAtomic(this.path, crl.der, 0o644);
     this.known = { number: crl.number, stamp: await stampOf(this.path) };
     this.logger.info({ path: this.path, crlNumber: crl.number.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL file published');
   }

@@ -4,7 +4,7 @@ import { rm } from 'node:fs/promises';
 import * as x509 from '@peculiar/x509';
 import { derToPem, pemCertificates } from '@tlsfleet/common';
 import { loadCaSigner } from '../authority/load-ca-signer.js';
-import { syncDirectory, writeAtomically } from '../atomic-write.js';
+import { syncDirectory, writeFileAtomic } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
 import { CaRotationError } from './ca-rotation-error.js';
@@ -30,8 +30,8 @@ export async function requestIntermediate(dataDir: DataDir): Promise<{ csrPath: 
     crypto,
   );
   const keyPem = derToPem(new Uint8Array(await crypto.subtle.exportKey('pkcs8', keys.privateKey)), 'PRIVATE KEY');
-  await writeAtomically(dataDir.path('nextIntermediateKey'), keyPem, 0o600);
-  await writeAtomically(dataDir.path('nextIntermediateCsr'), csr.toString('pem') + '\n', 0o644);
+  await writeFileAtomic(dataDir.path('nextIntermediateKey'), keyPem, 0o600);
+  await writeFileAtomic(dataDir.path('nextIntermediateCsr'), csr.toString('pem') + '\n', 0o644);
   return { csrPath: dataDir.path('nextIntermediateCsr') };
 }
 
@@ -92,17 +92,17 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   const reissued = await Promise.all(REISSUED.map(async (file) => [file, await reissueUnder(leafOf(dataDir, file), issuer, now)] as const));
 
   // Previous first: a crash after any step leaves the current signer loadable and trusted.
-  await writeAtomically(dataDir.path('previousIntermediateCert'), pem(current), 0o644);
-  await writeAtomically(dataDir.path('previousIntermediateKey'), currentKeyPem, 0o600);
+  await writeFileAtomic(dataDir.path('previousIntermediateCert'), pem(current), 0o644);
+  await writeFileAtomic(dataDir.path('previousIntermediateKey'), currentKeyPem, 0o600);
   const rootsPem = roots.map((r) => r.toString().trim() + '\n').join('');
-  await writeAtomically(dataDir.path('caBundle'), rootsPem + pem(certificate) + pem(current), 0o644);
-  await writeAtomically(dataDir.path('intermediateKey'), pendingKeyPem, 0o600);
-  await writeAtomically(dataDir.path('intermediateCert'), pem(certificate), 0o644);
+  await writeFileAtomic(dataDir.path('caBundle'), rootsPem + pem(certificate) + pem(current), 0o644);
+  await writeFileAtomic(dataDir.path('intermediateKey'), pendingKeyPem, 0o600);
+  await writeFileAtomic(dataDir.path('intermediateCert'), pem(certificate), 0o644);
   // root-ca.pem always names the root of the current intermediate (docs/deployment.md).
   if (!dataDir.has('rootCert') || new X509Certificate(dataDir.read('rootCert')).fingerprint256 !== root.fingerprint256) {
-    await writeAtomically(dataDir.path('rootCert'), root.toString().trim() + '\n', 0o644);
+    await writeFileAtomic(dataDir.path('rootCert'), root.toString().trim() + '\n', 0o644);
   }
-  for (const [file, chain] of reissued) await writeAtomically(dataDir.path(file), chain, 0o644);
+  for (const [file, chain] of reissued) await writeFileAtomic(dataDir.path(file), chain, 0o644);
   await rm(dataDir.path('nextIntermediateKey'));
   await rm(dataDir.path('nextIntermediateCsr'), { force: true });
   await syncDirectory(dataDir.dir);
@@ -136,7 +136,7 @@ export async function retireIntermediate(dataDir: DataDir, store: Store, opts: {
   }
   const bundle = pemCertificates(dataDir.read('caBundle')).map((der) => new X509Certificate(der));
   const kept = bundle.filter((c) => c.fingerprint256 !== previous.fingerprint256);
-  await writeAtomically(dataDir.path('caBundle'), kept.map((c) => c.toString().trim() + '\n').join(''), 0o644);
+  await writeFileAtomic(dataDir.path('caBundle'), kept.map((c) => c.toString().trim() + '\n').join(''), 0o644);
   for (const file of ['previousIntermediateKey', 'previousCrl', 'previousIntermediateCert'] as const) await rm(dataDir.path(file), { force: true });
   await syncDirectory(dataDir.dir);
   return { subject: previous.subject.replace(/\n/g, ', '), lastNotAfter: last && new Date(last.notAfter), stillLive: live.length };

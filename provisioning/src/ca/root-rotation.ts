@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { derToPem, isValidTrustDomain, pemCertificates } from '@tlsfleet/common';
-import { writeAtomically } from '../atomic-write.js';
+import { writeFileAtomic } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
 import { CaRotationError } from './ca-rotation-error.js';
@@ -71,8 +71,8 @@ export async function trustRoot(dataDir: DataDir, certificatePem: string, opts: 
   const roots = bundle.filter(isSelfSigned);
   const rest = bundle.filter((c) => !isSelfSigned(c));
   const times = trustTimes(dataDir);
-  await writeAtomically(dataDir.path('trustedRoots'), JSON.stringify({ ...times, [root.fingerprint256]: new Date(now).toISOString() }, null, 2) + '\n', 0o644);
-  await writeAtomically(dataDir.path('caBundle'), pemOf([...roots, root, ...rest]), 0o644);
+  await writeFileAtomic(dataDir.path('trustedRoots'), JSON.stringify({ ...times, [root.fingerprint256]: new Date(now).toISOString() }, null, 2) + '\n', 0o644);
+  await writeFileAtomic(dataDir.path('caBundle'), pemOf([...roots, root, ...rest]), 0o644);
   return { subject: oneLine(root.subject), notAfter: new Date(root.validTo) };
 }
 
@@ -109,8 +109,8 @@ export async function untrustRoot(dataDir: DataDir, store: Store, certificatePem
     );
   }
   const { [root.fingerprint256]: _dropped, ...times } = trustTimes(dataDir);
-  await writeAtomically(dataDir.path('caBundle'), pemOf(bundle.filter((c) => c.fingerprint256 !== root.fingerprint256)), 0o644);
-  if (dataDir.has('trustedRoots')) await writeAtomically(dataDir.path('trustedRoots'), JSON.stringify(times, null, 2) + '\n', 0o644);
+  await writeFileAtomic(dataDir.path('caBundle'), pemOf(bundle.filter((c) => c.fingerprint256 !== root.fingerprint256)), 0o644);
+  if (dataDir.has('trustedRoots')) await writeFileAtomic(dataDir.path('trustedRoots'), JSON.stringify(times, null, 2) + '\n', 0o644);
   return { subject: oneLine(root.subject), stillLive: live.length, lastNotAfter: last && new Date(last.notAfter) };
 }
 
