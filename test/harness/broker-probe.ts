@@ -204,10 +204,15 @@ export interface RawMqtt {
   next(cmd: Packet['cmd']): Promise<Packet>;
   /** Resolves at the socket's 'close'. */
   readonly closed: Promise<void>;
+  /** TLS sessions the server gave for resumption, in order ('session' events). */
+  readonly sessions: Buffer[];
 }
 
-export async function rawMqtt(port: number, creds: DeviceCredentials, ca: string): Promise<RawMqtt> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, ca, cert: creds.chain, key: creds.key, servername: 'localhost' });
+/** `session`: a TLS session from an earlier connection's `sessions`, offered for resumption. */
+export async function rawMqtt(port: number, creds: DeviceCredentials, ca: string, tls: { session?: Buffer } = {}): Promise<RawMqtt> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, ca, cert: creds.chain, key: creds.key, servername: 'localhost', ...tls });
+  const sessions: Buffer[] = [];
+  socket.on('session', (session: Buffer) => sessions.push(session));
   socket.on('error', () => undefined);
   const closed = once(socket, 'close').then(() => undefined);
   await once(socket, 'secureConnect');
@@ -234,6 +239,7 @@ export async function rawMqtt(port: number, creds: DeviceCredentials, ca: string
       return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ cmd, resolve }));
     },
     closed,
+    sessions,
   };
 }
 

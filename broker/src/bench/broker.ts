@@ -121,6 +121,11 @@ try {
   const servers = [await ourBroker(), ...(mosquitto ? [await startMosquitto(mosquitto.bin, dataDir, work)] : [])];
   const [ours, theirs] = (await suite(servers)) as [BrokerFigures, BrokerFigures | undefined];
   for (const srv of servers) await srv.stop();
+  // Mosquitto issues two stateless TLS 1.3 session tickets per connection, ours only with
+  // --tls-session-tickets: measured too, so the report shows what that difference is worth.
+  const withTickets = await startNodeServer('broker --tls-session-tickets', './serve-broker.js', [dataDir, '--tls-session-tickets']);
+  const connectsWithTickets = await benchConnects(withTickets, devices, CONNECTS);
+  await withTickets.stop();
   const memOurs = await memory(await ourBroker());
   const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));
   const memMosquitto = mosquitto ? await memory(await startMosquitto(mosquitto.bin, dataDir, work)) : undefined;
@@ -140,7 +145,10 @@ try {
   out(row('  broker CPU seconds', c.cpuSeconds, t?.connects.cpuSeconds, 's', undefined, 2));
   out(row('  connects per broker CPU-second', c.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s', TARGETS.connects));
   out(`  (ours ${c.ok} ok, ${c.failed} failed in ${num(c.ms / 1000, 1)} s${t ? `; mosquitto ${t.connects.ok} ok, ${t.connects.failed} failed in ${num(t.connects.ms / 1000, 1)} s` : ''})`);
-  for (const [label, first] of [['ours', c.firstError], ['mosquitto', t?.connects.firstError]] as const) if (first) out(`  first ${label} connect failure: ${first}`);
+  const ct = connectsWithTickets;
+  out(row('  ours with --tls-session-tickets, per CPU-s', ct.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s'));
+  out(`  (ours issues no resumable session tickets by default, mosquitto issues two per connection: without them ours does ${((c.perCpuSecond / ct.perCpuSecond - 1) * 100).toFixed(0)} % more connects per CPU-second; ${ct.ok} ok, ${ct.failed} failed)`);
+  for (const [label, first] of [['ours', c.firstError], ['ours with tickets', ct.firstError], ['mosquitto', t?.connects.firstError]] as const) if (first) out(`  first ${label} connect failure: ${first}`);
   const flow = (title: string, o: typeof QOS0 | typeof QOS1, ourFlow: FlowResult, theirFlow: FlowResult | undefined, target?: Target) => {
     out(`${title}: ${PUBLISHERS} publishers → 1 subscriber (devices/+/#), 100-byte payloads, window ${o.window}/publisher, ≤ ${num(o.maxMessages)} or ${o.maxMs / 1000} s after ${o.warmupMs / 1000} s warm-up`);
     out(row('  messages delivered per second (wall)', ourFlow.perSecond, theirFlow?.perSecond, '/s'));
@@ -188,7 +196,7 @@ try {
   const count = (r: boolean | undefined) => verdicts.filter((v) => reached(v.ratio, v.target) === r).length;
   out(`  ${count(true)} reached, ${count(false)} missed, ${count(undefined)} not measured (of ${verdicts.length})`);
 
-  const failures = [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
+  const failures = ct.failed > 0 || [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
   if (failures) {
     out('some operations failed (see above): figures are suspect');
     process.exitCode = 1;

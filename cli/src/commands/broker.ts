@@ -23,6 +23,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'ws-forwarded-cert': { type: 'string' },
     cluster: { type: 'string' },
     'cluster-timeout': { type: 'string' },
+    'tls-session-tickets': { type: 'boolean' },
   });
   if (f.cluster !== undefined) {
     // Found before anything starts; the message never repeats a password in the URL.
@@ -79,6 +80,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       wsForwardedCert: forwardedCert === undefined ? undefined : { format: forwardedCert as ForwardedCertFormat, trustedProxies },
       cluster: f.cluster,
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
+      tlsSessionTickets: f['tls-session-tickets'] === true,
       signal: startup.signal,
     });
   } catch (err) {
