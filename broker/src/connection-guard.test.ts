@@ -105,6 +105,46 @@ describe('guardConnection', () => {
     expect(tally.out).toBe(Buffer.concat(packets).length);
   });
 
+  it('answers false past the high-water mark and emits drain once the gathered writes have gone', async () => {
+    const { client, guarded, tally } = await pair(1024);
+    let received = 0;
+    client.on('data', (c: Buffer) => (received += c.length));
+    const big = Buffer.alloc(guarded.writableHighWaterMark, 0x61);
+    expect(guarded.write(publish(10))).toBe(true);
+    expect(guarded.write(big)).toBe(false);
+    await once(guarded, 'drain');
+    expect(tally.out).toBe(publish(10).length + big.length);
+    guarded.end();
+    await once(client, 'end');
+    expect(received).toBe(publish(10).length + big.length);
+  });
+
+  it('calls write callbacks after their bytes went out, and reports writes after end as Writable does', async () => {
+    const { client, guarded } = await pair(1024);
+    client.resume();
+    const calls: string[] = [];
+    guarded.write(publish(10), () => calls.push('first'));
+    guarded.write('text', 'utf8', () => calls.push('second'));
+    guarded.end();
+    const error = new Promise<Error | null | undefined>((resolve) => guarded.write(publish(5), resolve));
+    guarded.on('error', () => undefined);
+    expect((await error)?.message).toMatch(/write after end/);
+    client.on('error', () => undefined);
+    if (!client.closed) await once(client, 'close');
+    expect(calls).toEqual(['first', 'second']);
+  });
+
+  it('drops what was gathered when the connection is destroyed before the flush', async () => {
+    const { client, guarded } = await pair(1024);
+    const errors: (Error | null | undefined)[] = [];
+    guarded.write(publish(10), (err) => errors.push(err));
+    guarded.destroy();
+    await once(client, 'close');
+    await new Promise((r) => setImmediate(r));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(Error);
+  });
+
   it('finds the guard of a guarded connection and none on anything else', async () => {
     const { guarded } = await pair(1024);
     expect(guardOf(guarded)?.peer).toBe(peer);

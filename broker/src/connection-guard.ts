@@ -1,4 +1,4 @@
-import { Readable, Writable, type Duplex } from 'node:stream';
+import { Duplex, Readable, Writable } from 'node:stream';
 import type { Acl, IdentityAcl, PeerCertificate } from '@tlsfleet/common';
 
 export type FrameViolation = 'packet_too_large' | 'malformed_length';
@@ -10,6 +10,15 @@ export interface ByteTally {
 }
 
 const GUARD = Symbol('tlsfleet.connectionGuard');
+
+interface PendingWrites {
+  chunks: Buffer[];
+  bytes: number;
+  /** Made on the first write with a callback (Aedes passes none). */
+  callbacks: WriteCallback[] | undefined;
+  /** A write returned false: the writer waits for 'drain'. */
+  owesDrain: boolean;
+}
 type Guarded = Duplex & { [GUARD]: ConnectionGuard };
 
 /**
@@ -29,8 +38,8 @@ export class ConnectionGuard {
   private readonly maxPacketBytes: number;
   private readonly onViolation: (v: FrameViolation) => void;
   private readonly tally: ByteTally;
-  /** The transport is corked: writes gather until the next turn of the event loop. */
-  corked = false;
+  /** What Aedes wrote in this turn of the event loop, sent at the next (see guardConnection). */
+  readonly out: PendingWrites = { chunks: [], bytes: 0, callbacks: undefined, owesDrain: false };
   /** Bytes of the current packet's body still to pass; -1 while reading a fixed header. */
   private remaining = -1;
   private headerBytes = 0;
@@ -109,22 +118,22 @@ export class ConnectionGuard {
 /**
  * Attaches `guard` to `transport` and returns the transport, for Aedes: every chunk the
  * transport reads passes `guard.admit` before it is buffered (Node's sockets and ws'
- * streams hand their reads to `push`), and the transport is corked until the next turn of
- * the event loop, so the packets Aedes writes piece by piece (each delivery in its own
- * setImmediate) leave in one write (one TLS record and one system call), as the Duplex's
- * write queue used to batch them. Aedes' refusals write CONNACK and close in a later
- * setImmediate, after the flush; end() flushes at once. The hooks are shared functions: nothing is allocated per connection
- * beyond the guard.
+ * streams hand their reads to `push`), and what Aedes writes in one turn of the event loop
+ * is gathered here and written once at the next (setImmediate), as one buffer: one TLS
+ * record, one system call, one ws frame. mqtt-packet writes each packet in 3–5 pieces and
+ * Aedes each delivery in its own setImmediate; handing every piece to Writable.write, even
+ * corked, cost a buffered-request object and its bookkeeping per piece. Aedes' refusals
+ * write CONNACK and close in a later setImmediate, after the flush; end() flushes first.
+ * The hooks are shared functions: nothing is allocated per connection beyond the guard.
  */
 export function guardConnection(transport: Duplex, guard: ConnectionGuard): Duplex {
   const guarded = transport as Guarded;
   guarded[GUARD] = guard;
   guarded.push = guardedPush;
-  guarded.write = batchedWrite as Duplex['write'];
-  // One buffer per flush: Node's TLS socket makes a record per buffer of a writev (measured
-  // 0.45× mosquitto on QoS 0 with it, 0.55× with one buffer), and ws' stream would write
-  // the pieces one after another, so a CONNACK in three pieces followed by a close would
-  // lose its tail.
+  guarded.write = gatheringWrite as Duplex['write'];
+  guarded.end = flushingEnd as Guarded['end'];
+  // Writes that queue behind a busy socket still leave as one buffer: Node's TLS socket
+  // makes a record per buffer of a writev, and ws' stream a frame per chunk.
   guarded._writev = concatenatingWritev;
   return guarded;
 }
@@ -142,26 +151,55 @@ function guardedPush(this: Guarded, chunk: unknown, encoding?: BufferEncoding): 
   return Readable.prototype.push.call(this, chunk, encoding);
 }
 
-function batchedWrite(this: Guarded, data: Buffer | string, encoding?: BufferEncoding | WriteCallback, cb?: WriteCallback): boolean {
-  const guard = this[GUARD];
-  // mqtt-packet writes topics as strings; net sockets keep them as strings to the writev.
+function gatheringWrite(this: Guarded, data: Buffer | string, encoding?: BufferEncoding | WriteCallback, cb?: WriteCallback): boolean {
+  const callback = typeof encoding === 'function' ? encoding : cb;
+  // mqtt-packet writes topics as strings.
   const chunk = typeof data === 'string' ? Buffer.from(data, typeof encoding === 'string' ? encoding : 'utf8') : data;
-  guard.countOut(chunk.length);
-  if (!guard.corked && !this.destroyed && !this.writableEnded) {
-    guard.corked = true;
-    this.cork();
-    setImmediate(flush, this);
+  if (this.destroyed || this.writableEnded) {
+    // Writable reports the error (write after end, destroyed) as it always does.
+    return (Writable.prototype.write as (this: Duplex, ...args: unknown[]) => boolean).call(this, chunk, callback);
   }
-  return (Writable.prototype.write as (this: Duplex, ...args: unknown[]) => boolean).call(this, chunk, typeof encoding === 'function' ? encoding : cb);
+  const out = this[GUARD].out;
+  if (out.chunks.length === 0) setImmediate(flush, this);
+  out.chunks.push(chunk);
+  out.bytes += chunk.length;
+  if (callback) (out.callbacks ??= []).push(callback);
+  if (this.writableLength + out.bytes < this.writableHighWaterMark) return true;
+  // The caller now waits for 'drain' (Aedes does): owed even if the flush's write fits.
+  out.owesDrain = true;
+  return false;
+}
+
+function flushingEnd(this: Guarded, ...args: unknown[]): Guarded {
+  flush(this);
+  return (Duplex.prototype.end as (this: Duplex, ...a: unknown[]) => Duplex).apply(this, args) as Guarded;
 }
 
 function flush(stream: Guarded): void {
-  stream[GUARD].corked = false;
-  // After end() (which uncorks and flushes) this is a no-op.
-  stream.uncork();
+  const guard = stream[GUARD];
+  const out = guard.out;
+  if (out.chunks.length === 0) return;
+  const data = out.chunks.length === 1 ? (out.chunks[0] as Buffer) : Buffer.concat(out.chunks, out.bytes);
+  const { callbacks, owesDrain } = out;
+  out.chunks.length = 0;
+  out.bytes = 0;
+  out.callbacks = undefined;
+  out.owesDrain = false;
+  guard.countOut(data.length);
+  const done = callbacks && ((err?: Error | null) => {
+    for (const cb of callbacks) cb(err);
+  });
+  // Destroyed or ended since the chunks were gathered: Writable reports it to the callbacks.
+  const fits = (Writable.prototype.write as (this: Duplex, ...args: unknown[]) => boolean).call(stream, data, done);
+  // When this write does not fit, Writable emits 'drain' itself once it has drained.
+  if (owesDrain && fits && !stream.destroyed) process.nextTick(emitDrain, stream);
 }
 
-/** Writes the corked chunks as one, through the stream's single-chunk `_write`. */
+function emitDrain(stream: Duplex): void {
+  stream.emit('drain');
+}
+
+/** Writes the queued chunks as one, through the stream's single-chunk `_write`. */
 function concatenatingWritev(this: Duplex, chunks: { chunk: Buffer }[], cb: WriteCallback): void {
   this._write(Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, cb);
 }
