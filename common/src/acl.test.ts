@@ -131,6 +131,17 @@ describe('the default policy', () => {
     },
   );
 
+  it('gives one bound ACL asked again and again, in any order, the answers of a fresh binding', () => {
+    const publishes = cases.filter(([, action]) => action === 'pub');
+    const reused = { d1: acl.forIdentity(d1), d10: acl.forIdentity(d10), svc: acl.forIdentity(svc), admin: acl.forIdentity(admin) };
+    for (const order of [publishes, [...publishes].reverse(), [...publishes, ...publishes]]) {
+      for (const [who, , topic, allowed] of order) {
+        expect(reused[who].canPublish(topic)).toBe(allowed);
+        expect(reused[who].canPublish(topic)).toBe(acl.forIdentity(IDENTITIES[who]).canPublish(topic));
+      }
+    }
+  });
+
   it('matches the default of DESIGN.md', () => {
     expect(DEFAULT_POLICY).toEqual({
       version: 1,

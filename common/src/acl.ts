@@ -125,6 +125,13 @@ export class Acl {
 class BoundAcl implements IdentityAcl {
   readonly #publish: readonly BoundFilter[];
   readonly #subscribe: readonly BoundFilter[];
+  /**
+   * The last topic allowed: a device publishes to the same few topics again and again, and
+   * the broker asks on every PUBLISH. Only an allowed answer is kept (a refusal closes the
+   * connection anyway), and this object never changes, so the answer cannot go stale: a
+   * policy reload binds a new one.
+   */
+  #lastAllowed: string | undefined;
 
   constructor(publish: readonly BoundFilter[], subscribe: readonly BoundFilter[]) {
     this.#publish = publish;
@@ -132,7 +139,11 @@ class BoundAcl implements IdentityAcl {
   }
 
   canPublish(topic: string): boolean {
-    return publishTopicProblem(topic) === undefined && this.#publisher(topic) !== undefined;
+    // Not before the first allowed answer: undefined must not match an undefined topic.
+    if (this.#lastAllowed !== undefined && topic === this.#lastAllowed) return true;
+    const allowed = publishTopicProblem(topic) === undefined && this.#publisher(topic) !== undefined;
+    if (allowed) this.#lastAllowed = topic;
+    return allowed;
   }
 
   canSubscribe(filter: string): boolean {
