@@ -234,6 +234,26 @@ export interface LatencyResult {
 }
 
 /** Several rounds as one: samples pooled, CPU share weighted by time. */
+/** Rounds of one server's connects, pooled: counts and CPU added up. */
+export function combineConnects(rounds: readonly ConnectResult[]): ConnectResult {
+  const ok = sum(rounds, (r) => r.ok);
+  const ms = sum(rounds, (r) => r.ms);
+  const cpuSeconds = sum(rounds, (r) => r.cpuSeconds);
+  return { ok, failed: sum(rounds, (r) => r.failed), firstError: rounds.find((r) => r.firstError)?.firstError, ms, perSecond: (ok / ms) * 1000, cpuSeconds, perCpuSecond: ok / cpuSeconds };
+}
+
+/** Rounds of one server's message flow, pooled. */
+export function combineFlows(rounds: readonly FlowResult[]): FlowResult {
+  const delivered = sum(rounds, (r) => r.delivered);
+  const ms = sum(rounds, (r) => r.ms);
+  const cpuSeconds = sum(rounds, (r) => r.cpuSeconds);
+  return { delivered, ms, perSecond: (delivered / ms) * 1000, cpuSeconds, perCpuSecond: delivered / cpuSeconds, lost: sum(rounds, (r) => r.lost), stalled: rounds.some((r) => r.stalled) };
+}
+
+function sum<T>(items: readonly T[], of: (item: T) => number): number {
+  return items.reduce((n, item) => n + of(item), 0);
+}
+
 export function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
   const all = new Float64Array(rounds.reduce((n, r) => n + r.latenciesMs.length, 0));
   let o = 0;
