@@ -4,7 +4,7 @@ import { startBrokerProcess, type FleetEnv } from './harness/broker-env.js';
 import { startClusterEnv, type ClusterEnv } from './harness/cluster-env.js';
 import { closedAt, httpGet, inbox, metricUntil, outputMatches, within } from './harness/broker-probe.js';
 import { runCli, startService, type Service } from './harness/cli.js';
-import { freePort } from './harness/postgres.js';
+import { freePort } from './harness/free-port.js';
 import { startRedis, type RedisServer } from './harness/redis.js';
 
 /**

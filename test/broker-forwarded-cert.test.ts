@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import { WebSocket } from 'ws';
 import { pemCertificates, derToPem } from '@tlsfleet/common';
-import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { startBrokerProcess, startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import { closedAt, countMatches, grantedQos, inbox, metric, metricUntil, outputMatches, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { expiredDeviceCertificate } from './harness/expired-cert.js';
@@ -22,12 +22,6 @@ const REFUSALS = 'tlsfleet_broker_websocket_refusals_total';
 
 /** The leaf of a chain, URL-encoded as nginx's $ssl_client_escaped_cert. */
 const escapedLeaf = (chainPem: string) => encodeURIComponent(derToPem(pemCertificates(chainPem)[0] as Buffer, 'CERTIFICATE'));
-const wsBase = (broker: Service) => {
-  const base = / wss (wss:\/\/\S+)/.exec(broker.output())?.[1];
-  if (!base) throw new Error(`no wss URL in the ready line: ${broker.output()}`);
-  return base;
-};
-
 /**
  * One WebSocket upgrade straight to a broker's ws port, with our own headers and source
  * address and no client certificate: 'open', or the HTTP status it was refused with.
@@ -53,7 +47,7 @@ describe('forwarded client certificates from a TLS-terminating nginx (--ws-forwa
 
   beforeAll(async () => {
     env = await startFleetEnv({ brokerArgs: ['--ws-port', '0', '--ws-forwarded-cert', 'nginx', '--trusted-proxy', `${PROXY_ADDRESS}/32`] });
-    direct = `${wsBase(env.broker)}/mqtt`;
+    direct = wssUrlOf(env.broker);
     nginx = await startNginx({
       dir: join(env.dir, 'nginx'),
       backendPort: Number(new URL(direct).port),
@@ -192,7 +186,7 @@ describe('forwarded client certificates from a TLS-terminating nginx (--ws-forwa
     let envoyDirect: string;
     beforeAll(async () => {
       envoyBroker = await startBrokerProcess(env.dataDir, ['--ws-port', '0', '--ws-forwarded-cert', 'envoy', '--trusted-proxy', PROXY_ADDRESS]);
-      envoyDirect = `${wsBase(envoyBroker)}/mqtt`;
+      envoyDirect = wssUrlOf(envoyBroker);
     });
     afterAll(async () => {
       await envoyBroker?.stop();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { WebSocket } from 'ws';
 import { generate, parser, type Packet } from 'mqtt-packet';
-import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { startBrokerProcess, startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import { httpGet, inbox, metric, metricUntil, outputMatches, readyzStatuses, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
@@ -319,7 +319,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
       beforeAll(async () => {
         limited = await startBrokerProcess(env.dataDir, ['--ws-port', '0', '--max-connections-per-address', '2']);
         health = /health (http:\/\/\S+)/.exec(limited.output())?.[1] ?? '';
-        wsUrl = `${/ wss (wss:\/\/\S+)/.exec(limited.output())?.[1] ?? ''}/mqtt`;
+        wsUrl = wssUrlOf(limited);
       });
       afterAll(async () => {
         for (const c of clients) c.end(true);

@@ -6,7 +6,7 @@ import { countMatches, inbox, metric, metricUntil, outputMatches, within, type I
 import type { Service } from './harness/cli.js';
 import { newDevice, startConnected } from './harness/device-env.js';
 import { startHaproxy, type Haproxy } from './harness/haproxy.js';
-import { freePort } from './harness/postgres.js';
+import { freePort } from './harness/free-port.js';
 import { startRedis, type RedisServer } from './harness/redis.js';
 
 const DEVICES = 4;

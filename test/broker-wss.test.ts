@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { WebSocket } from 'ws';
-import { startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import { closedAt, grantedQos, inbox, metric, metricUntil, tryConnect, type Attempt } from './harness/broker-probe.js';
 import { revokeDevice } from './harness/device-env.js';
 
@@ -18,9 +18,7 @@ describe('MQTT over WebSockets (wss with client certificates)', () => {
 
   beforeAll(async () => {
     env = await startFleetEnv({ brokerArgs: ['--ws-port', '0'] });
-    const base = / wss (wss:\/\/\S+)/.exec(env.broker.output())?.[1];
-    if (!base) throw new Error(`no wss URL in the ready line: ${env.broker.output()}`);
-    wsUrl = `${base}/mqtt`;
+    wsUrl = wssUrlOf(env.broker);
     ingest = await env.enroll('ingest', { kind: 'service' });
   });
   afterAll(async () => {

@@ -1,22 +1,11 @@
-import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 import { startListeningChild, type ListeningChild } from './listening-child.js';
 
 export interface Haproxy extends ListeningChild {
   /** The frontend's port on 127.0.0.1. */
   readonly port: number;
-}
-
-/** A port that was free a moment ago on 127.0.0.1 (haproxy needs a number in its config). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** A broker behind the balancer: its MQTT port and, to health-check /readyz, its health port. */

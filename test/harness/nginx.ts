@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startListeningChild, type ListeningChild } from './listening-child.js';
-import { freePort } from './postgres.js';
+import { freePort } from './free-port.js';
 
 export interface Nginx extends ListeningChild {
   /** The mTLS frontend's port on 127.0.0.1. */

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 import { tool } from './openssl.js';
 
 /** A throwaway PostgreSQL server on 127.0.0.1, started by a test and gone after `stop()`. */
@@ -26,16 +26,6 @@ export function postgresBinDir(): string {
   const latest = versions.sort((a, b) => Number(b) - Number(a))[0];
   if (latest === undefined) throw new Error(`no PostgreSQL server under ${root}; install the Debian package postgresql (npm test's pretest does)`);
   return join(root, latest, 'bin');
-}
-
-/** A port free on 127.0.0.1 a moment ago (the caller retries when it is taken meanwhile). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /**

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './postgres.js';
+import { freePort } from './free-port.js';
 
 /** A throwaway redis-server on 127.0.0.1, started by a test and gone after `stop()`. */
 export interface RedisServer {
