@@ -102,8 +102,12 @@ export interface FlowResult {
   readonly perSecond: number;
   readonly cpuSeconds: number;
   readonly perCpuSecond: number;
-  /** Messages a publisher sent that the subscriber never saw (sequence gaps). */
+  /** Messages a publisher sent that the subscriber never saw (sequence gaps never filled). */
   readonly lost: number;
+  /** Messages that arrived after a later one of the same publisher (gaps filled late). */
+  readonly reordered: number;
+  /** Messages that arrived twice. */
+  readonly duplicated: number;
   /** Set when delivery stopped for 2 s before the bounds were reached. */
   readonly stalled: boolean;
 }
@@ -124,7 +128,10 @@ export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], s
   const received = new Array<number>(count).fill(0);
   const acked = new Array<number>(count).fill(0);
   let delivered = 0;
-  let lost = 0;
+  /** By publisher, the sequence numbers skipped so far and not yet seen. */
+  const missing = Array.from({ length: count }, () => new Set<number>());
+  let reordered = 0;
+  let duplicated = 0;
   let stopped = false;
   const touched = new Set<number>();
   const payload = Buffer.alloc(PAYLOAD_BYTES);
@@ -156,7 +163,12 @@ export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], s
       const body = packet.payload as Buffer;
       const p = body.readUInt16LE(AT_PUBLISHER);
       const seq = body.readUInt32LE(AT_SEQUENCE);
-      if (seq > (received[p] as number)) lost += seq - (received[p] as number);
+      const gaps = missing[p] as Set<number>;
+      for (let s = received[p] as number; s < seq; s++) gaps.add(s);
+      if (seq < (received[p] as number)) {
+        if (gaps.delete(seq)) reordered++;
+        else duplicated++;
+      }
       received[p] = Math.max(received[p] as number, seq + 1);
       delivered++;
       touched.add(p);
@@ -200,7 +212,8 @@ export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], s
     const measured = delivered - d0;
     stopped = true;
     await until(() => pubs.every((_, p) => completed(p) >= (sent[p] as number)), 2000);
-    return { delivered: measured, ms, perSecond: (measured / ms) * 1000, cpuSeconds, perCpuSecond: measured / cpuSeconds, lost, stalled };
+    const lost = missing.reduce((n, gaps) => n + gaps.size, 0);
+    return { delivered: measured, ms, perSecond: (measured / ms) * 1000, cpuSeconds, perCpuSecond: measured / cpuSeconds, lost, reordered, duplicated, stalled };
   } finally {
     stopped = true;
     await flow.close();
@@ -247,7 +260,7 @@ export function combineFlows(rounds: readonly FlowResult[]): FlowResult {
   const delivered = sum(rounds, (r) => r.delivered);
   const ms = sum(rounds, (r) => r.ms);
   const cpuSeconds = sum(rounds, (r) => r.cpuSeconds);
-  return { delivered, ms, perSecond: (delivered / ms) * 1000, cpuSeconds, perCpuSecond: delivered / cpuSeconds, lost: sum(rounds, (r) => r.lost), stalled: rounds.some((r) => r.stalled) };
+  return { delivered, ms, perSecond: (delivered / ms) * 1000, cpuSeconds, perCpuSecond: delivered / cpuSeconds, lost: sum(rounds, (r) => r.lost), reordered: sum(rounds, (r) => r.reordered), duplicated: sum(rounds, (r) => r.duplicated), stalled: rounds.some((r) => r.stalled) };
 }
 
 function sum<T>(items: readonly T[], of: (item: T) => number): number {

@@ -195,7 +195,9 @@ try {
     out(row('  broker CPU seconds', ourFlow.cpuSeconds, theirFlow?.cpuSeconds, 's', undefined, 2));
     out(row('  messages per broker CPU-second', ourFlow.perCpuSecond, theirFlow?.perCpuSecond, '/CPU-s'));
     const notes = [['ours', ourFlow], ['mosquitto', theirFlow]] as const;
-    for (const [label, f] of notes) if (f && (f.lost > 0 || f.stalled)) out(`  ${label}: ${f.lost} messages lost${f.stalled ? ', delivery stalled before the bounds' : ''}`);
+    for (const [label, f] of notes) {
+      if (f && (f.lost > 0 || f.reordered > 0 || f.duplicated > 0 || f.stalled)) out(`  ${label}: ${f.lost} messages lost, ${f.reordered} out of order, ${f.duplicated} duplicated${f.stalled ? ', delivery stalled before the bounds' : ''}`);
+    }
   };
   flow('QoS 0', QOS0, ours.qos0, t?.qos0);
   const qos0Ratio = roundRatios('per CPU-second', ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond, TARGETS.qos0);
