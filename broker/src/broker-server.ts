@@ -170,8 +170,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');
   }
 
-  const bundlePem = () => dataDir.read('caBundle');
-  const issuers = () => pemCertificates(bundlePem()).map((der) => new X509Certificate(der));
+  // ca-bundle.pem is read once per start and per reload, and everything built from that one
+  // text: two reads could straddle a rotation's rewrite and pair a TLS context with the
+  // other version's pins.
+  const issuersOf = (bundlePem: string) => pemCertificates(bundlePem).map((der) => new X509Certificate(der));
   /** The bundle's issuer key ids; throws when none is left, since every client would be refused. */
   const pinsOf = (bundle: readonly X509Certificate[]): PinnedIssuers => {
     const pins = pinnedIssuers(bundle);
@@ -179,7 +181,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (pins.withoutKeyId.length > 0) logger.warn({ cas: pins.withoutKeyId }, 'trust-bundle CAs without a subjectKeyIdentifier: certificates they issue are refused');
     return pins;
   };
-  const initialBundle = issuers();
+  const initialBundlePem = dataDir.read('caBundle');
+  const initialBundle = issuersOf(initialBundlePem);
   const pins = pinsOf(initialBundle);
   const revocations = new RevocationList({ issuers: initialBundle, now });
   const forwardedVerifier = forwarded ? new TrustBundleVerifier(initialBundle) : undefined;
@@ -277,22 +280,23 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const stopCrl = [
     watchCrlFile(dataDir.path('crl'), revocations, { intervalMs: opts.crlIntervalMs ?? 1000, onError: (err) => logger.warn({ err: err.message }, 'CRL file unreadable') }),
     ...(opts.crlUrl
-      ? [pollCrlUrl(opts.crlUrl, revocations, { intervalMs: opts.crlIntervalMs ?? 2000, ca: bundlePem(), onError: (err) => logger.warn({ err: err.message }, 'CRL fetch failed') })]
+      ? [pollCrlUrl(opts.crlUrl, revocations, { intervalMs: opts.crlIntervalMs ?? 2000, ca: initialBundlePem, onError: (err) => logger.warn({ err: err.message }, 'CRL fetch failed') })]
       : []),
   ];
   const crlStateTimer = setInterval(crlState, 1000).unref();
 
   // Every context option, for creation and for reloads alike: setSecureContext resets an
   // option it is not given (minVersion would fall back to Node's default).
-  const tlsOptions = () => ({
+  const tlsOptions = (bundlePem: string) => ({
     key: dataDir.readSecret('brokerKey'),
     cert: dataDir.read('brokerCert'),
-    ca: bundlePem(),
+    ca: bundlePem,
     minVersion: 'TLSv1.2' as const,
     ...(opts.tlsSessionTickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
   });
+  const initialTls = tlsOptions(initialBundlePem);
   const server: Server = createServer({
-    ...tlsOptions(),
+    ...initialTls,
     requestCert: true,
     rejectUnauthorized: true,
     handshakeTimeout: connectTimeoutMs,
@@ -394,7 +398,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   let wsUrl: string | undefined;
   if (opts.wsPort !== undefined) {
     wsServer = createWebSocketListener({
-      tls: tlsOptions(),
+      tls: initialTls,
       connectTimeoutMs,
       // One message normally carries one MQTT packet; the ConnectionGuard enforces the exact cap.
       maxPayloadBytes: maxPacketBytes + 1024,
@@ -440,8 +444,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     try {
       // New handshakes use the new material; established sessions keep running unless the
       // CA that issued their certificate left the bundle (a retired intermediate).
-      const material = tlsOptions();
-      const bundle = issuers();
+      const bundlePem = dataDir.read('caBundle');
+      const material = tlsOptions(bundlePem);
+      const bundle = issuersOf(bundlePem);
       const reloaded = pinsOf(bundle);
       // The new context has new random ticket keys: a ticket from before the reload cannot
       // resume a session whose chain the new bundle never verified.
