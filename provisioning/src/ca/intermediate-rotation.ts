@@ -2,17 +2,16 @@ import 'reflect-metadata'; // @peculiar/x509 needs the Reflect metadata API befo
 import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import * as x509 from '@peculiar/x509';
-import { derToPem, pemCertificates } from '@tlsfleet/common';
+import { derToPem, syncDirectory, writeFileAtomic } from '@tlsfleet/common';
 import { loadCaSigner } from '../authority/load-ca-signer.js';
-import { syncDirectory, writeFileAtomic } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
+import { oneLine, pemOf, readBundle } from './ca-bundle.js';
 import { CaRotationError } from './ca-rotation-error.js';
 import { onlyCertificate, webSigningKey } from './ca-keys.js';
 import { isSelfSigned, issuedBy, lastToExpire, leafOf, liveCertificates, REISSUED } from './live-certificates.js';
 import { reissueUnder } from './reissue-certificate.js';
 import { OID_NAME_CONSTRAINTS } from './sign-intermediate.js';
-
 
 /**
  * Step 1, on the serving data dir: a new P-256 key (0600) and a CSR for the offline root to
@@ -72,8 +71,7 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   if (constraints?.pathLength !== 0 || !usage || (usage.usages & x509.KeyUsageFlags.cRLSign) === 0) {
     throw new CaRotationError('invalid_certificate', 'an intermediate must have pathLen 0 and keyUsage cRLSign (sign it with `tlsfleet ca sign`)');
   }
-  const bundle = dataDir.read('caBundle');
-  const roots = pemCertificates(bundle).map((der) => new X509Certificate(der)).filter(isSelfSigned);
+  const roots = readBundle(dataDir).filter(isSelfSigned);
   const root = roots.find((r) => issuedBy(node, r));
   if (!root) {
     throw new CaRotationError('not_signed_by_root', 'the certificate is not signed by a root in ca-bundle.pem');
@@ -94,13 +92,12 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   // Previous first: a crash after any step leaves the current signer loadable and trusted.
   await writeFileAtomic(dataDir.path('previousIntermediateCert'), pem(current), 0o644);
   await writeFileAtomic(dataDir.path('previousIntermediateKey'), currentKeyPem, 0o600);
-  const rootsPem = roots.map((r) => r.toString().trim() + '\n').join('');
-  await writeFileAtomic(dataDir.path('caBundle'), rootsPem + pem(certificate) + pem(current), 0o644);
+  await writeFileAtomic(dataDir.path('caBundle'), pemOf(roots) + pem(certificate) + pem(current), 0o644);
   await writeFileAtomic(dataDir.path('intermediateKey'), pendingKeyPem, 0o600);
   await writeFileAtomic(dataDir.path('intermediateCert'), pem(certificate), 0o644);
   // root-ca.pem always names the root of the current intermediate (docs/deployment.md).
   if (!dataDir.has('rootCert') || new X509Certificate(dataDir.read('rootCert')).fingerprint256 !== root.fingerprint256) {
-    await writeFileAtomic(dataDir.path('rootCert'), root.toString().trim() + '\n', 0o644);
+    await writeFileAtomic(dataDir.path('rootCert'), pemOf([root]), 0o644);
   }
   for (const [file, chain] of reissued) await writeFileAtomic(dataDir.path(file), chain, 0o644);
   await rm(dataDir.path('nextIntermediateKey'));
@@ -134,12 +131,11 @@ export async function retireIntermediate(dataDir: DataDir, store: Store, opts: {
       `${live.length} certificate(s) issued by the previous intermediate are still valid, the last (${last.subject}) until ${new Date(last.notAfter).toISOString()}; retire after that, or pass --force`,
     );
   }
-  const bundle = pemCertificates(dataDir.read('caBundle')).map((der) => new X509Certificate(der));
-  const kept = bundle.filter((c) => c.fingerprint256 !== previous.fingerprint256);
-  await writeFileAtomic(dataDir.path('caBundle'), kept.map((c) => c.toString().trim() + '\n').join(''), 0o644);
+  const kept = readBundle(dataDir).filter((c) => c.fingerprint256 !== previous.fingerprint256);
+  await writeFileAtomic(dataDir.path('caBundle'), pemOf(kept), 0o644);
   for (const file of ['previousIntermediateKey', 'previousCrl', 'previousIntermediateCert'] as const) await rm(dataDir.path(file), { force: true });
   await syncDirectory(dataDir.dir);
-  return { subject: previous.subject.replace(/\n/g, ', '), lastNotAfter: last && new Date(last.notAfter), stillLive: live.length };
+  return { subject: oneLine(previous.subject), lastNotAfter: last && new Date(last.notAfter), stillLive: live.length };
 }
 
 function sameExtension(a: x509.X509Certificate, b: x509.X509Certificate, oid: string): boolean {

@@ -3,10 +3,10 @@ import { webcrypto, X509Certificate } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { derToPem, isValidTrustDomain, pemCertificates } from '@tlsfleet/common';
-import { writeFileAtomic } from '@tlsfleet/common';
+import { derToPem, isValidTrustDomain, writeFileAtomic } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
+import { oneLine, pemOf, readBundle } from './ca-bundle.js';
 import { CaRotationError } from './ca-rotation-error.js';
 import { onlyCertificate } from './ca-keys.js';
 import { createRootCa } from './create-root.js';
@@ -160,10 +160,6 @@ function organizationOf(c: X509Certificate): string | undefined {
   return new x509.X509Certificate(c.raw).subjectName.getField('O')[0];
 }
 
-function readBundle(dataDir: DataDir): X509Certificate[] {
-  return pemCertificates(dataDir.read('caBundle')).map((der) => new X509Certificate(der));
-}
-
 function trustTimes(dataDir: DataDir): Record<string, string> {
   if (!dataDir.has('trustedRoots')) return {};
   let parsed: unknown;
@@ -176,12 +172,4 @@ function trustTimes(dataDir: DataDir): Record<string, string> {
     throw new CaRotationError('invalid_certificate', `${dataDir.path('trustedRoots')} is not a JSON object of fingerprint → time; fix or delete it`);
   }
   return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-function pemOf(certs: readonly X509Certificate[]): string {
-  return certs.map((c) => c.toString().trim() + '\n').join('');
-}
-
-function oneLine(subject: string): string {
-  return subject.replace(/\n/g, ', ');
 }
