@@ -15,7 +15,7 @@ import { openFilesLimit, processRssBytes } from '@tlsfleet/common';
 /**
  * Every load runs in rounds that alternate which broker goes first, as the latency rounds
  * below do: on a shared machine (2 cores, a VM with steal time here) a burst of other work
- * hits one broker's round, and single runs swung the connect ratio between 0.82× and 0.92×
+ * hits one broker's round, and single runs swung the connect ratio between 0.79× and 0.92×
  * and the QoS 0 ratio between 0.55× and 0.75× on one build. Each verdict is the median of
  * the rounds' ratios; the table pools the rounds.
  */
@@ -150,12 +150,11 @@ try {
   // Mosquitto issues two stateless TLS 1.3 session tickets per connection, ours only with
   // --tls-session-tickets: measured too, so the report shows what that difference is worth.
   const withTickets = await startNodeServer('broker --tls-session-tickets', './serve-broker.js', [dataDir, '--tls-session-tickets']);
-  const connectsWithTickets = combineConnects(await Promise.resolve().then(async () => {
-    const rounds: ConnectResult[] = [];
-    // A warm-up round first, as for the others.
-    for (let r = 0; r <= ROUNDS; r++) rounds.push(await benchConnects(withTickets, devices, CONNECTS));
-    return rounds.slice(1);
-  }));
+  // A warm-up round first, as for the others.
+  await benchConnects(withTickets, devices, CONNECTS);
+  const ticketRounds: ConnectResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) ticketRounds.push(await benchConnects(withTickets, devices, CONNECTS));
+  const connectsWithTickets = combineConnects(ticketRounds);
   await withTickets.stop();
   const memOurs = await memory(await ourBroker());
   const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));
@@ -171,11 +170,13 @@ try {
   out(header(['ours', 'mosquitto', 'ours/mosq']));
   const t = theirs;
   const c = ours.connects;
-  const roundRatios = <T>(label: string, ourRounds: readonly T[], theirRounds: readonly T[] | undefined, figure: (r: T) => number, target: Target): number | undefined => {
+  /** Prints the rounds' ratios and returns their median, judged against `target` when there is one. */
+  const roundRatios = <T>(label: string, ourRounds: readonly T[], theirRounds: readonly T[] | undefined, figure: (r: T) => number, target?: Target): number | undefined => {
     if (!theirRounds) return undefined;
     const ratios = ourRounds.map((r, i) => figure(r) / figure(theirRounds[i] as T));
     const mid = median(ratios);
-    out(`  ${label} ours/mosquitto by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')}; median ${mid.toFixed(2)}×, target ${targetText(target)}: ${verdictText(mid, target)}`);
+    const verdict = target ? `target ${targetText(target)}: ${verdictText(mid, target)}` : 'no target';
+    out(`  ${label} ours/mosquitto by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')}; median ${mid.toFixed(2)}×, ${verdict}`);
     return mid;
   };
   out(`every load: one unmeasured warm-up round per broker, then ${ROUNDS} measured rounds alternating which broker goes first`);
@@ -202,7 +203,7 @@ try {
   flow('QoS 0', QOS0, ours.qos0, t?.qos0);
   const qos0Ratio = roundRatios('per CPU-second', ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond, TARGETS.qos0);
   flow('QoS 1 (publish and delivery both QoS 1)', QOS1, ours.qos1, t?.qos1);
-  if (t) out(`  per CPU-second ours/mosquitto by round: ${ours.qos1Rounds.map((r, i) => `${(r.perCpuSecond / (t.qos1Rounds[i] as FlowResult).perCpuSecond).toFixed(2)}×`).join(', ')} (no target)`);
+  roundRatios('per CPU-second', ours.qos1Rounds, t?.qos1Rounds, (r) => r.perCpuSecond);
   const latency = (o: typeof LATENCY0 | typeof LATENCY1, ourLat: LatencyResult, theirLat: LatencyResult | undefined, byRound?: [LatencyResult[], LatencyResult[] | undefined]) => {
     const rounds = o.qos === 0 ? LATENCY0_ROUNDS : 1;
     const split = rounds > 1 ? ` in ${rounds} alternating rounds of ${o.durationMs / rounds / 1000} s (first ${o.warmupMs / 1000} s of each not sampled)` : ` (first ${o.warmupMs / 1000} s not sampled)`;
