@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../../cli/bin/tlsfleet.js', import.meta.url));
 
 export interface CliResult {
+  /** Its process id, which names its temp files (common/src/atomic-file.ts). */
+  pid: number | undefined;
   code: number | null;
   stdout: string;
   stderr: string;
@@ -18,7 +20,7 @@ export async function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
+  return { pid: child.pid, code, stdout, stderr };
 }
 
 export interface Service {

@@ -29,5 +29,5 @@ export async function runAndStopWhenReady(args: string[], ready: RegExp): Promis
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  return { code, stdout, stderr, becameReady, signal };
+  return { pid: child.pid, code, stdout, stderr, becameReady, signal };
 }
