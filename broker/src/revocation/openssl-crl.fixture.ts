@@ -16,6 +16,20 @@ basicConstraints = critical,CA:true,pathlen:0
 keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
+[root_pathlen0]
+basicConstraints = critical,CA:true,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[root_named]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+nameConstraints = critical,permitted;URI:.tlsfleet.local
+[root_unknown_critical]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+1.3.6.1.4.1.55555.1 = critical,ASN1:NULL
 [no_crl_sign]
 basicConstraints = critical,CA:true,pathlen:0
 keyUsage = critical,keyCertSign
@@ -95,8 +109,13 @@ export class OpensslPki {
     return ['root', 'intermediate', 'noCrlSign'].map((name) => new X509Certificate(this.read(`${name}.pem`)));
   }
 
-  pem(name: 'root' | 'intermediate' | 'impostor' | 'server'): string {
+  pem(name: string): string {
     return this.read(`${name}.pem`);
+  }
+
+  /** The private key made for the certificate `name`, PEM. */
+  privateKeyPem(name: string): string {
+    return this.read(`${name}.key`);
   }
 
   /** The server certificate's key and chain (leaf, intermediate) for node:https. */
@@ -104,9 +123,22 @@ export class OpensslPki {
     return { key: this.read('server.key'), cert: this.read('server.pem') + this.read('intermediate.pem') };
   }
 
-  /** A client leaf of the tlsfleet profile (device d1) that `issuer` signs for `days` (default 2, as the CAs), PEM. */
-  clientLeaf(name: string, issuer: 'intermediate' | 'impostor' | 'server' | 'root', days = 2): string {
+  /** A client leaf of the tlsfleet profile (device d1) that the CA named `issuer` signs for `days` (default 2, as the CAs), PEM. */
+  clientLeaf(name: string, issuer: string, days = 2): string {
     this.issue(name, issuer, 'client', `/CN=${name}`, days);
+    return this.read(`${name}.pem`);
+  }
+
+  /** Another self-signed P-384 root, with the extensions of a `ca.cnf` section (`root_pathlen0`, `root_named`, ...), PEM. */
+  extraRoot(name: string, section: string): string {
+    this.key(name, 'P-384');
+    this.openssl('req', '-x509', '-config', 'ca.cnf', '-extensions', section, '-key', `${name}.key`, '-subj', `/O=tlsfleet test/CN=${name}`, '-days', '2', '-sha384', '-out', `${name}.pem`);
+    return this.read(`${name}.pem`);
+  }
+
+  /** Another intermediate CA (P-256) that `issuer` signs for `days` with `digest`, PEM. */
+  extraIntermediate(name: string, issuer: string, days = 2, digest = 'sha384'): string {
+    this.issue(name, issuer, 'intermediate', `/O=tlsfleet test/CN=${name}`, days, digest);
     return this.read(`${name}.pem`);
   }
 
@@ -140,11 +172,11 @@ export class OpensslPki {
     this.openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-out', `${name}.key`);
   }
 
-  private issue(name: string, issuer: string, section: string, subject: string, days = 2): void {
+  private issue(name: string, issuer: string, section: string, subject: string, days = 2, digest?: string): void {
     this.key(name, 'P-256');
     this.openssl('req', '-new', '-config', 'ca.cnf', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
     this.openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.pem`, '-CAkey', `${issuer}.key`, '-CAcreateserial',
-      '-days', String(days), '-extfile', 'ca.cnf', '-extensions', section, '-out', `${name}.pem`);
+      '-days', String(days), '-extfile', 'ca.cnf', '-extensions', section, ...(digest ? [`-${digest}`] : []), '-out', `${name}.pem`);
   }
 
   private read(file: string): string {
