@@ -30,6 +30,7 @@ import { forwardedCertAdmission, forwardedClientAddress } from './ingress/forwar
 import { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from './ingress/forwarded-cert-header.js';
 import { TrustBundleVerifier } from './ingress/trust-bundle-verifier.js';
 import { issuedByPinnedIssuer, pinnedIssuers, type PinnedIssuers } from './issuer-pinning.js';
+import { TrustAnchors } from './trust-anchors.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -184,6 +185,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const initialBundlePem = dataDir.read('caBundle');
   const initialBundle = issuersOf(initialBundlePem);
   const pins = pinsOf(initialBundle);
+  let anchors = TrustAnchors.of(initialBundle);
   const revocations = new RevocationList({ issuers: initialBundle, now });
   const forwardedVerifier = forwarded ? new TrustBundleVerifier(initialBundle) : undefined;
   const ctx: BrokerContext = {
@@ -287,14 +289,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
 
   // Every context option, for creation and for reloads alike: setSecureContext resets an
   // option it is not given (minVersion would fall back to Node's default).
-  const tlsOptions = (bundlePem: string) => ({
+  const tlsOptions = (trust: TrustAnchors) => ({
     key: dataDir.readSecret('brokerKey'),
     cert: dataDir.read('brokerCert'),
-    ca: bundlePem,
+    ca: trust.caPem,
     minVersion: 'TLSv1.2' as const,
     ...(opts.tlsSessionTickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
   });
-  const initialTls = tlsOptions(initialBundlePem);
+  const initialTls = tlsOptions(anchors);
   const server: Server = createServer({
     ...initialTls,
     requestCert: true,
@@ -331,6 +333,15 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
       logger.info({ reason: peer, client: address() }, 'certificate outside the tlsfleet profile');
+      transport.destroy();
+      socket.destroy();
+      return;
+    }
+    // The validity periods OpenSSL skips above an anchored intermediate (trust-anchors.ts).
+    const anchorFault = forwardedPeer ? undefined : anchors.fault(peer.authorityKeyId, now());
+    if (anchorFault) {
+      metrics.handshakeFailures.inc({ reason: anchorFault });
+      logger.info({ reason: anchorFault, client: address(), issuerKeyId: peer.authorityKeyId }, 'issuing CA outside its validity period');
       transport.destroy();
       socket.destroy();
       return;
@@ -444,18 +455,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     try {
       // New handshakes use the new material; established sessions keep running unless the
       // CA that issued their certificate left the bundle (a retired intermediate).
-      const bundlePem = dataDir.read('caBundle');
-      const material = tlsOptions(bundlePem);
-      const bundle = issuersOf(bundlePem);
+      const bundle = issuersOf(dataDir.read('caBundle'));
       const reloaded = pinsOf(bundle);
+      const reanchored = TrustAnchors.of(bundle);
+      const material = tlsOptions(reanchored);
       // The new context has new random ticket keys: a ticket from before the reload cannot
       // resume a session whose chain the new bundle never verified.
       server.setSecureContext(material);
       wsServer?.setSecureContext(material);
+      anchors = reanchored;
       revocations.setIssuers(bundle);
       forwardedVerifier?.replace(bundle);
       ctx.trustedIssuers = reloaded.keyIds;
-      logger.info({ issuers: reloaded.keyIds.size }, 'TLS material reloaded');
+      logger.info({ issuers: reloaded.keyIds.size, anchoredIntermediates: anchors.anchored }, 'TLS material reloaded');
       for (const client of sessions.clients()) closeIfIssuerUntrusted(client);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'TLS material rejected; keeping the last good');
@@ -471,7 +483,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (opts.aclFile) watch(opts.aclFile, reloadAcl);
   for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
 
-  logger.info({ url, wsUrl, healthUrl, trustDomain, maxPacketBytes, tlsSessionTickets: opts.tlsSessionTickets === true, trustedProxies: trustedProxies?.cidrs, wsForwardedCert: forwarded?.format, forwardingProxies: forwardingProxies?.cidrs }, 'broker listening');
+  logger.info({ url, wsUrl, healthUrl, trustDomain, anchoredIntermediates: anchors.anchored, maxPacketBytes, tlsSessionTickets: opts.tlsSessionTickets === true, trustedProxies: trustedProxies?.cidrs, wsForwardedCert: forwarded?.format, forwardingProxies: forwardingProxies?.cidrs }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   return {
