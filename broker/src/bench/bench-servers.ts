@@ -67,7 +67,8 @@ export function findMosquitto(): { bin: string; version: string } | undefined {
  * and service names are the CN), and an ACL file equal to DESIGN.md's default policy, so
  * that it does per-message authorization work as ours does. No persistence.
  */
-export async function startMosquitto(bin: string, dataDir: string, workDir: string): Promise<BenchServer> {
+/** `caFile` replaces the data dir's ca-bundle.pem as mosquitto's `cafile`. */
+export async function startMosquitto(bin: string, dataDir: string, workDir: string, caFile = join(dataDir, 'ca-bundle.pem')): Promise<BenchServer> {
   const port = await freePort();
   const aclFile = join(workDir, 'mosquitto.acl');
   writeFileSync(aclFile, ['pattern readwrite devices/%u/#', 'user telemetry', 'topic read devices/+/#', 'topic write devices/+/commands/#', ''].join('\n'));
@@ -86,7 +87,7 @@ export async function startMosquitto(bin: string, dataDir: string, workDir: stri
       // otherwise means a switch to the "mosquitto" user, which cannot.
       `user ${process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'mosquitto')}`,
       `listener ${port} 127.0.0.1`,
-      `cafile ${join(dataDir, 'ca-bundle.pem')}`,
+      `cafile ${caFile}`,
       `certfile ${join(dataDir, 'broker.pem')}`,
       `keyfile ${join(dataDir, 'broker.key')}`,
       'require_certificate true',

@@ -1,11 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
 import { benchConnects, benchFlow, benchLatency, combineConnects, combineFlows, combineLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult } from './broker-loads.js';
 import { header, kib, mib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
-import { openFilesLimit, processRssBytes } from '@tlsfleet/common';
+import { openFilesLimit, pemCertificates, processRssBytes } from '@tlsfleet/common';
+import { TrustAnchors } from '../trust-anchors.js';
 
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
 // mosquitto on the same certificates, in one run: connects, throughput, latency, and memory
@@ -156,6 +158,19 @@ try {
   for (let r = 0; r < ROUNDS; r++) ticketRounds.push(await benchConnects(withTickets, devices, CONNECTS));
   const connectsWithTickets = combineConnects(ticketRounds);
   await withTickets.stop();
+  // Ours verifies the root's signature on the intermediate once per bundle load, where
+  // mosquitto's OpenSSL does at every handshake (trust-anchors.ts). Mosquitto given the same
+  // anchored bundle as its cafile shows what that difference is worth.
+  const anchoredCaFile = join(work, 'anchored-ca-bundle.pem');
+  writeFileSync(anchoredCaFile, TrustAnchors.of(pemCertificates(readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8')).map((der) => new X509Certificate(der))).caPem);
+  const anchoredMosquitto = mosquitto ? await startMosquitto(mosquitto.bin, dataDir, work, anchoredCaFile) : undefined;
+  const anchoredRounds: ConnectResult[] = [];
+  if (anchoredMosquitto) {
+    await benchConnects(anchoredMosquitto, devices, CONNECTS);
+    for (let r = 0; r < ROUNDS; r++) anchoredRounds.push(await benchConnects(anchoredMosquitto, devices, CONNECTS));
+    await anchoredMosquitto.stop();
+  }
+  const connectsAnchoredMosquitto = anchoredMosquitto ? combineConnects(anchoredRounds) : undefined;
   const memOurs = await memory(await ourBroker());
   const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));
   const memMosquitto = mosquitto ? await memory(await startMosquitto(mosquitto.bin, dataDir, work)) : undefined;
@@ -189,7 +204,12 @@ try {
   const ct = connectsWithTickets;
   out(row('  ours with --tls-session-tickets, per CPU-s', ct.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s'));
   out(`  (ours issues no resumable session tickets by default, mosquitto issues two per connection: without them ours does ${((c.perCpuSecond / ct.perCpuSecond - 1) * 100).toFixed(0)} % more connects per CPU-second; ${ct.ok} ok, ${ct.failed} failed)`);
-  for (const [label, first] of [['ours', c.firstError], ['ours with tickets', ct.firstError], ['mosquitto', t?.connects.firstError]] as const) if (first) out(`  first ${label} connect failure: ${first}`);
+  const am = connectsAnchoredMosquitto;
+  if (am) {
+    out(row('  mosquitto, cafile with anchored intermediate', c.perCpuSecond, am.perCpuSecond, '/CPU-s'));
+    out(`  (the same TRUSTED CERTIFICATE bundle ours hands to TLS, so mosquitto's OpenSSL also stops verifying the root's P-384 signature at every handshake: ${am.ok} ok, ${am.failed} failed; measured after the alternating rounds, not between them; no target)`);
+  }
+  for (const [label, first] of [['ours', c.firstError], ['ours with tickets', ct.firstError], ['mosquitto', t?.connects.firstError], ['mosquitto anchored', am?.firstError]] as const) if (first) out(`  first ${label} connect failure: ${first}`);
   const flow = (title: string, o: typeof QOS0 | typeof QOS1, ourFlow: FlowResult, theirFlow: FlowResult | undefined) => {
     out(`${title}: ${PUBLISHERS} publishers → 1 subscriber (devices/+/#), 100-byte payloads, window ${o.window}/publisher, ${ROUNDS} alternating rounds of ≤ ${num(o.maxMessages)} or ${o.maxMs / 1000} s after ${o.warmupMs / 1000} s warm-up`);
     out(row('  messages delivered per second (wall)', ourFlow.perSecond, theirFlow?.perSecond, '/s'));
@@ -242,7 +262,7 @@ try {
   const count = (r: boolean | undefined) => verdicts.filter((v) => reached(v.ratio, v.target) === r).length;
   out(`  ${count(true)} reached, ${count(false)} missed, ${count(undefined)} not measured (of ${verdicts.length})`);
 
-  const failures = ct.failed > 0 || [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
+  const failures = ct.failed > 0 || (am?.failed ?? 0) > 0 || [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
   if (failures) {
     out('some operations failed (see above): figures are suspect');
     process.exitCode = 1;
