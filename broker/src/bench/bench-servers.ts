@@ -30,10 +30,16 @@ export async function startNodeServer(name: string, script: string, args: readon
       reject(new Error(`${name} exited (${code}) before listening`));
     };
     child.once('exit', onExit);
+    // Read to the end so the child never blocks on a full pipe (stdout to a pipe is
+    // synchronous in Node), but keep only what comes before the ready line.
+    let listening = false;
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      if (listening) return;
       out += chunk;
       const m = /listening (\d+)\n/.exec(out);
       if (!m) return;
+      listening = true;
+      out = '';
       clearTimeout(timer);
       child.off('exit', onExit);
       resolve(Number(m[1]));
