@@ -62,4 +62,23 @@ describe('TrustBundleVerifier (forwarded certificates, re-verified outside TLS)'
     verifier.replace([cert(pki.pem('impostor'))]);
     expect(verifier.verify(leaf, now())).toBe('unknown_ca');
   });
+
+  it('forgets on replace() what it learnt about the old bundle\'s CAs: a path once verified through a root that left is refused', () => {
+    const leaf = cert(pki.clientLeaf('remembered', 'intermediate'));
+    const verifier = new TrustBundleVerifier([root, intermediate]);
+    expect(verifier.verify(leaf, now())).toBeUndefined();
+    expect(verifier.verify(leaf, now())).toBeUndefined();
+    verifier.replace([intermediate]);
+    expect(verifier.verify(leaf, now())).toBe('unknown_ca');
+    // The same objects again: nothing stale is kept from the bundle without the root.
+    verifier.replace([root, intermediate]);
+    expect(verifier.verify(leaf, now())).toBeUndefined();
+  });
+
+  it('still checks the validity of the CAs on a remembered path at every call', () => {
+    const leaf = cert(pki.clientLeaf('timed-again', 'intermediate', 5));
+    const verifier = new TrustBundleVerifier([root, intermediate]);
+    expect(verifier.verify(leaf, now())).toBeUndefined();
+    expect(verifier.verify(leaf, Date.parse(intermediate.validTo) + 1000)).toBe('expired');
+  });
 });

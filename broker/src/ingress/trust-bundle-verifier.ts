@@ -15,6 +15,13 @@ const MAX_PATH_CERTIFICATES = 4;
  */
 export class TrustBundleVerifier {
   private issuers: readonly X509Certificate[];
+  /**
+   * What the bundle's own certificates verify to, computed once per bundle: the signature
+   * checks above the leaf (the P-384 root's on the intermediate, the root's on itself) are
+   * the dear ones, and they cannot change until `replace`.
+   */
+  private readonly signersOfCa = new Map<X509Certificate, readonly X509Certificate[]>();
+  private readonly selfSigned = new Map<X509Certificate, boolean>();
 
   constructor(bundle: readonly X509Certificate[]) {
     this.issuers = bundle.filter((c) => c.ca);
@@ -22,22 +29,40 @@ export class TrustBundleVerifier {
 
   replace(bundle: readonly X509Certificate[]): void {
     this.issuers = bundle.filter((c) => c.ca);
+    this.signersOfCa.clear();
+    this.selfSigned.clear();
   }
 
   /** Undefined when `leaf` chains to the bundle and every certificate on the path is valid at `nowMs`. */
   verify(leaf: X509Certificate, nowMs: number): ChainRejection | undefined {
     const leafValidity = validityAt(leaf, nowMs);
     if (leafValidity) return leafValidity;
-    let current = leaf;
+    let signers: readonly X509Certificate[] = this.signersOf(leaf);
     for (let n = 1; n < MAX_PATH_CERTIFICATES; n++) {
-      const signers = this.issuers.filter((c) => current.checkIssued(c) && current.verify(c.publicKey));
       // A re-issued CA (same name and key, new validity) may sit beside its expired copy.
       const issuer = signers.find((c) => validityAt(c, nowMs) === undefined);
       if (!issuer) return signers[0] ? validityAt(signers[0], nowMs) : 'unknown_ca';
-      if (issuer.checkIssued(issuer) && issuer.verify(issuer.publicKey)) return undefined;
-      current = issuer;
+      if (this.isSelfSigned(issuer)) return undefined;
+      signers = this.cachedSignersOf(issuer);
     }
     return 'unknown_ca';
+  }
+
+  private signersOf(cert: X509Certificate): X509Certificate[] {
+    return this.issuers.filter((c) => cert.checkIssued(c) && cert.verify(c.publicKey));
+  }
+
+  /** `signersOf` for a certificate of the bundle, whose answer holds until `replace`. */
+  private cachedSignersOf(ca: X509Certificate): readonly X509Certificate[] {
+    let signers = this.signersOfCa.get(ca);
+    if (!signers) this.signersOfCa.set(ca, (signers = this.signersOf(ca)));
+    return signers;
+  }
+
+  private isSelfSigned(ca: X509Certificate): boolean {
+    let self = this.selfSigned.get(ca);
+    if (self === undefined) this.selfSigned.set(ca, (self = ca.checkIssued(ca) && ca.verify(ca.publicKey)));
+    return self;
   }
 }
 
