@@ -198,7 +198,11 @@ describe('renewal under rate limiting', () => {
   it('honours Retry-After from a rate-limited provisioning service instead of its own shorter backoff', async () => {
     await env.stop();
     env = await startFleetEnv({ provisioningArgs: ['--client-rate', '1', '--client-burst', '1'] });
-    const d = await device('car-3', { certTtlSeconds: 20 });
+    // 40 s: renewal starts 5-21 s in (2/3 of the 80 s backdated lifetime, ±10 %), and three
+    // rate-limited attempts (≥ 1 s apart each, more on a loaded machine) plus the one that
+    // gets through must fit before notAfter. With 20 s a late start ran past it: the device
+    // then rightly asked for re-enrolment and the test waited out its timeout.
+    const d = await device('car-3', { certTtlSeconds: 40 });
     await startConnected(d);
     // Another client on the same address keeps the bucket empty (bounded: at most 2000 requests).
     let hammering = true;
@@ -206,20 +210,29 @@ describe('renewal under rate limiting', () => {
       for (let i = 0; hammering && i < 2000; i++) await postJson(`${env.url}/v1/enroll`, { token: 'tf_bogus', csr: 'x' }, { ca: env.ca });
     })();
     const limited: { at: number; retryAfterMs: number }[] = [];
-    await new Promise<void>((resolve) =>
-      d.on('error', (err) => {
-        if (err.code !== 'rate_limited') return;
-        limited.push({ at: Date.now(), retryAfterMs: err.retryAfterMs ?? -1 });
-        if (limited.length === 3) resolve();
-      }),
-    );
+    // Listened for from the start: the renewal may get through while the hammer's last
+    // request is still out, before the test would otherwise start listening.
+    const renewedAfterLimits = nextEvent(d, 'renewed', () => limited.length >= 3);
+    const expired = nextEvent(d, 'reenrollment-required').then(([err]) => {
+      throw new Error(`the certificate ran out before a renewal got through (${err.code}); rate-limited attempts: ${JSON.stringify(limited)}`);
+    });
+    await Promise.race([
+      expired,
+      new Promise<void>((resolve) =>
+        d.on('error', (err) => {
+          if (err.code !== 'rate_limited') return;
+          limited.push({ at: Date.now(), retryAfterMs: err.retryAfterMs ?? -1 });
+          if (limited.length === 3) resolve();
+        }),
+      ),
+    ]);
     hammering = false;
     await hammer;
     for (let i = 1; i < limited.length; i++) {
       expect(limited[i - 1]!.retryAfterMs).toBeGreaterThanOrEqual(1000);
       expect(limited[i]!.at - limited[i - 1]!.at).toBeGreaterThanOrEqual(limited[i - 1]!.retryAfterMs - 5);
     }
-    const [renewed] = await nextEvent(d, 'renewed');
+    const [renewed] = await Promise.race([renewedAfterLimits, expired]);
     expect(Date.parse(renewed.notAfter)).toBeGreaterThan(Date.now());
   });
 });
