@@ -1,10 +1,10 @@
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '@tlsfleet/broker';
-import { pemCertificates } from '@tlsfleet/common';
+import { pemX509Certificates } from '@tlsfleet/common';
 import { enrollAt, type DeviceCredentials } from './harness/broker-env.js';
 import { metric, tryConnect } from './harness/broker-probe.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
@@ -27,7 +27,7 @@ describe('broker: validity of the anchored intermediate, checked per connection'
   beforeAll(async () => {
     env = await startProvisioningEnv();
     device = await enrollAt(env, 'clocked-1', { certTtl: '1h' });
-    const bundle = pemCertificates(readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8')).map((der) => new X509Certificate(der));
+    const bundle = pemX509Certificates(readFileSync(join(env.dataDir, 'ca-bundle.pem'), 'utf8'));
     intermediate = bundle.find((c) => c.ca && c.subject !== c.issuer)!;
     broker = await startBroker({ dataDir: env.dataDir, host: '127.0.0.1', port: 0, healthPort: 0, logger: pino({ level: 'silent' }), now: () => clock });
   });

@@ -7,7 +7,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemCertificates, type PeerCertificate } from '@tlsfleet/common';
+import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
 import { createHealthServer } from './health-server.js';
@@ -174,7 +174,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // ca-bundle.pem is read once per start and per reload, and everything built from that one
   // text: two reads could straddle a rotation's rewrite and pair a TLS context with the
   // other version's pins.
-  const issuersOf = (bundlePem: string) => pemCertificates(bundlePem).map((der) => new X509Certificate(der));
   /** The bundle's issuer key ids; throws when none is left, since every client would be refused. */
   const pinsOf = (bundle: readonly X509Certificate[]): PinnedIssuers => {
     const pins = pinnedIssuers(bundle);
@@ -183,7 +182,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     return pins;
   };
   const initialBundlePem = dataDir.read('caBundle');
-  const initialBundle = issuersOf(initialBundlePem);
+  const initialBundle = pemX509Certificates(initialBundlePem);
   const pins = pinsOf(initialBundle);
   let anchors = TrustAnchors.of(initialBundle);
   const revocations = new RevocationList({ issuers: initialBundle, now });
@@ -455,7 +454,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     try {
       // New handshakes use the new material; established sessions keep running unless the
       // CA that issued their certificate left the bundle (a retired intermediate).
-      const bundle = issuersOf(dataDir.read('caBundle'));
+      const bundle = pemX509Certificates(dataDir.read('caBundle'));
       const reloaded = pinsOf(bundle);
       const reanchored = TrustAnchors.of(bundle);
       const material = tlsOptions(reanchored);

@@ -1,5 +1,7 @@
 /** PEM (RFC 7468) encoding and decoding of DER blocks. */
 
+import { X509Certificate } from 'node:crypto';
+
 export function derToPem(der: Uint8Array, label: string): string {
   const b64 = Buffer.from(der).toString('base64');
   const lines = b64.match(/.{1,64}/g) ?? [];
@@ -29,6 +31,11 @@ export function pemCertificates(text: string): Buffer[] {
   return pemBlocks(text)
     .filter((b) => b.label === 'CERTIFICATE')
     .map((b) => b.der);
+}
+
+/** Every CERTIFICATE block in `text`, parsed, in order (a chain or a trust bundle). */
+export function pemX509Certificates(text: string): X509Certificate[] {
+  return pemCertificates(text).map((der) => new X509Certificate(der));
 }
 
 /** The DER of the only block labelled `label`, or undefined when there is not exactly one. */

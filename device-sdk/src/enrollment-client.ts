@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { request, type RequestOptions } from 'node:https';
 import type { SecureContext } from 'node:tls';
-import { isErrorCode, pemCertificates, type EnrollResponse } from '@tlsfleet/common';
+import { isErrorCode, pemCertificates, pemX509Certificates, type EnrollResponse } from '@tlsfleet/common';
 import type { DeviceIdentity } from './credential-store.js';
 import { DeviceError } from './errors.js';
 import type { DeviceKey } from './keys.js';
@@ -52,7 +52,7 @@ export class ProvisioningClient {
     let leaf: X509Certificate;
     try {
       leaf = new X509Certificate(r.certificate!);
-      const chain = pemCertificates(r.chain!).map((pem) => new X509Certificate(pem));
+      const chain = pemX509Certificates(r.chain!);
       if (pemCertificates(r.caBundle!).length === 0) throw new Error('empty trust bundle');
       // Not trusting our own eyes over TLS: the leaf must carry our key and be signed by the next link.
       if (!leaf.checkPrivateKey(key.privateKey)) throw new Error('the certificate is not for our key');

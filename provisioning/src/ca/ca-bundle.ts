@@ -1,10 +1,10 @@
-import { X509Certificate } from 'node:crypto';
-import { pemCertificates } from '@tlsfleet/common';
+import type { X509Certificate } from 'node:crypto';
+import { pemX509Certificates } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 
 /** The certificates of the data dir's ca-bundle.pem, in file order. */
 export function readBundle(dataDir: DataDir): X509Certificate[] {
-  return pemCertificates(dataDir.read('caBundle')).map((der) => new X509Certificate(der));
+  return pemX509Certificates(dataDir.read('caBundle'));
 }
 
 /** Certificates as PEM, one after another, each ending in a newline: a bundle file's text. */

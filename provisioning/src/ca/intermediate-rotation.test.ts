@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rename
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { derToPem, pemCertificates } from '@tlsfleet/common';
+import { derToPem, pemCertificates, pemX509Certificates } from '@tlsfleet/common';
 import { authorityFromDataDir } from '../data-dir-authority.js';
 import { DataDir } from '../data-dir.js';
 import { initDataDir } from '../init.js';
@@ -107,7 +107,7 @@ describe('intermediate rotation', () => {
     expect(statSync(dataDir.path('intermediateKey')).mode & 0o777).toBe(0o600);
     expect(statSync(dataDir.path('previousIntermediateKey')).mode & 0o777).toBe(0o600);
     expect(dataDir.has('nextIntermediateKey') || dataDir.has('nextIntermediateCsr')).toBe(false);
-    const bundle = pemCertificates(dataDir.read('caBundle')).map((d) => new X509Certificate(d));
+    const bundle = pemX509Certificates(dataDir.read('caBundle'));
     const fingerprints = (pem: string) => new X509Certificate(pem).fingerprint256;
     expect(bundle.map((c) => c.fingerprint256)).toEqual([fingerprints(root().rootCertPem), fingerprints(signed), fingerprints(previousPem)]);
     const newCa = new X509Certificate(signed);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { pemCertificates } from '@tlsfleet/common';
+import { pemX509Certificates } from '@tlsfleet/common';
 import { makeTestCsr } from '../authority/csr.fixture.js';
 import { authorityFromDataDir } from '../data-dir-authority.js';
 import { DataDir } from '../data-dir.js';
@@ -18,7 +18,7 @@ import { signIntermediate } from './sign-intermediate.js';
 
 const DAY_S = 86_400;
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
-const bundleOf = (dataDir: DataDir) => pemCertificates(dataDir.read('caBundle')).map((d) => new X509Certificate(d).fingerprint256);
+const bundleOf = (dataDir: DataDir) => pemX509Certificates(dataDir.read('caBundle')).map((c) => c.fingerprint256);
 
 describe('root rotation', () => {
   let tmp: string;
