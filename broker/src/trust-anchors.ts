@@ -66,7 +66,10 @@ export class TrustAnchors {
       const signers = ski ? roots.filter((root) => cert.checkIssued(root) && cert.verify(root.publicKey)) : [];
       if (!ski || signers.length === 0) return derToPem(cert.raw, 'CERTIFICATE');
       const own = validity(cert);
-      const paths = signers.map((root) => validity(root)).map((r) => ({ from: Math.max(own.from, r.from), to: Math.min(own.to, r.to) }));
+      const paths = signers.map((root) => {
+        const r = validity(root);
+        return { from: Math.max(own.from, r.from), to: Math.min(own.to, r.to) };
+      });
       windows.set(ski, [...(windows.get(ski) ?? []), ...paths]);
       return derToPem(Buffer.concat([cert.raw, CLIENT_AUTH_TRUST]), 'TRUSTED CERTIFICATE');
     });
