@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { derToPem, subjectKeyId } from '@tlsfleet/common';
+import { derToPem, isSelfSigned, issuedBy, subjectKeyId } from '@tlsfleet/common';
 
 export type AnchorFault = 'expired' | 'not_yet_valid';
 
@@ -59,11 +59,11 @@ export class TrustAnchors {
   ) {}
 
   static of(bundle: readonly X509Certificate[]): TrustAnchors {
-    const roots = bundle.filter((c) => c.ca && c.checkIssued(c) && c.verify(c.publicKey) && mayBeSkipped(c));
+    const roots = bundle.filter((c) => isSelfSigned(c) && mayBeSkipped(c));
     const windows = new Map<string, Window[]>();
     const blocks = bundle.map((cert) => {
       const ski = cert.ca && !cert.checkIssued(cert) && strongSignature(cert) ? subjectKeyId(cert.raw) : undefined;
-      const signers = ski ? roots.filter((root) => cert.checkIssued(root) && cert.verify(root.publicKey)) : [];
+      const signers = ski ? roots.filter((root) => issuedBy(cert, root)) : [];
       if (!ski || signers.length === 0) return derToPem(cert.raw, 'CERTIFICATE');
       const own = validity(cert);
       const paths = signers.map((root) => {

@@ -12,3 +12,4 @@ export * from './acl.js';
 export * from './data-dir.js';
 export * from './process-stats.js';
 export * from './atomic-file.js';
+export * from './certificate-links.js';

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import { isSelfSigned, issuedBy } from '@tlsfleet/common';
 
 export type ChainRejection = 'unknown_ca' | 'expired' | 'not_yet_valid';
 
@@ -49,7 +50,7 @@ export class TrustBundleVerifier {
   }
 
   private signersOf(cert: X509Certificate): X509Certificate[] {
-    return this.issuers.filter((c) => cert.checkIssued(c) && cert.verify(c.publicKey));
+    return this.issuers.filter((c) => issuedBy(cert, c));
   }
 
   /** `signersOf` for a certificate of the bundle, whose answer holds until `replace`. */
@@ -61,7 +62,7 @@ export class TrustBundleVerifier {
 
   private isSelfSigned(ca: X509Certificate): boolean {
     let self = this.selfSigned.get(ca);
-    if (self === undefined) this.selfSigned.set(ca, (self = ca.checkIssued(ca) && ca.verify(ca.publicKey)));
+    if (self === undefined) this.selfSigned.set(ca, (self = isSelfSigned(ca)));
     return self;
   }
 }

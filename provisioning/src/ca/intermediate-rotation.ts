@@ -2,14 +2,14 @@ import 'reflect-metadata'; // @peculiar/x509 needs the Reflect metadata API befo
 import { createPrivateKey, webcrypto, X509Certificate } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import * as x509 from '@peculiar/x509';
-import { derToPem, syncDirectory, writeFileAtomic } from '@tlsfleet/common';
+import { derToPem, isSelfSigned, issuedBy, syncDirectory, writeFileAtomic } from '@tlsfleet/common';
 import { loadCaSigner } from '../authority/load-ca-signer.js';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
 import { oneLine, pemOf, readBundle } from './ca-bundle.js';
 import { CaRotationError } from './ca-rotation-error.js';
 import { onlyCertificate, webSigningKey } from './ca-keys.js';
-import { isSelfSigned, issuedBy, lastToExpire, leafOf, liveCertificates, REISSUED } from './live-certificates.js';
+import { lastToExpire, leafOf, liveCertificates, REISSUED } from './live-certificates.js';
 import { reissueUnder } from './reissue-certificate.js';
 import { OID_NAME_CONSTRAINTS } from './sign-intermediate.js';
 

@@ -47,12 +47,3 @@ export function leafOf(dataDir: DataDir, file: DataFile): x509.X509Certificate {
   if (!der) throw new CaRotationError('invalid_certificate', `${dataDir.path(file)} holds no certificate`);
   return new x509.X509Certificate(der);
 }
-
-/** `child` names `parent` as its issuer and `parent`'s key verifies its signature. */
-export function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
-  return child.checkIssued(parent) && child.verify(parent.publicKey);
-}
-
-export function isSelfSigned(c: X509Certificate): boolean {
-  return c.ca && issuedBy(c, c);
-}

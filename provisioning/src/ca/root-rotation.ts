@@ -3,14 +3,14 @@ import { webcrypto, X509Certificate } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { derToPem, isValidTrustDomain, writeFileAtomic } from '@tlsfleet/common';
+import { derToPem, isSelfSigned, issuedBy, isValidTrustDomain, writeFileAtomic } from '@tlsfleet/common';
 import type { DataDir } from '../data-dir.js';
 import type { Store } from '../storage/store.js';
 import { oneLine, pemOf, readBundle } from './ca-bundle.js';
 import { CaRotationError } from './ca-rotation-error.js';
 import { onlyCertificate } from './ca-keys.js';
 import { createRootCa } from './create-root.js';
-import { isSelfSigned, issuedBy, lastToExpire, liveCertificates } from './live-certificates.js';
+import { lastToExpire, liveCertificates } from './live-certificates.js';
 
 const ROOT_FILES = { cert: 'root-ca.pem', key: 'root-ca.key' } as const;
 
