@@ -246,7 +246,6 @@ export interface LatencyResult {
   readonly sampledSeconds: number;
 }
 
-/** Several rounds as one: samples pooled, CPU share weighted by time. */
 /** Rounds of one server's connects, pooled: counts and CPU added up. */
 export function combineConnects(rounds: readonly ConnectResult[]): ConnectResult {
   const ok = sum(rounds, (r) => r.ok);
@@ -267,6 +266,7 @@ function sum<T>(items: readonly T[], of: (item: T) => number): number {
   return items.reduce((n, item) => n + of(item), 0);
 }
 
+/** Several rounds as one: samples pooled, CPU share weighted by time. */
 export function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
   const all = new Float64Array(rounds.reduce((n, r) => n + r.latenciesMs.length, 0));
   let o = 0;
