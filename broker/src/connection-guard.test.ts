@@ -1,10 +1,7 @@
 import { once } from 'node:events';
-import { createServer, connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PeerCertificate } from '@tlsfleet/common';
 import { ConnectionGuard, guardConnection, guardOf, type ByteTally, type FrameViolation } from './connection-guard.js';
-
-const peer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0), authorityKeyId: undefined };
+import { loopbackPair, testPeer } from './loopback-pair.fixture.js';
 
 /** A PUBLISH (QoS 0) with `bodyBytes` of topic + payload, Remaining Length encoded per MQTT 3.1.1 §2.2.3. */
 function publish(bodyBytes: number): Buffer {
@@ -29,23 +26,14 @@ afterEach(() => {
 
 /** A real loopback TCP pair; the server side is guarded, as the broker guards its TLS sockets. */
 async function pair(maxPacketBytes: number) {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = connect((server.address() as { port: number }).port, '127.0.0.1');
-  const [socket] = await accepted;
+  const { client, socket, close } = await loopbackPair();
+  cleanup.push(close);
   const violations: FrameViolation[] = [];
   const tally: ByteTally = { in: 0, out: 0 };
-  const guarded = guardConnection(socket, new ConnectionGuard(peer, { maxPacketBytes, onViolation: (v) => violations.push(v), tally }));
+  const guarded = guardConnection(socket, new ConnectionGuard(testPeer, { maxPacketBytes, onViolation: (v) => violations.push(v), tally }));
   guarded.on('error', () => undefined);
   const received: Buffer[] = [];
   guarded.on('data', (c: Buffer) => received.push(c));
-  cleanup.push(() => {
-    client.destroy();
-    socket.destroy();
-    server.close();
-  });
   return { client, guarded, violations, tally, received: () => Buffer.concat(received) };
 }
 
@@ -147,7 +135,7 @@ describe('guardConnection', () => {
 
   it('finds the guard of a guarded connection and none on anything else', async () => {
     const { guarded } = await pair(1024);
-    expect(guardOf(guarded)?.peer).toBe(peer);
+    expect(guardOf(guarded)?.peer).toBe(testPeer);
     expect(guardOf({})).toBeUndefined();
     expect(guardOf(null)).toBeUndefined();
   });

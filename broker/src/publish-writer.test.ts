@@ -1,0 +1,201 @@
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { connect, createServer } from 'node:net';
+import type { Writable } from 'node:stream';
+import { Aedes } from 'aedes';
+import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConnectionGuard, guardConnection } from './connection-guard.js';
+import { loopbackPair, testPeer } from './loopback-pair.fixture.js';
+import { encodePublish, installPublishWriter, publishesEncodedHere, type PublishFields } from './publish-writer.js';
+
+type WriteToStream = ((packet: object, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers: boolean };
+/** The copy of mqtt-packet Aedes loads: the one installPublishWriter changes. */
+const aedesMqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { writeToStream: WriteToStream };
+
+/** What mqtt-packet itself encodes for the same packet (protocol level 4, as Aedes asks). */
+function reference(packet: PublishFields): Buffer {
+  return generate(packet as Packet);
+}
+
+/** A payload that brings the packet's Remaining Length to exactly `remaining` (topic 't', QoS 0). */
+function withRemaining(remaining: number): PublishFields {
+  return { cmd: 'publish', topic: 't', payload: Buffer.alloc(remaining - 3, 0x61), qos: 0 };
+}
+
+describe('encodePublish', () => {
+  const cases: [string, PublishFields][] = [
+    ['QoS 0', { cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('hello'), qos: 0 }],
+    ['QoS 0 with no qos field', { cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('x') }],
+    ['QoS 1, identifier 1', { cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('hello'), qos: 1, messageId: 1 }],
+    ['QoS 1, identifier 65535', { cmd: 'publish', topic: 'a', payload: Buffer.from('z'), qos: 1, messageId: 65_535 }],
+    ['QoS 2, identifier 0x0102', { cmd: 'publish', topic: 'a/b', payload: Buffer.from('z'), qos: 2, messageId: 0x0102 }],
+    ['DUP and RETAIN', { cmd: 'publish', topic: 'a/b', payload: Buffer.from('z'), qos: 1, messageId: 7, dup: true, retain: true }],
+    ['RETAIN alone', { cmd: 'publish', topic: 'a/b', payload: Buffer.from('z'), qos: 0, retain: true }],
+    ['multi-byte UTF-8 topic', { cmd: 'publish', topic: 'devices/dé/温度/🌡', payload: Buffer.from([0, 1, 2]), qos: 0 }],
+    ['string payload with multi-byte characters', { cmd: 'publish', topic: 't', payload: 'ünïcödé ✓', qos: 1, messageId: 9 }],
+    ['empty payload', { cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0 }],
+    ['no payload', { cmd: 'publish', topic: 't', qos: 0 }],
+    ['null payload', { cmd: 'publish', topic: 't', payload: null, qos: 0 }],
+    ['empty topic (as mqtt-packet writes it)', { cmd: 'publish', topic: '', payload: Buffer.from('x'), qos: 0 }],
+    ['Remaining Length 127 (one byte)', withRemaining(127)],
+    ['Remaining Length 128 (two bytes)', withRemaining(128)],
+    ['Remaining Length 16,383', withRemaining(16_383)],
+    ['Remaining Length 16,384 (three bytes)', withRemaining(16_384)],
+    ['Remaining Length 2,097,151', withRemaining(2_097_151)],
+    ['Remaining Length 2,097,152 (four bytes)', withRemaining(2_097_152)],
+  ];
+  it.each(cases)('writes %s byte for byte as mqtt-packet does', (_name, packet) => {
+    const ours = encodePublish(packet);
+    expect(ours).toBeDefined();
+    expect((ours as Buffer).equals(reference(packet))).toBe(true);
+  });
+
+  it('writes a packet mqtt-packet parses back to the same fields', () => {
+    const parsed: Packet[] = [];
+    const p = mqttParser();
+    p.on('packet', (packet: Packet) => parsed.push(packet));
+    p.parse(encodePublish({ cmd: 'publish', topic: 'devices/dé/t', payload: Buffer.from('42'), qos: 1, messageId: 513, retain: true }) as Buffer);
+    expect(parsed).toHaveLength(1);
+    expect(parsed[0]).toMatchObject({ cmd: 'publish', topic: 'devices/dé/t', qos: 1, messageId: 513, retain: true, dup: false });
+    expect((parsed[0] as { payload: Buffer }).payload.toString()).toBe('42');
+  });
+
+  const refused: [string, PublishFields][] = [
+    ['a Buffer topic', { cmd: 'publish', topic: Buffer.from('t'), payload: Buffer.from('x'), qos: 0 }],
+    ['no topic', { cmd: 'publish', payload: Buffer.from('x'), qos: 0 }],
+    ['a number topic', { cmd: 'publish', topic: 5, payload: Buffer.from('x'), qos: 0 }],
+    ['QoS 3', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 3 }],
+    ['QoS "1"', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: '1', messageId: 1 }],
+    ['QoS 1 without an identifier', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1 }],
+    ['identifier 65536', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, messageId: 65_536 }],
+    ['identifier -1', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 2, messageId: -1 }],
+    ['identifier 1.5', { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, messageId: 1.5 }],
+    ['a number payload', { cmd: 'publish', topic: 't', payload: 42, qos: 0 }],
+    ['an object payload', { cmd: 'publish', topic: 't', payload: { a: 1 }, qos: 0 }],
+    ['a topic over 65,535 bytes', { cmd: 'publish', topic: 'é'.repeat(32_768), payload: Buffer.from('x'), qos: 0 }],
+  ];
+  it.each(refused)('leaves %s to mqtt-packet', (_name, packet) => {
+    expect(encodePublish(packet)).toBeUndefined();
+  });
+
+  it('leaves a packet over the largest Remaining Length (268,435,455) to mqtt-packet', () => {
+    const payload = Buffer.allocUnsafe(268_435_455 - 3 + 1);
+    expect(encodePublish({ cmd: 'publish', topic: 't', payload, qos: 0 })).toBeUndefined();
+  });
+});
+
+let cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup) c();
+  cleanup = [];
+});
+
+/** A real loopback TCP pair: the accepted side (guarded or not), and what its peer receives. */
+async function pair(guarded: boolean) {
+  const { client, socket, close } = await loopbackPair();
+  cleanup.push(close);
+  const stream = guarded ? guardConnection(socket, new ConnectionGuard(testPeer, { maxPacketBytes: 1 << 20, onViolation: () => undefined, tally: { in: 0, out: 0 } })) : socket;
+  const received: Buffer[] = [];
+  client.on('data', (c: Buffer) => received.push(c));
+  const receivedBytes = async (length: number) => {
+    while (Buffer.concat(received).length < length) await once(client, 'data');
+    return Buffer.concat(received);
+  };
+  return { stream, receivedBytes };
+}
+
+describe('installPublishWriter', () => {
+  beforeAll(() => installPublishWriter());
+
+  it('writes a PUBLISH to a guarded connection as one buffer, the bytes mqtt-packet would have sent', async () => {
+    const { stream, receivedBytes } = await pair(true);
+    const writes: unknown[] = [];
+    const write = stream.write.bind(stream);
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      writes.push(chunk);
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof stream.write;
+    const packet = { cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('hello'), qos: 1, messageId: 3 };
+    const before = publishesEncodedHere();
+    expect(aedesMqttPacket.writeToStream(packet, stream)).toBe(true);
+    expect(writes).toHaveLength(1);
+    expect(publishesEncodedHere()).toBe(before + 1);
+    const expected = reference(packet);
+    expect((await receivedBytes(expected.length)).equals(expected)).toBe(true);
+  });
+
+  it('leaves every other packet, unguarded streams and calls with options to mqtt-packet', async () => {
+    const guarded = await pair(true);
+    const plain = await pair(false);
+    const publish = { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0 };
+    const puback = { cmd: 'puback', messageId: 5 };
+    const before = publishesEncodedHere();
+    aedesMqttPacket.writeToStream(puback, guarded.stream);
+    aedesMqttPacket.writeToStream(publish, plain.stream);
+    aedesMqttPacket.writeToStream(publish, guarded.stream, { protocolVersion: 5 });
+    expect(publishesEncodedHere()).toBe(before);
+    const v5 = generate(publish as Packet, { protocolVersion: 5 });
+    const fromGuarded = Buffer.concat([reference(puback as unknown as PublishFields), v5]);
+    expect((await guarded.receivedBytes(fromGuarded.length)).equals(fromGuarded)).toBe(true);
+    expect((await plain.receivedBytes(reference(publish).length)).equals(reference(publish))).toBe(true);
+  });
+
+  it('is installed once, and passes mqtt-packet\'s number-cache switch through', () => {
+    const installed = aedesMqttPacket.writeToStream;
+    installPublishWriter();
+    expect(aedesMqttPacket.writeToStream).toBe(installed);
+    const was = installed.cacheNumbers;
+    try {
+      installed.cacheNumbers = !was;
+      expect(installed.cacheNumbers).toBe(!was);
+    } finally {
+      installed.cacheNumbers = was;
+    }
+    expect(installed.cacheNumbers).toBe(was);
+  });
+
+  it('is what Aedes writes its deliveries with, at QoS 0 and QoS 1', async () => {
+    const aedes = await Aedes.createBroker();
+    cleanup.push(() => aedes.close());
+    const server = createServer((socket) => aedes.handle(guardConnection(socket, new ConnectionGuard(testPeer, { maxPacketBytes: 1 << 20, onViolation: () => undefined, tally: { in: 0, out: 0 } }))));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanup.push(() => server.close());
+    const port = (server.address() as { port: number }).port;
+
+    const client = async (clientId: string) => {
+      const socket = connect(port, '127.0.0.1');
+      cleanup.push(() => socket.destroy());
+      const packets: Packet[] = [];
+      const p = mqttParser();
+      p.on('packet', (packet: Packet) => packets.push(packet));
+      socket.on('data', (chunk: Buffer) => p.parse(chunk));
+      const next = async (cmd: string) => {
+        for (;;) {
+          const i = packets.findIndex((x) => x.cmd === cmd);
+          if (i >= 0) return packets.splice(i, 1)[0] as Packet;
+          await once(socket, 'data');
+        }
+      };
+      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 }));
+      await next('connack');
+      return { socket, next };
+    };
+    const sub = await client('sub');
+    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/+/t', qos: 1 }] }));
+    await sub.next('suback');
+    const pub = await client('pub');
+
+    const before = publishesEncodedHere();
+    pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('q0'), qos: 0, retain: false, dup: false }));
+    const q0 = await sub.next('publish');
+    pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d2/t', payload: Buffer.from('q1'), qos: 1, messageId: 11, retain: false, dup: false }));
+    const q1 = await sub.next('publish');
+    expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
+    expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
+    expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
+    expect((q1 as { payload: Buffer }).payload.toString()).toBe('q1');
+    expect(publishesEncodedHere()).toBe(before + 2);
+  });
+});
