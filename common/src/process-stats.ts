@@ -14,6 +14,17 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
+/**
+ * CPU seconds the hypervisor gave to other guests while this machine's CPUs wanted to run,
+ * summed over CPUs: the steal column of /proc/stat's `cpu` line (USER_HZ ticks). 0 outside a VM.
+ */
+export function machineStealSeconds(): number {
+  const stat = readFileSync('/proc/stat', 'utf8');
+  const fields = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/);
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice
+  return Number(fields[8] ?? 0) / USER_HZ;
+}
+
 /** Resident set size in bytes (VmRSS of /proc/PID/status). */
 export function processRssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -1,9 +1,10 @@
+import { cpus } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Packet } from 'mqtt-packet';
 import type { BenchServer } from './bench-servers.js';
 import { sleep } from './bench-servers.js';
 import { closed, disconnect, encodePuback, encodePublish, openMqtt, PacketWaiter, subscribe, type Credential } from './mqtt-client.js';
-import { processCpuSeconds } from '@tlsfleet/common';
+import { machineStealSeconds, processCpuSeconds } from '@tlsfleet/common';
 
 // The loads the broker benchmark puts on a server, each bounded in count and in time, each
 // reading the server's CPU seconds (every thread, /proc) around its measured part only.
@@ -27,6 +28,11 @@ export interface ConnectResult {
   readonly perSecond: number;
   readonly cpuSeconds: number;
   readonly perCpuSecond: number;
+  /**
+   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
+   * (steal): a round with much of it measured the host as much as the broker.
+   */
+  readonly stealShare: number;
 }
 
 /**
@@ -50,9 +56,10 @@ export async function benchConnects(srv: BenchServer, creds: readonly Credential
   await pool(b.concurrency, warmup, 10_000, op);
   await sleep(200);
   const cpuBefore = processCpuSeconds(srv.pid);
+  const stealBefore = machineStealSeconds();
   const run = await pool(b.concurrency, b.max, b.maxMs, op);
   const cpuSeconds = processCpuSeconds(srv.pid) - cpuBefore;
-  return { ...run, firstError, perSecond: (run.ok / run.ms) * 1000, cpuSeconds, perCpuSecond: run.ok / cpuSeconds };
+  return { ...run, firstError, perSecond: (run.ok / run.ms) * 1000, cpuSeconds, perCpuSecond: run.ok / cpuSeconds, stealShare: stealShareSince(stealBefore, run.ms) };
 }
 
 export interface IdleConnections {
@@ -110,6 +117,11 @@ export interface FlowResult {
   readonly duplicated: number;
   /** Set when delivery stopped for 2 s before the bounds were reached. */
   readonly stalled: boolean;
+  /**
+   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
+   * (steal): a round with much of it measured the host as much as the broker.
+   */
+  readonly stealShare: number;
 }
 
 const PAYLOAD_BYTES = 100;
@@ -193,6 +205,7 @@ export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], s
     await sleep(o.warmupMs);
     const d0 = delivered;
     const cpu0 = processCpuSeconds(srv.pid);
+    const steal0 = machineStealSeconds();
     const t0 = performance.now();
     let lastProgress = t0;
     let seen = delivered;
@@ -209,11 +222,12 @@ export async function benchFlow(srv: BenchServer, pubs: readonly Credential[], s
     }
     const ms = performance.now() - t0;
     const cpuSeconds = processCpuSeconds(srv.pid) - cpu0;
+    const stealShare = stealShareSince(steal0, ms);
     const measured = delivered - d0;
     stopped = true;
     await until(() => pubs.every((_, p) => completed(p) >= (sent[p] as number)), 2000);
     const lost = missing.reduce((n, gaps) => n + gaps.size, 0);
-    return { delivered: measured, ms, perSecond: (measured / ms) * 1000, cpuSeconds, perCpuSecond: measured / cpuSeconds, lost, reordered, duplicated, stalled };
+    return { delivered: measured, ms, perSecond: (measured / ms) * 1000, cpuSeconds, perCpuSecond: measured / cpuSeconds, lost, reordered, duplicated, stalled, stealShare };
   } finally {
     stopped = true;
     await flow.close();
@@ -244,6 +258,11 @@ export interface LatencyResult {
   readonly cpuShare: number;
   /** Wall seconds of the sampled part (for combining rounds). */
   readonly sampledSeconds: number;
+  /**
+   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
+   * (steal): a round with much of it measured the host as much as the broker.
+   */
+  readonly stealShare: number;
 }
 
 /** Rounds of one server's connects, pooled: counts and CPU added up. */
@@ -251,7 +270,7 @@ export function combineConnects(rounds: readonly ConnectResult[]): ConnectResult
   const ok = sum(rounds, (r) => r.ok);
   const ms = sum(rounds, (r) => r.ms);
   const cpuSeconds = sum(rounds, (r) => r.cpuSeconds);
-  return { ok, failed: sum(rounds, (r) => r.failed), firstError: rounds.find((r) => r.firstError)?.firstError, ms, perSecond: (ok / ms) * 1000, cpuSeconds, perCpuSecond: ok / cpuSeconds };
+  return { ok, failed: sum(rounds, (r) => r.failed), firstError: rounds.find((r) => r.firstError)?.firstError, ms, perSecond: (ok / ms) * 1000, cpuSeconds, perCpuSecond: ok / cpuSeconds, stealShare: sum(rounds, (r) => r.stealShare * r.ms) / ms };
 }
 
 /** Rounds of one server's message flow, pooled. */
@@ -259,7 +278,12 @@ export function combineFlows(rounds: readonly FlowResult[]): FlowResult {
   const delivered = sum(rounds, (r) => r.delivered);
   const ms = sum(rounds, (r) => r.ms);
   const cpuSeconds = sum(rounds, (r) => r.cpuSeconds);
-  return { delivered, ms, perSecond: (delivered / ms) * 1000, cpuSeconds, perCpuSecond: delivered / cpuSeconds, lost: sum(rounds, (r) => r.lost), reordered: sum(rounds, (r) => r.reordered), duplicated: sum(rounds, (r) => r.duplicated), stalled: rounds.some((r) => r.stalled) };
+  return { delivered, ms, perSecond: (delivered / ms) * 1000, cpuSeconds, perCpuSecond: delivered / cpuSeconds, lost: sum(rounds, (r) => r.lost), reordered: sum(rounds, (r) => r.reordered), duplicated: sum(rounds, (r) => r.duplicated), stalled: rounds.some((r) => r.stalled), stealShare: sum(rounds, (r) => r.stealShare * r.ms) / ms };
+}
+
+/** The share of the machine's CPU time stolen since `stealBefore` (machineStealSeconds), over `ms` of wall time. */
+function stealShareSince(stealBefore: number, ms: number): number {
+  return (machineStealSeconds() - stealBefore) / ((ms / 1000) * cpus().length);
 }
 
 function sum<T>(items: readonly T[], of: (item: T) => number): number {
@@ -281,6 +305,7 @@ export function combineLatency(rounds: readonly LatencyResult[]): LatencyResult 
     sent: rounds.reduce((n, r) => n + r.sent, 0),
     lost: rounds.reduce((n, r) => n + r.lost, 0),
     cpuShare: rounds.reduce((n, r) => n + r.cpuShare * r.sampledSeconds, 0) / seconds,
+    stealShare: rounds.reduce((n, r) => n + r.stealShare * r.sampledSeconds, 0) / seconds,
     sampledSeconds: seconds,
   };
 }
@@ -328,12 +353,14 @@ export async function benchLatency(srv: BenchServer, pubs: readonly Credential[]
     const start = performance.now();
     sampleFrom = start + o.warmupMs;
     let cpu0 = Number.NaN;
+    let steal0 = Number.NaN;
     let t0 = Number.NaN;
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
         const elapsed = performance.now() - start;
         if (Number.isNaN(cpu0) && elapsed >= o.warmupMs) {
           cpu0 = processCpuSeconds(srv.pid);
+          steal0 = machineStealSeconds();
           t0 = performance.now();
         }
         for (let p = 0; p < count; p++) {
@@ -357,8 +384,9 @@ export async function benchLatency(srv: BenchServer, pubs: readonly Credential[]
     });
     const sampledSeconds = (performance.now() - t0) / 1000;
     const cpuShare = (processCpuSeconds(srv.pid) - cpu0) / sampledSeconds;
+    const stealShare = stealShareSince(steal0, sampledSeconds * 1000);
     await until(() => delivered >= sentTotal, 2000);
-    return { ...percentiles(samples.slice(0, sampled).sort()), sent: sentTotal, lost: sentTotal - delivered, cpuShare, sampledSeconds };
+    return { ...percentiles(samples.slice(0, sampled).sort()), sent: sentTotal, lost: sentTotal - delivered, cpuShare, sampledSeconds, stealShare };
   } finally {
     await flow.close();
   }
