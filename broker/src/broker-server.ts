@@ -188,6 +188,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   let anchors = TrustAnchors.of(initialBundle);
   const revocations = new RevocationList({ issuers: initialBundle, now });
   const forwardedVerifier = forwarded ? new TrustBundleVerifier(initialBundle) : undefined;
+  const warnConstrainedCas = () => {
+    const cas = forwardedVerifier?.constrainedCas() ?? [];
+    if (cas.length > 0) logger.warn({ cas }, 'forwarded certificates that chain through these CAs are refused: their constraints (other than URI name constraints) or critical extensions are checked on the TLS path only');
+  };
+  warnConstrainedCas();
   const ctx: BrokerContext = {
     logger,
     metrics,
@@ -467,6 +472,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       anchors = reanchored;
       revocations.setIssuers(bundle);
       forwardedVerifier?.replace(bundle);
+      warnConstrainedCas();
       ctx.trustedIssuers = reloaded.keyIds;
       logger.info({ issuers: reloaded.keyIds.size, anchoredIntermediates: anchors.anchored }, 'TLS material reloaded');
       for (const client of sessions.clients()) closeIfIssuerUntrusted(client);

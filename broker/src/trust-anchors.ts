@@ -2,6 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { derToPem, isSelfSigned, issuedBy, subjectKeyId } from '@tlsfleet/common';
+import { caConstraints } from './ca-constraints.js';
 
 export type AnchorFault = 'expired' | 'not_yet_valid';
 
@@ -12,13 +13,6 @@ interface Window {
 }
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const BASIC_CONSTRAINTS = '2.5.29.19';
-const KEY_USAGE = '2.5.29.15';
-/**
- * Root extensions that bind the certificates below it (RFC 5280 §4.2.1.10, §4.2.1.11,
- * §4.2.1.14). OpenSSL applies them only on a chain that reaches the root.
- */
-const BINDING_EXTENSIONS = new Set(['2.5.29.30', '2.5.29.36', '2.5.29.54']);
 /**
  * Signature algorithms a root may have signed an anchored intermediate with: ECDSA and RSA
  * with SHA-2, RSASSA-PSS, EdDSA. Never SHA-1 or MD5, which OpenSSL's security level may
@@ -109,15 +103,9 @@ function validity(cert: X509Certificate): Window {
 
 /** Whether OpenSSL would check nothing on this root but what `of` and `fault` check instead. */
 function mayBeSkipped(root: X509Certificate): boolean {
-  return (pkijs.Certificate.fromBER(root.raw).extensions ?? []).every((ext) => {
-    if (BINDING_EXTENSIONS.has(ext.extnID)) return false;
-    if (ext.extnID === BASIC_CONSTRAINTS) {
-      const pathLen = (ext.parsedValue as pkijs.BasicConstraints | undefined)?.pathLenConstraint;
-      return (typeof pathLen === 'number' ? pathLen : pathLen?.valueBlock.valueDec) !== 0;
-    }
-    // OpenSSL refuses a chain with a critical extension it does not know.
-    return !ext.critical || ext.extnID === KEY_USAGE;
-  });
+  const c = caConstraints(root);
+  // pathLen 0 makes the full chain invalid; OpenSSL refuses a critical extension it does not know.
+  return !c.binding && !c.otherCritical && c.pathLen !== 0;
 }
 
 function strongSignature(cert: X509Certificate): boolean {

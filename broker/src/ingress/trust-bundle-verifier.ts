@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { isSelfSigned, issuedBy } from '@tlsfleet/common';
+import { caConstraints, uriHostPermitted, uriSanHosts, type CaConstraints } from '../ca-constraints.js';
 
 export type ChainRejection = 'unknown_ca' | 'expired' | 'not_yet_valid';
 
@@ -10,9 +11,15 @@ const MAX_PATH_CERTIFICATES = 4;
  * Verifies a certificate that arrived outside a TLS handshake (forwarded by an ingress) the
  * way the handshake would: a signature path from the leaf through issuers taken from the
  * trust bundle only, ending at a self-signed certificate of the bundle, every certificate
- * on it within its validity period, every issuer a CA. Node's checkIssued (OpenSSL's
+ * on it within its validity period, every issuer a CA, no more CAs below one than its
+ * pathLen allows (the root's included, as OpenSSL does). Node's checkIssued (OpenSSL's
  * X509_check_issued) also matches names and AKI/SKI and, when the issuer has a keyUsage,
- * requires keyCertSign. `replace` swaps the bundle on reload.
+ * requires keyCertSign. A CA's name constraints on URIs (a SPIFFE trust domain's) are
+ * applied to the URI names of every certificate below it; a path through a CA with any
+ * other constraint (name constraints on other name forms, policy constraints) or a
+ * critical extension other than basicConstraints and keyUsage is refused: OpenSSL
+ * evaluates those on the TLS path and this verifier does not, so it fails closed
+ * (`constrainedCas` names them for the log). `replace` swaps the bundle on reload.
  */
 export class TrustBundleVerifier {
   private issuers: readonly X509Certificate[];
@@ -23,6 +30,8 @@ export class TrustBundleVerifier {
    */
   private readonly signersOfCa = new Map<X509Certificate, readonly X509Certificate[]>();
   private readonly selfSigned = new Map<X509Certificate, boolean>();
+  private readonly constraints = new Map<X509Certificate, CaConstraints>();
+  private readonly caUriHosts = new Map<X509Certificate, (string | undefined)[]>();
 
   constructor(bundle: readonly X509Certificate[]) {
     this.issuers = bundle.filter((c) => c.ca);
@@ -32,6 +41,13 @@ export class TrustBundleVerifier {
     this.issuers = bundle.filter((c) => c.ca);
     this.signersOfCa.clear();
     this.selfSigned.clear();
+    this.constraints.clear();
+    this.caUriHosts.clear();
+  }
+
+  /** Subjects of the bundle's CAs whose constraints this verifier does not evaluate, so refuses every path through. */
+  constrainedCas(): string[] {
+    return this.issuers.filter((ca) => unevaluated(this.constraintsOf(ca))).map((ca) => ca.subject);
   }
 
   /** Undefined when `leaf` chains to the bundle and every certificate on the path is valid at `nowMs`. */
@@ -39,11 +55,18 @@ export class TrustBundleVerifier {
     const leafValidity = validityAt(leaf, nowMs);
     if (leafValidity) return leafValidity;
     let signers: readonly X509Certificate[] = this.signersOf(leaf);
+    const below: X509Certificate[] = [leaf];
     for (let n = 1; n < MAX_PATH_CERTIFICATES; n++) {
       // A re-issued CA (same name and key, new validity) may sit beside its expired copy.
       const issuer = signers.find((c) => validityAt(c, nowMs) === undefined);
       if (!issuer) return signers[0] ? validityAt(signers[0], nowMs) : 'unknown_ca';
+      const rules = this.constraintsOf(issuer);
+      // RFC 5280 §4.2.1.9: pathLen counts the CAs that may follow it, the leaf's issuer being the first.
+      if (unevaluated(rules) || (rules.pathLen !== undefined && rules.pathLen < n - 1)) return 'unknown_ca';
+      const uriNames = rules.uriNames;
+      if (uriNames && !below.every((c) => this.uriHostsOf(c).every((host) => host !== undefined && uriHostPermitted(host, uriNames)))) return 'unknown_ca';
       if (this.isSelfSigned(issuer)) return undefined;
+      below.push(issuer);
       signers = this.cachedSignersOf(issuer);
     }
     return 'unknown_ca';
@@ -60,11 +83,29 @@ export class TrustBundleVerifier {
     return signers;
   }
 
+  private constraintsOf(ca: X509Certificate): CaConstraints {
+    let rules = this.constraints.get(ca);
+    if (!rules) this.constraints.set(ca, (rules = caConstraints(ca)));
+    return rules;
+  }
+
+  /** A certificate's URI hosts, remembered for the bundle's CAs; the leaf's are read per call (only under URI-constrained CAs). */
+  private uriHostsOf(cert: X509Certificate): (string | undefined)[] {
+    if (!cert.ca) return uriSanHosts(cert);
+    let hosts = this.caUriHosts.get(cert);
+    if (!hosts) this.caUriHosts.set(cert, (hosts = uriSanHosts(cert)));
+    return hosts;
+  }
+
   private isSelfSigned(ca: X509Certificate): boolean {
     let self = this.selfSigned.get(ca);
     if (self === undefined) this.selfSigned.set(ca, (self = isSelfSigned(ca)));
     return self;
   }
+}
+
+function unevaluated(rules: CaConstraints): boolean {
+  return rules.unevaluated || rules.otherCritical;
 }
 
 function validityAt(cert: X509Certificate, nowMs: number): 'expired' | 'not_yet_valid' | undefined {

@@ -25,6 +25,21 @@ basicConstraints = critical,CA:true
 keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 nameConstraints = critical,permitted;URI:.tlsfleet.local
+[root_named_host]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+nameConstraints = critical,permitted;URI:tlsfleet.local,excluded;URI:.other.test
+[root_named_excluded]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+nameConstraints = critical,excluded;URI:tlsfleet.local
+[root_named_dns]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+nameConstraints = critical,permitted;DNS:example.com
 [root_unknown_critical]
 basicConstraints = critical,CA:true
 keyUsage = critical,keyCertSign,cRLSign
