@@ -1,4 +1,4 @@
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 
 export interface HttpAnswer {
   status: number;
@@ -17,9 +17,11 @@ export interface RequestOptions {
   /** Client certificate chain and key, for mTLS routes. */
   cert?: string;
   key?: string;
+  /** Connections to reuse (keep-alive); default none: a new connection per request. */
+  agent?: Agent;
 }
 
-/** One HTTPS request on a new connection (no agent), verifying the server against `ca`. */
+/** One HTTPS request, on a new connection unless an agent is given, verifying the server against `ca`. */
 export function request(url: string, opts: RequestOptions): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
@@ -31,7 +33,7 @@ export function request(url: string, opts: RequestOptions): Promise<HttpAnswer> 
         ca: opts.ca,
         cert: opts.cert,
         key: opts.key,
-        agent: false,
+        agent: opts.agent ?? false,
       },
       (res) => {
         const chunks: Buffer[] = [];
