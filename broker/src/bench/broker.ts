@@ -9,8 +9,9 @@ import { openFilesLimit, pemX509Certificates, processRssBytes } from '@tlsfleet/
 import { TrustAnchors } from '../trust-anchors.js';
 
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
-// mosquitto on the same certificates, in one run: connects, throughput, latency, and memory
-// per idle connection against a bare Node TLS server. Every server listens on 127.0.0.1,
+// mosquitto on the same certificates, in one run: connects, throughput, latency (bare Aedes
+// over Node TLS beside them, no target), and memory per idle connection against a bare
+// Node TLS server. Every server listens on 127.0.0.1,
 // every loop is bounded in count and time, and only processes started here are stopped.
 
 /**
@@ -159,8 +160,13 @@ try {
   };
   const ourBroker = () => startNodeServer('broker', './serve-broker.js', [dataDir]);
 
-  const servers = [await ourBroker(), ...(mosquitto ? [await startMosquitto(mosquitto.bin, dataDir, work)] : [])];
-  const [ours, theirs] = (await suite(servers)) as [BrokerFigures, BrokerFigures | undefined];
+  // Bare Aedes over Node TLS (no hooks) runs in the same alternating rounds: ours against it
+  // is what our checks and write path cost or save, apart from what Aedes on Node costs.
+  const servers = [await ourBroker(), ...(mosquitto ? [await startMosquitto(mosquitto.bin, dataDir, work)] : []), await startNodeServer('bare Aedes', './bare-aedes-server.js', [dataDir])];
+  const figures = await suite(servers);
+  const ours = figures[0] as BrokerFigures;
+  const theirs = mosquitto ? figures[1] : undefined;
+  const bare = figures[figures.length - 1] as BrokerFigures;
   for (const srv of servers) await srv.stop();
   /**
    * A connect-only variant, measured on its own after the alternating rounds (so its ratio
@@ -190,6 +196,7 @@ try {
   const out = (line = '') => console.log(line);
   out(`broker benchmark — Node ${process.versions.node}, OpenSSL ${process.versions.openssl}, ${cpus().length} cores (load generator, broker and reference share them)`);
   out(mosquitto ? `reference: mosquitto ${mosquitto.version} (${mosquitto.bin}), same certificates, TLS 1.2+, client certificate required, ACL = the default policy` : `mosquitto ${process.env.MOSQUITTO === 'none' ? 'skipped (MOSQUITTO=none)' : 'not found (install it or set MOSQUITTO=/path/to/mosquitto)'}: its columns and the targets measured against it are skipped`);
+  out('second reference: bare Aedes over a Node TLS server with the same TLS settings and no hooks, in the same alternating rounds (no target)');
   out(`load average before/after: ${loadBefore.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine skews every figure)`);
   out(`set-up: ${note}; CPU = user+system of the server process, every thread, from /proc/PID/stat`);
   out();
@@ -218,12 +225,18 @@ try {
     out(`  ${which}: median ${mid.toFixed(2)}×, target ${targetText(target)}: ${verdictText(mid, target)}`);
     return mid;
   };
+  /** Ours against bare Aedes over Node TLS by round (no target): the cost or saving of our checks and write path. */
+  const vsBare = <T>(bareFigure: string, ourRounds: readonly T[], bareRounds: readonly T[], figure: (r: T) => number) => {
+    const ratios = ourRounds.map((r, i) => figure(r) / figure(bareRounds[i] as T));
+    out(`  bare Aedes over Node TLS, no checks: ${bareFigure}; ours/bare by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')}; median ${median(ratios).toFixed(2)}×`);
+  };
   out(`every load: one unmeasured warm-up round per broker, then ${ROUNDS} measured rounds alternating which broker goes first`);
   out(`mTLS CONNECT→CONNACK, new connection (full handshake) each, ${CONNECTS.concurrency} at once, ${ROUNDS} alternating rounds of ≤ ${num(CONNECTS.max)} or ${CONNECTS.maxMs / 1000} s`);
   out(row('  connects per second (wall)', c.perSecond, t?.connects.perSecond, '/s'));
   out(row('  broker CPU seconds', c.cpuSeconds, t?.connects.cpuSeconds, 's', undefined, 2));
   out(row('  connects per broker CPU-second', c.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s'));
   const connectRatio = roundRatios('per CPU-second', ours.connectRounds, t?.connectRounds, (r) => r.perCpuSecond, TARGETS.connects);
+  vsBare(`${num(bare.connects.perCpuSecond)} connects per CPU-second`, ours.connectRounds, bare.connectRounds, (r) => r.perCpuSecond);
   out(`  (ours ${c.ok} ok, ${c.failed} failed in ${num(c.ms / 1000, 1)} s${t ? `; mosquitto ${t.connects.ok} ok, ${t.connects.failed} failed in ${num(t.connects.ms / 1000, 1)} s` : ''})`);
   const ct = connectsWithTickets;
   out(row('  ours with --tls-session-tickets, per CPU-s', ct.perCpuSecond, t?.connects.perCpuSecond, '/CPU-s'));
@@ -246,8 +259,10 @@ try {
   };
   flow('QoS 0', QOS0, ours.qos0, t?.qos0);
   const qos0Ratio = roundRatios('per CPU-second', ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond, TARGETS.qos0);
+  vsBare(`${num(bare.qos0.perCpuSecond)} messages per CPU-second`, ours.qos0Rounds, bare.qos0Rounds, (r) => r.perCpuSecond);
   flow('QoS 1 (publish and delivery both QoS 1)', QOS1, ours.qos1, t?.qos1);
   roundRatios('per CPU-second', ours.qos1Rounds, t?.qos1Rounds, (r) => r.perCpuSecond);
+  vsBare(`${num(bare.qos1.perCpuSecond)} messages per CPU-second`, ours.qos1Rounds, bare.qos1Rounds, (r) => r.perCpuSecond);
   const latency = (o: typeof LATENCY0 | typeof LATENCY1, ourLat: LatencyResult, theirLat: LatencyResult | undefined, byRound?: [LatencyResult[], LatencyResult[] | undefined]) => {
     const rounds = o.qos === 0 ? LATENCY0_ROUNDS : 1;
     const split = rounds > 1 ? ` in ${rounds} alternating rounds of ${o.durationMs / rounds / 1000} s (first ${o.warmupMs / 1000} s of each not sampled)` : ` (first ${o.warmupMs / 1000} s not sampled)`;
@@ -264,6 +279,7 @@ try {
   };
   latency(LATENCY0, ours.latency0, t?.latency0, [ours.latency0Rounds, t?.latency0Rounds]);
   const p99Ratio = roundRatios('p99', ours.latency0Rounds, t?.latency0Rounds, (r) => r.p99Ms, TARGETS.p99);
+  vsBare(`p50 ${bare.latency0.p50Ms.toFixed(2)} ms, p99 ${bare.latency0.p99Ms.toFixed(2)} ms, p99 by round ${bare.latency0Rounds.map((r) => r.p99Ms.toFixed(2)).join(', ')} ms`, ours.latency0Rounds, bare.latency0Rounds, (r) => r.p99Ms);
   latency(LATENCY1, ours.latency1, t?.latency1);
   out();
   out(`memory per idle mTLS connection (VmRSS after − before) / connections; ${idleCount} connections asked (open-files limit ${fdLimit}), ≤ ${IDLE_MAX_MS / 1000} s to open`);
@@ -286,7 +302,7 @@ try {
   const count = (r: boolean | undefined) => verdicts.filter((v) => reached(v.ratio, v.target) === r).length;
   out(`  ${count(true)} reached, ${count(false)} missed, ${count(undefined)} not measured (of ${verdicts.length})`);
 
-  const failures = ct.failed > 0 || (am?.failed ?? 0) > 0 || [ours, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
+  const failures = ct.failed > 0 || (am?.failed ?? 0) > 0 || [ours, bare, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
   if (failures) {
     out('some operations failed (see above): figures are suspect');
     process.exitCode = 1;
