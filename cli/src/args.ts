@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationSeconds } from '@tlsfleet/common';
 import { UsageError } from './usage-error.js';
@@ -40,4 +41,13 @@ export function duration(value: string | undefined, flag: string): number | unde
   const s = parseDurationSeconds(value);
   if (s === undefined || s < 1) throw new UsageError(`${flag} takes a duration such as 30s, 10m, 24h or 7d, not ${JSON.stringify(value)}`);
   return s;
+}
+
+/** The text of the file a flag names; a missing or unreadable file is a usage error naming the flag. */
+export function readInput(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${flag} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
 }

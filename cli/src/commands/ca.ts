@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DataDir, devicesLackingRoot, installIntermediate, newRoot, openStore, requestIntermediate, retireIntermediate, signIntermediate, trustRoot, untrustRoot, type Store } from '@tlsfleet/provisioning';
 import { DEFAULT_TRUST_DOMAIN } from '@tlsfleet/common';
-import { duration, parseFlags, required } from '../args.js';
+import { duration, parseFlags, readInput, required } from '../args.js';
 import { openAuthority } from '../offline-authority.js';
 import { UsageError } from '../usage-error.js';
 import { checkStore } from './provisioning.js';
@@ -144,13 +144,5 @@ async function withStore<T>(dataDir: DataDir, storeUrl: string | undefined, use:
     return await use(store);
   } finally {
     await store.close();
-  }
-}
-
-function readInput(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${flag} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
 }
