@@ -5,6 +5,10 @@ import { startClusterEnv, type ClusterEnv } from './harness/cluster-env.js';
 import { closedAt, httpGet, inbox, metricUntil, outputMatches, within } from './harness/broker-probe.js';
 import { runCli, startService, type Service } from './harness/cli.js';
 import { freePort } from './harness/free-port.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serverCertificate, type ServerPki } from './harness/openssl-pki.js';
 import { startRedis, type RedisServer } from './harness/redis.js';
 
 /**
@@ -158,6 +162,72 @@ describe('brokers clustered through Redis, when Redis fails', () => {
         const queued = inbox(again);
         await within(queued.next((m) => m.payload === 'during'), 15_000, 'the message published during the outage, from the session queue');
       }
+    });
+  });
+
+  describe('Redis over TLS (rediss://)', () => {
+    let dir: string;
+    let pki: ServerPki;
+    let other: ServerPki;
+    let tlsRedis: RedisServer;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'tlsfleet-rediss-'));
+      // A private CA, as a self-hosted Redis with tls-port has; and another one, which did not issue it.
+      pki = await serverCertificate(dir, { name: 'redis', san: 'IP:127.0.0.1' });
+      other = await serverCertificate(dir, { name: 'other', san: 'IP:127.0.0.1' });
+      tlsRedis = await startRedis({ tls: pki });
+    }, 30_000);
+
+    afterAll(async () => {
+      await tlsRedis?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('clusters two brokers through a TLS-only Redis verified with --cluster-ca: a message crosses, state lands in Redis', async () => {
+      const args = ['--cluster', tlsRedis.url, '--cluster-ca', pki.caFile];
+      const a = await startBrokerProcess(env.dataDir, args);
+      services.push(a);
+      const b = await startBrokerProcess(env.dataDir, args);
+      services.push(b);
+      const svc = await env.enroll('cf-tls-svc', { kind: 'service' });
+      const dev = await env.enroll('cf-tls-dev');
+      const svcOnB = await connectTo(b.url, svc);
+      const box = inbox(svcOnB);
+      await svcOnB.subscribeAsync('devices/+/telemetry', { qos: 1 });
+      const devOnA = await connectTo(a.url, dev);
+      await devOnA.publishAsync('devices/cf-tls-dev/telemetry', 'over tls', { qos: 1 });
+      await within(box.next((m) => m.payload === 'over tls'), 10_000, 'A→B through the TLS Redis');
+      await devOnA.publishAsync('devices/cf-tls-dev/state', 'on', { qos: 1, retain: true });
+      expect(await tlsRedis.cli(['HKEYS', 'retained'])).toContain('devices/cf-tls-dev/state');
+    });
+
+    it('fails at once with exit 1 when the Redis certificate does not verify, saying what to fix', async () => {
+      // Node's CA store does not know the private CA, and the other CA did not issue it.
+      for (const extra of [[], ['--cluster-ca', other.caFile]]) {
+        const res = await runCli(['broker', '--data-dir', env.dataDir, '--port', '0', '--cluster', tlsRedis.url, '--cluster-timeout', '60s', ...extra]);
+        expect(res.code).toBe(1);
+        expect(res.stderr).toContain(`Redis at ${tlsRedis.url} presented a TLS certificate this broker does not accept`);
+        expect(res.stderr).toContain('give the CA that issued it with --cluster-ca');
+        expect(res.stderr).not.toContain('did not answer within');
+      }
+    });
+
+    it('refuses --cluster-ca without a rediss:// --cluster, or naming a file without a certificate', async () => {
+      const alone = await runCli(['broker', '--data-dir', env.dataDir, '--cluster-ca', pki.caFile]);
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain('--cluster-ca only applies with --cluster rediss://');
+      const plain = await runCli(['broker', '--data-dir', env.dataDir, '--cluster', redis.url, '--cluster-ca', pki.caFile]);
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toContain('--cluster-ca applies to a rediss:// (TLS) --cluster URL only');
+      const empty = join(dir, 'empty.pem');
+      writeFileSync(empty, 'no certificate here\n');
+      const none = await runCli(['broker', '--data-dir', env.dataDir, '--cluster', tlsRedis.url, '--cluster-ca', empty]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain(`--cluster-ca ${empty}: no PEM certificate in it`);
+      const missing = await runCli(['broker', '--data-dir', env.dataDir, '--cluster', tlsRedis.url, '--cluster-ca', join(dir, 'nope.pem')]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('no such file');
     });
   });
 });

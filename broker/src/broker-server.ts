@@ -99,6 +99,8 @@ export interface BrokerOptions {
    * (mqemitter-redis, aedes-persistence-redis); a single in-memory broker when undefined.
    */
   cluster?: string;
+  /** PEM certificates that verify a rediss:// cluster's server; Node's CA store when undefined. */
+  clusterCa?: string;
   /** How long start-up waits for Redis before it fails with a ClusterStartError, ms; default 30 s. */
   clusterTimeoutMs?: number;
   /** Aborting it during start-up (SIGTERM) stops the wait for Redis with a ClusterStartError. */
@@ -166,7 +168,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     },
     // ioredis' messages name host and port, never the password.
     onError: (message) => logger.warn({ err: message }, 'Redis connection error (reconnecting)'),
-  });
+  }, { ca: opts.clusterCa });
   if (opts.cluster !== undefined) {
     metrics.registry.registerMetric(metrics.clusterUp);
     logger.info({ cluster: redactRedisUrl(opts.cluster) }, 'sharing sessions and messages through Redis');

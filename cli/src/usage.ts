@@ -4,7 +4,7 @@ export const USAGE = {
   provisioning:
     'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite|postgres://USER@HOST:PORT/DB] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]',
   broker:
-    'tlsfleet broker --data-dir DIR [--host H] [--port 8883] [--ws-port P] [--health-port P] [--acl FILE] [--crl-url URL] [--crl-interval 1s] [--max-packet-size 131072] [--max-connections 100000] [--max-connections-per-address N (off: CGNAT shares addresses)] [--max-queued-messages 1000] [--connect-timeout 10s] [--proxy-protocol] [--ws-forwarded-cert nginx|envoy] [--trusted-proxy CIDR...] [--cluster redis://host:port [--cluster-timeout 30s]] [--tls-session-tickets]',
+    'tlsfleet broker --data-dir DIR [--host H] [--port 8883] [--ws-port P] [--health-port P] [--acl FILE] [--crl-url URL] [--crl-interval 1s] [--max-packet-size 131072] [--max-connections 100000] [--max-connections-per-address N (off: CGNAT shares addresses)] [--max-queued-messages 1000] [--connect-timeout 10s] [--proxy-protocol] [--ws-forwarded-cert nginx|envoy] [--trusted-proxy CIDR...] [--cluster redis://host:port|rediss://host:port [--cluster-ca FILE] [--cluster-timeout 30s]] [--tls-session-tickets]',
   token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d] [--store postgres://...]',
   revoke: 'tlsfleet revoke --data-dir DIR --device ID [--store postgres://...]',
   device: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE | tlsfleet device run --state DIR --broker URL [--heartbeat 30s]',

@@ -102,3 +102,30 @@ function derHex(tag: number, contentHex: string): string {
 export function certText(file: string): Promise<string> {
   return mustOpenssl(['x509', '-in', file, '-noout', '-text']);
 }
+
+export interface ServerPki {
+  /** The throwaway CA's certificate, PEM file and text. */
+  caFile: string;
+  caPem: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** A throwaway CA made with openssl and a TLS server certificate it signs for `san` (`IP:127.0.0.1`, `DNS:redis.test`). */
+export async function serverCertificate(dir: string, opts: { name: string; san: string }): Promise<ServerPki> {
+  const caFile = join(dir, `${opts.name}-ca.pem`);
+  const caKey = join(dir, `${opts.name}-ca.key`);
+  await mustOpenssl([
+    'req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', caKey, '-out', caFile, '-days', '2', '-subj', `/CN=${opts.name} test CA`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  const keyFile = join(dir, `${opts.name}.key`);
+  const csr = join(dir, `${opts.name}.csr`);
+  const certFile = join(dir, `${opts.name}.pem`);
+  const ext = join(dir, `${opts.name}.ext`);
+  writeFileSync(ext, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=serverAuth', `subjectAltName=${opts.san}`, ''].join('\n'));
+  await mustOpenssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', csr, '-subj', `/CN=${opts.name}`]);
+  await mustOpenssl(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-set_serial', '0x01', '-days', '1', '-extfile', ext, '-out', certFile]);
+  return { caFile, caPem: readFileSync(caFile, 'utf8'), certFile, keyFile };
+}

@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
@@ -9,7 +10,7 @@ import { freePort } from './free-port.js';
 /** A throwaway redis-server on 127.0.0.1, started by a test and gone after `stop()`. */
 export interface RedisServer {
   readonly port: number;
-  /** redis://127.0.0.1:<port> */
+  /** redis://127.0.0.1:<port>, or rediss:// when it serves TLS only */
   readonly url: string;
   /** SIGKILL to the server by pid (an outage, not a shutdown); resolves once it exited. */
   kill(): Promise<void>;
@@ -21,10 +22,18 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** One PING over a raw socket (RESP inline command); true on +PONG (or -NOAUTH) within `ms`. */
-function ping(port: number, ms: number): Promise<boolean> {
+/** TLS material for a Redis that serves TLS only (`--port 0 --tls-port`): its certificate and key, and the CA that verifies it. */
+export interface RedisTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  caPem: string;
+}
+
+/** One PING over a raw socket (RESP inline command), or over TLS verified with `tls.caPem`; true on +PONG (or -NOAUTH) within `ms`. */
+function ping(port: number, ms: number, tls?: RedisTls): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = tls ? tlsConnect({ port, host: '127.0.0.1', ca: tls.caPem }) : connect(port, '127.0.0.1');
     let reply = '';
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -32,7 +41,7 @@ function ping(port: number, ms: number): Promise<boolean> {
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), ms);
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.setEncoding('utf8').on('data', (d: string) => {
       reply += d;
       // A server with requirepass answers NOAUTH: up all the same.
@@ -51,26 +60,32 @@ async function signal(child: ChildProcess, sig: NodeJS.Signals): Promise<void> {
 
 /**
  * redis-server (Debian package redis-server) on a free loopback port, no persistence; resolves
- * once it answers PING. `args` go to redis-server as they are (`--requirepass`, `--user`).
+ * once it answers PING. `args` go to redis-server as they are (`--requirepass`, `--user`);
+ * with `tls` it serves TLS only on that port (clients need no certificate).
  */
-export async function startRedis(opts: { args?: string[] } = {}): Promise<RedisServer> {
+export async function startRedis(opts: { args?: string[]; tls?: RedisTls } = {}): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-redis-'));
-  const args = opts.args ?? [];
+  const tls = opts.tls;
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
+    const listen = tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+      : ['--port', String(port)];
+    const args = [...listen, ...(opts.args ?? [])];
     try {
-      let child = await startServer(dir, port, args);
+      let child = await startServer(dir, port, args, tls);
       return {
         port,
-        url: `redis://127.0.0.1:${port}`,
+        url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
         kill: () => signal(child, 'SIGKILL'),
         async restart() {
-          child = await startServer(dir, port, args);
+          child = await startServer(dir, port, args, tls);
         },
         cli: (cliArgs, auth) =>
           new Promise((resolve, reject) => {
             const login = auth ? [...(auth.user ? ['--user', auth.user] : []), '--pass', auth.password, '--no-auth-warning'] : [];
-            execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...login, ...cliArgs], { timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+            const secure = tls ? ['--tls', '--cacert', tls.caFile] : [];
+            execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...secure, ...login, ...cliArgs], { timeout: 10_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
           }),
         async stop() {
           await signal(child, 'SIGTERM');
@@ -86,8 +101,8 @@ export async function startRedis(opts: { args?: string[] } = {}): Promise<RedisS
   }
 }
 
-async function startServer(dir: string, port: number, args: string[]): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], {
+async function startServer(dir: string, port: number, args: string[], tls: RedisTls | undefined): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -103,7 +118,7 @@ async function startServer(dir: string, port: number, args: string[]): Promise<C
   const ready = (async () => {
     for (let i = 0; i < 50; i++) {
       if (gone) throw new Error(gone);
-      if (await ping(port, 200)) return;
+      if (await ping(port, 200, tls)) return;
       if (gone) throw new Error(gone);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

@@ -10,14 +10,15 @@ export interface RedisConnection {
   username?: string;
   password?: string;
   db?: number;
-  tls?: Record<string, never>;
+  /** rediss://: TLS 1.2+, the server verified against `ca` (PEM) when given, else Node's CA store. */
+  tls?: { minVersion: 'TLSv1.2'; ca?: string };
 }
 
 /**
- * Parses `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS). Throws a
- * message that never repeats the password.
+ * Parses `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS, verified against
+ * `ca` when given). Throws a message that never repeats the password.
  */
-export function parseRedisUrl(raw: string): RedisConnection {
+export function parseRedisUrl(raw: string, ca?: string): RedisConnection {
   let url: URL;
   try {
     url = new URL(raw);
@@ -26,6 +27,7 @@ export function parseRedisUrl(raw: string): RedisConnection {
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('--cluster must be a redis:// or rediss:// URL');
   if (!url.hostname) throw new Error('--cluster URL has no host');
+  if (ca !== undefined && url.protocol !== 'rediss:') throw new Error('--cluster-ca applies to a rediss:// (TLS) --cluster URL only');
   const port = url.port === '' ? 6379 : Number(url.port);
   const path = url.pathname.replace(/^\//, '');
   if (path !== '' && !/^\d{1,2}$/.test(path)) throw new Error('--cluster URL path must be a database number (redis://host:port/0)');
@@ -35,7 +37,7 @@ export function parseRedisUrl(raw: string): RedisConnection {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     ...(path !== '' ? { db: Number(path) } : {}),
-    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: { minVersion: 'TLSv1.2' as const, ...(ca === undefined ? {} : { ca }) } } : {}),
   };
 }
 
@@ -94,13 +96,22 @@ export interface RedisCluster {
 
 // Replies that no retry will change: the start-up fails at once instead of waiting out its deadline.
 const FATAL_REPLY = /^(WRONGPASS|NOAUTH|NOPERM|ERR (invalid password|AUTH|DB index))/;
+/** Node's codes for a Redis server certificate that does not verify (no retry will change them either), and what to do. */
+const UNTRUSTED_CERTIFICATE: ReadonlyMap<string, string> = new Map([
+  ...['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE'].map(
+    (code) => [code, 'give the CA that issued it with --cluster-ca'] as const,
+  ),
+  ['ERR_TLS_CERT_ALTNAME_INVALID', 'the --cluster host must be one of its subjectAltName names or addresses'],
+  ['CERT_HAS_EXPIRED', 'it is past its notAfter'],
+  ['CERT_NOT_YET_VALID', 'it is before its notBefore'],
+]);
 
 /**
  * mqemitter-redis and aedes-persistence-redis on one Redis server, through three ioredis
  * connections (subscriber, publisher, commands) this module owns, so it can watch and drop them.
  */
-export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster {
-  const conn = parseRedisUrl(url);
+export function redisCluster(url: string, events: RedisLinkEvents, opts: { ca?: string } = {}): RedisCluster {
+  const conn = parseRedisUrl(url, opts.ca);
   const redacted = redactRedisUrl(url);
   const mqemitterRedis = require('mqemitter-redis') as (opts: object) => { state: NodeJS.EventEmitter };
   const persistenceRedis = require('aedes-persistence-redis') as (opts: object) => unknown;
@@ -145,7 +156,10 @@ export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster
     // message is passed on: a ReplyError also carries the command and its arguments.
     c.on('error', (err: Error) => {
       if (dropped) return;
-      if (FATAL_REPLY.test(err.message)) fatal?.(err.message);
+      if (FATAL_REPLY.test(err.message)) fatal?.(`refused the connection: ${err.message}`);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      const hint = UNTRUSTED_CERTIFICATE.get(code);
+      if (hint) fatal?.(`presented a TLS certificate this broker does not accept: ${err.message} (${code}); ${hint}`);
       lastError = err.message;
       if (reported.has(err.message)) return;
       reported.add(err.message);
@@ -197,7 +211,7 @@ export function redisCluster(url: string, events: RedisLinkEvents): RedisCluster
           signal?.removeEventListener('abort', onAbort);
           fatal = undefined;
         };
-        fatal = (message) => fail('refused', `Redis at ${redacted} refused the connection: ${message}`);
+        fatal = (message) => fail('refused', `Redis at ${redacted} ${message}`);
         if (signal?.aborted) return onAbort();
         signal?.addEventListener('abort', onAbort, { once: true });
         work().then(

@@ -1,5 +1,6 @@
 import { ClusterStartError, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
-import { duration, parseFlags, port, positiveInt, required } from '../args.js';
+import { pemCertificates } from '@tlsfleet/common';
+import { duration, parseFlags, port, positiveInt, readInput, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { abortOnStop, untilSignal } from '../signals.js';
 
@@ -22,13 +23,17 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'trusted-proxy': { type: 'string', multiple: true },
     'ws-forwarded-cert': { type: 'string' },
     cluster: { type: 'string' },
+    'cluster-ca': { type: 'string' },
     'cluster-timeout': { type: 'string' },
     'tls-session-tickets': { type: 'boolean' },
   });
+  if (f['cluster-ca'] !== undefined && f.cluster === undefined) throw new UsageError('--cluster-ca only applies with --cluster rediss://...');
+  const clusterCa = f['cluster-ca'] === undefined ? undefined : readInput(f['cluster-ca'], '--cluster-ca');
+  if (clusterCa !== undefined && pemCertificates(clusterCa).length === 0) throw new UsageError(`--cluster-ca ${f['cluster-ca']}: no PEM certificate in it`);
   if (f.cluster !== undefined) {
     // Found before anything starts; the message never repeats a password in the URL.
     try {
-      parseRedisUrl(f.cluster);
+      parseRedisUrl(f.cluster, clusterCa);
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -79,6 +84,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
       wsForwardedCert: forwardedCert === undefined ? undefined : { format: forwardedCert as ForwardedCertFormat, trustedProxies },
       cluster: f.cluster,
+      clusterCa,
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
       tlsSessionTickets: f['tls-session-tickets'] === true,
       signal: startup.signal,
