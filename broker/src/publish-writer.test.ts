@@ -33,6 +33,7 @@ describe('encodePublish', () => {
     ['DUP and RETAIN', { cmd: 'publish', topic: 'a/b', payload: Buffer.from('z'), qos: 1, messageId: 7, dup: true, retain: true }],
     ['RETAIN alone', { cmd: 'publish', topic: 'a/b', payload: Buffer.from('z'), qos: 0, retain: true }],
     ['multi-byte UTF-8 topic', { cmd: 'publish', topic: 'devices/dé/温度/🌡', payload: Buffer.from([0, 1, 2]), qos: 0 }],
+    ['a lone surrogate in topic and payload (U+FFFD, as Buffer.from writes it)', { cmd: 'publish', topic: 'a\uD800b', payload: 'x\uDC00', qos: 0 }],
     ['string payload with multi-byte characters', { cmd: 'publish', topic: 't', payload: 'ünïcödé ✓', qos: 1, messageId: 9 }],
     ['empty payload', { cmd: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0 }],
     ['no payload', { cmd: 'publish', topic: 't', qos: 0 }],

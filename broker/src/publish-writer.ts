@@ -57,13 +57,17 @@ export function encodePublish(packet: PublishFields): Buffer | undefined {
   }
   out.writeUInt16BE(topicBytes, at);
   at += 2;
-  at += out.write(topic, at, topicBytes, 'utf8');
+  // allocUnsafe: every byte is written below, and a string that encoded shorter than
+  // Buffer.byteLength measured would leave stale pool memory in the frame, so it is dropped.
+  if (out.write(topic, at, topicBytes, 'utf8') !== topicBytes) return undefined;
+  at += topicBytes;
   if (qos > 0) {
     out.writeUInt16BE(messageId as number, at);
     at += 2;
   }
-  if (typeof payload === 'string') out.write(payload, at, payloadBytes, 'utf8');
-  else payload.copy(out, at);
+  if (typeof payload === 'string') {
+    if (out.write(payload, at, payloadBytes, 'utf8') !== payloadBytes) return undefined;
+  } else payload.copy(out, at);
   return out;
 }
 
