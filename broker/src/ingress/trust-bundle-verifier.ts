@@ -28,10 +28,7 @@ export class TrustBundleVerifier {
    * checks above the leaf (the P-384 root's on the intermediate, the root's on itself) are
    * the dear ones, and they cannot change until `replace`.
    */
-  private readonly signersOfCa = new Map<X509Certificate, readonly X509Certificate[]>();
-  private readonly selfSigned = new Map<X509Certificate, boolean>();
-  private readonly constraints = new Map<X509Certificate, CaConstraints>();
-  private readonly caUriHosts = new Map<X509Certificate, (string | undefined)[]>();
+  private readonly known = new Map<X509Certificate, Partial<CaFacts>>();
 
   constructor(bundle: readonly X509Certificate[]) {
     this.issuers = bundle.filter((c) => c.ca);
@@ -39,15 +36,12 @@ export class TrustBundleVerifier {
 
   replace(bundle: readonly X509Certificate[]): void {
     this.issuers = bundle.filter((c) => c.ca);
-    this.signersOfCa.clear();
-    this.selfSigned.clear();
-    this.constraints.clear();
-    this.caUriHosts.clear();
+    this.known.clear();
   }
 
   /** Subjects of the bundle's CAs whose constraints this verifier does not evaluate, so refuses every path through. */
   constrainedCas(): string[] {
-    return this.issuers.filter((ca) => unevaluated(this.constraintsOf(ca))).map((ca) => ca.subject);
+    return this.issuers.filter((ca) => unevaluated(this.rulesOf(ca))).map((ca) => ca.subject);
   }
 
   /** Undefined when `leaf` chains to the bundle and every certificate on the path is valid at `nowMs`. */
@@ -60,14 +54,14 @@ export class TrustBundleVerifier {
       // A re-issued CA (same name and key, new validity) may sit beside its expired copy.
       const issuer = signers.find((c) => validityAt(c, nowMs) === undefined);
       if (!issuer) return signers[0] ? validityAt(signers[0], nowMs) : 'unknown_ca';
-      const rules = this.constraintsOf(issuer);
+      const rules = this.rulesOf(issuer);
       // RFC 5280 §4.2.1.9: pathLen counts the CAs that may follow it, the leaf's issuer being the first.
       if (unevaluated(rules) || (rules.pathLen !== undefined && rules.pathLen < n - 1)) return 'unknown_ca';
       const uriNames = rules.uriNames;
       if (uriNames && !below.every((c) => this.uriHostsOf(c).every((host) => host !== undefined && uriHostPermitted(host, uriNames)))) return 'unknown_ca';
-      if (this.isSelfSigned(issuer)) return undefined;
+      if (this.fact(issuer, 'selfSigned', () => isSelfSigned(issuer))) return undefined;
       below.push(issuer);
-      signers = this.cachedSignersOf(issuer);
+      signers = this.fact(issuer, 'signers', () => this.signersOf(issuer));
     }
     return 'unknown_ca';
   }
@@ -76,32 +70,29 @@ export class TrustBundleVerifier {
     return this.issuers.filter((c) => issuedBy(cert, c));
   }
 
-  /** `signersOf` for a certificate of the bundle, whose answer holds until `replace`. */
-  private cachedSignersOf(ca: X509Certificate): readonly X509Certificate[] {
-    let signers = this.signersOfCa.get(ca);
-    if (!signers) this.signersOfCa.set(ca, (signers = this.signersOf(ca)));
-    return signers;
-  }
-
-  private constraintsOf(ca: X509Certificate): CaConstraints {
-    let rules = this.constraints.get(ca);
-    if (!rules) this.constraints.set(ca, (rules = caConstraints(ca)));
-    return rules;
+  private rulesOf(ca: X509Certificate): CaConstraints {
+    return this.fact(ca, 'rules', () => caConstraints(ca));
   }
 
   /** A certificate's URI hosts, remembered for the bundle's CAs; the leaf's are read per call (only under URI-constrained CAs). */
   private uriHostsOf(cert: X509Certificate): (string | undefined)[] {
-    if (!cert.ca) return uriSanHosts(cert);
-    let hosts = this.caUriHosts.get(cert);
-    if (!hosts) this.caUriHosts.set(cert, (hosts = uriSanHosts(cert)));
-    return hosts;
+    return cert.ca ? this.fact(cert, 'uriHosts', () => uriSanHosts(cert)) : uriSanHosts(cert);
   }
 
-  private isSelfSigned(ca: X509Certificate): boolean {
-    let self = this.selfSigned.get(ca);
-    if (self === undefined) this.selfSigned.set(ca, (self = isSelfSigned(ca)));
-    return self;
+  /** What one of the bundle's CAs verifies to or says, computed on first use and kept until `replace`. */
+  private fact<K extends keyof CaFacts>(ca: X509Certificate, key: K, compute: () => CaFacts[K]): CaFacts[K] {
+    let facts = this.known.get(ca);
+    if (!facts) this.known.set(ca, (facts = {}));
+    return (facts[key] ??= compute()) as CaFacts[K];
   }
+}
+
+/** What the verifier learns about a CA of the bundle; none of it can change until `replace`. */
+interface CaFacts {
+  signers: readonly X509Certificate[];
+  selfSigned: boolean;
+  rules: CaConstraints;
+  uriHosts: (string | undefined)[];
 }
 
 function unevaluated(rules: CaConstraints): boolean {
