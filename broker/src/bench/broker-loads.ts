@@ -20,7 +20,16 @@ export interface ConnectBounds {
   readonly warmup?: number;
 }
 
-export interface ConnectResult {
+/** What the machine was doing during a measured part, besides the load. */
+export interface RoundConditions {
+  /**
+   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
+   * (steal): a round with much of it measured the host as much as the broker.
+   */
+  readonly stealShare: number;
+}
+
+export interface ConnectResult extends RoundConditions {
   readonly ok: number;
   readonly failed: number;
   readonly firstError: string | undefined;
@@ -28,11 +37,6 @@ export interface ConnectResult {
   readonly perSecond: number;
   readonly cpuSeconds: number;
   readonly perCpuSecond: number;
-  /**
-   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
-   * (steal): a round with much of it measured the host as much as the broker.
-   */
-  readonly stealShare: number;
 }
 
 /**
@@ -103,7 +107,7 @@ export interface FlowOptions {
   readonly window: number;
 }
 
-export interface FlowResult {
+export interface FlowResult extends RoundConditions {
   readonly delivered: number;
   readonly ms: number;
   readonly perSecond: number;
@@ -117,11 +121,6 @@ export interface FlowResult {
   readonly duplicated: number;
   /** Set when delivery stopped for 2 s before the bounds were reached. */
   readonly stalled: boolean;
-  /**
-   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
-   * (steal): a round with much of it measured the host as much as the broker.
-   */
-  readonly stealShare: number;
 }
 
 const PAYLOAD_BYTES = 100;
@@ -244,7 +243,7 @@ export interface LatencyOptions {
   readonly warmupMs: number;
 }
 
-export interface LatencyResult {
+export interface LatencyResult extends RoundConditions {
   readonly sent: number;
   readonly samples: number;
   /** Every sampled latency, ms, sorted ascending. */
@@ -258,11 +257,6 @@ export interface LatencyResult {
   readonly cpuShare: number;
   /** Wall seconds of the sampled part (for combining rounds). */
   readonly sampledSeconds: number;
-  /**
-   * The share of the machine's CPU time the hypervisor gave to other guests meanwhile
-   * (steal): a round with much of it measured the host as much as the broker.
-   */
-  readonly stealShare: number;
 }
 
 /** Rounds of one server's connects, pooled: counts and CPU added up. */

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
-import { benchConnects, benchFlow, benchLatency, combineConnects, combineFlows, combineLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult } from './broker-loads.js';
+import { benchConnects, benchFlow, benchLatency, combineConnects, combineFlows, combineLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult, type RoundConditions } from './broker-loads.js';
 import { header, kib, mib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
 import { openFilesLimit, pemX509Certificates, processRssBytes } from '@tlsfleet/common';
@@ -207,10 +207,9 @@ try {
    * Prints the rounds' ratios and the steal in each round; with a target, returns the
    * median ratio over the round pairs quiet enough to judge (see QUIET_STEAL).
    */
-  const roundRatios = <T extends { readonly stealShare: number }>(label: string, ourRounds: readonly T[], theirRounds: readonly T[] | undefined, figure: (r: T) => number, target?: Target): number | undefined => {
+  const roundRatios = <T extends RoundConditions>(label: string, ourRounds: readonly T[], theirRounds: readonly T[] | undefined, figure: (r: T) => number, target?: Target): number | undefined => {
     if (!theirRounds) return undefined;
     const ratios = ourRounds.map((r, i) => figure(r) / figure(theirRounds[i] as T));
-    const times = (xs: readonly number[]) => xs.map((x) => `${x.toFixed(2)}×`).join(', ');
     const steal = (rs: readonly T[]) => rs.map((r) => (r.stealShare * 100).toFixed(1)).join(', ');
     out(`  ${label} ours/mosquitto by round: ${times(ratios)}; median ${median(ratios).toFixed(2)}×`);
     out(`  CPU time stolen from the VM by round, %: ours ${steal(ourRounds)}; mosquitto ${steal(theirRounds)}`);
@@ -228,7 +227,7 @@ try {
   /** Ours against bare Aedes over Node TLS by round (no target): the cost or saving of our checks and write path. */
   const vsBare = <T>(bareFigure: string, ourRounds: readonly T[], bareRounds: readonly T[], figure: (r: T) => number) => {
     const ratios = ourRounds.map((r, i) => figure(r) / figure(bareRounds[i] as T));
-    out(`  bare Aedes over Node TLS, no checks: ${bareFigure}; ours/bare by round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')}; median ${median(ratios).toFixed(2)}×`);
+    out(`  bare Aedes over Node TLS, no checks: ${bareFigure}; ours/bare by round: ${times(ratios)}; median ${median(ratios).toFixed(2)}×`);
   };
   out(`every load: one unmeasured warm-up round per broker, then ${ROUNDS} measured rounds alternating which broker goes first`);
   out(`mTLS CONNECT→CONNACK, new connection (full handshake) each, ${CONNECTS.concurrency} at once, ${ROUNDS} alternating rounds of ≤ ${num(CONNECTS.max)} or ${CONNECTS.maxMs / 1000} s`);
@@ -309,6 +308,11 @@ try {
   }
 } finally {
   await cleanUp();
+}
+
+/** Ratios as the report prints them: `1.05×, 0.98×`. */
+function times(ratios: readonly number[]): string {
+  return ratios.map((x) => `${x.toFixed(2)}×`).join(', ');
 }
 
 function median(values: readonly number[]): number {
