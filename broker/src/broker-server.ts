@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
+import { installPublishReader } from './publish-reader.js';
 import { installPublishWriter } from './publish-writer.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
@@ -207,6 +208,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const connackFirst = new ConnackFirst();
   const checkConnect = preConnect(ctx);
   installPublishWriter();
+  installPublishReader();
   const createAedes = () => Aedes.createBroker({
     // Aedes registers a client before CONNACK and unregisters it before 'clientDisconnect';
     // after a takeover the id maps to the new connection.

@@ -1,6 +1,9 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import type { PeerCertificate } from '@tlsfleet/common';
+import { Aedes } from 'aedes';
+import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { ConnectionGuard, guardConnection } from './connection-guard.js';
 
 /** A device peer for guards in tests; no certificate behind it. */
 export const testPeer: PeerCertificate = { identity: { kind: 'device', name: 'd1', trustDomain: 'x.test' }, serial: '1', notAfterMs: Date.now() + 60_000, spkiDer: Buffer.alloc(0), authorityKeyId: undefined };
@@ -30,4 +33,66 @@ export async function loopbackPair(): Promise<LoopbackPair> {
       server.close();
     },
   };
+}
+
+/** A raw MQTT 3.1.1 client of guardedAedes: its socket, and the next packet of a kind it receives. */
+export interface RawMqttClient {
+  readonly socket: Socket;
+  next(cmd: string): Promise<Packet>;
+}
+
+/** A guard as the broker makes one, for tests: 16 MiB packets, violations ignored. */
+export function testGuard(): ConnectionGuard {
+  return new ConnectionGuard(testPeer, { maxPacketBytes: 1 << 24, onViolation: () => undefined, tally: { in: 0, out: 0 } });
+}
+
+/** A real Aedes on 127.0.0.1 whose connections are guarded as the broker guards them, and CONNECTed raw clients of it. */
+export async function guardedAedes(): Promise<{ client(clientId: string): Promise<RawMqttClient>; close(): void }> {
+  const aedes = await Aedes.createBroker();
+  const server = createServer((socket) => aedes.handle(guardConnection(socket, testGuard())));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const sockets: Socket[] = [];
+  const client = async (clientId: string): Promise<RawMqttClient> => {
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    const packets: Packet[] = [];
+    const p = mqttParser();
+    p.on('packet', (packet: Packet) => packets.push(packet));
+    socket.on('data', (chunk: Buffer) => p.parse(chunk));
+    const next = async (cmd: string) => {
+      for (;;) {
+        const i = packets.findIndex((x) => x.cmd === cmd);
+        if (i >= 0) return packets.splice(i, 1)[0] as Packet;
+        await once(socket, 'data');
+      }
+    };
+    socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 }));
+    await next('connack');
+    return { socket, next };
+  };
+  const close = () => {
+    for (const s of sockets) s.destroy();
+    aedes.close();
+    server.close();
+  };
+  return { client, close };
+}
+
+/**
+ * Through guardedAedes: one client subscribes to devices/+/t at QoS 1, another publishes a
+ * QoS 0 and then a QoS 1 message to it; the two PUBLISH packets the subscriber receives, and
+ * the publisher's PUBACK.
+ */
+export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guardedAedes>>): Promise<{ q0: Packet; q1: Packet; puback: Packet }> {
+  const sub = await broker.client('sub');
+  sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/+/t', qos: 1 }] }));
+  await sub.next('suback');
+  const pub = await broker.client('pub');
+  pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('q0'), qos: 0, retain: false, dup: false }));
+  const q0 = await sub.next('publish');
+  pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d2/t', payload: Buffer.from('q1'), qos: 1, messageId: 11, retain: false, dup: false }));
+  const q1 = await sub.next('publish');
+  return { q0, q1, puback: await pub.next('puback') };
 }

@@ -1,12 +1,10 @@
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
 import type { Writable } from 'node:stream';
-import { Aedes } from 'aedes';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConnectionGuard, guardConnection } from './connection-guard.js';
-import { loopbackPair, testPeer } from './loopback-pair.fixture.js';
+import { guardConnection } from './connection-guard.js';
+import { guardedAedes, loopbackPair, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
 import { encodePublish, installPublishWriter, publishesEncodedHere, type PublishFields } from './publish-writer.js';
 
 type WriteToStream = ((packet: object, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers: boolean };
@@ -96,7 +94,7 @@ afterEach(() => {
 async function pair(guarded: boolean) {
   const { client, socket, close } = await loopbackPair();
   cleanup.push(close);
-  const stream = guarded ? guardConnection(socket, new ConnectionGuard(testPeer, { maxPacketBytes: 1 << 20, onViolation: () => undefined, tally: { in: 0, out: 0 } })) : socket;
+  const stream = guarded ? guardConnection(socket, testGuard()) : socket;
   const received: Buffer[] = [];
   client.on('data', (c: Buffer) => received.push(c));
   const receivedBytes = async (length: number) => {
@@ -157,42 +155,10 @@ describe('installPublishWriter', () => {
   });
 
   it('is what Aedes writes its deliveries with, at QoS 0 and QoS 1', async () => {
-    const aedes = await Aedes.createBroker();
-    cleanup.push(() => aedes.close());
-    const server = createServer((socket) => aedes.handle(guardConnection(socket, new ConnectionGuard(testPeer, { maxPacketBytes: 1 << 20, onViolation: () => undefined, tally: { in: 0, out: 0 } }))));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    cleanup.push(() => server.close());
-    const port = (server.address() as { port: number }).port;
-
-    const client = async (clientId: string) => {
-      const socket = connect(port, '127.0.0.1');
-      cleanup.push(() => socket.destroy());
-      const packets: Packet[] = [];
-      const p = mqttParser();
-      p.on('packet', (packet: Packet) => packets.push(packet));
-      socket.on('data', (chunk: Buffer) => p.parse(chunk));
-      const next = async (cmd: string) => {
-        for (;;) {
-          const i = packets.findIndex((x) => x.cmd === cmd);
-          if (i >= 0) return packets.splice(i, 1)[0] as Packet;
-          await once(socket, 'data');
-        }
-      };
-      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 }));
-      await next('connack');
-      return { socket, next };
-    };
-    const sub = await client('sub');
-    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/+/t', qos: 1 }] }));
-    await sub.next('suback');
-    const pub = await client('pub');
-
+    const broker = await guardedAedes();
+    cleanup.push(broker.close);
     const before = publishesEncodedHere();
-    pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('q0'), qos: 0, retain: false, dup: false }));
-    const q0 = await sub.next('publish');
-    pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d2/t', payload: Buffer.from('q1'), qos: 1, messageId: 11, retain: false, dup: false }));
-    const q1 = await sub.next('publish');
+    const { q0, q1 } = await relayQoS0AndQoS1(broker);
     expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
     expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
     expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });

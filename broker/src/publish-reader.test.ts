@@ -1,0 +1,227 @@
+import { createRequire } from 'node:module';
+import { PassThrough } from 'node:stream';
+import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { guardConnection } from './connection-guard.js';
+import { guardedAedes, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
+import { installPublishReader, publishesReadHere, readPublish } from './publish-reader.js';
+
+interface AedesParser {
+  parse(buf: Buffer): number;
+  on(event: 'packet', listener: (p: Packet) => void): void;
+  on(event: 'error', listener: (e: Error) => void): void;
+  client?: { conn: unknown };
+}
+/** The copy of mqtt-packet Aedes loads: the one installPublishReader changes. */
+const aedesMqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { parser: () => AedesParser };
+
+
+/** What mqtt-packet's own parser emits for `bytes`, read in one piece, and the first error. */
+function referenceRead(bytes: Buffer): { packets: Packet[]; error: string | undefined } {
+  const p = mqttParser();
+  const packets: Packet[] = [];
+  let error: string | undefined;
+  p.on('packet', (packet: Packet) => packets.push(packet));
+  p.on('error', (e: Error) => (error ??= e.message));
+  p.parse(bytes);
+  return { packets, error };
+}
+
+/** A parser as Aedes makes one, on a guarded connection (or not); what it emits, read in the given pieces. */
+function readAsAedes(pieces: Buffer[], guarded = true) {
+  const p = aedesMqttPacket.parser();
+  p.client = { conn: guarded ? guardConnection(new PassThrough(), testGuard()) : new PassThrough() };
+  const packets: Packet[] = [];
+  const errors: string[] = [];
+  p.on('packet', (packet) => packets.push(packet));
+  p.on('error', (e) => errors.push(e.message));
+  for (const piece of pieces) p.parse(piece);
+  return { packets, errors, parser: p };
+}
+
+/** Packets as plain data, so that mqtt-packet's Packet class and our object literals compare equal. */
+const plain = (packets: Packet[]) => packets.map((p) => JSON.parse(JSON.stringify({ ...p, payload: Buffer.isBuffer((p as { payload?: unknown }).payload) ? (p as { payload: Buffer }).payload.toString('base64') : (p as { payload?: unknown }).payload })) as unknown);
+
+const connect4 = generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'd1', keepalive: 30 });
+const publish = (fields: Partial<Packet> & { topic: string; payload: Buffer | string }) => generate({ cmd: 'publish', qos: 0, retain: false, dup: false, ...fields } as Packet);
+/** `remaining` bytes of Remaining Length in a QoS 0 PUBLISH to topic 't'. */
+const withRemaining = (remaining: number) => publish({ topic: 't', payload: Buffer.alloc(remaining - 3, 0x61) });
+
+describe('readPublish', () => {
+  const cases: [string, Buffer][] = [
+    ['QoS 0', publish({ topic: 'devices/d1/t', payload: 'hello' })],
+    ['QoS 1, identifier 1', publish({ topic: 'devices/d1/t', payload: 'hello', qos: 1, messageId: 1 })],
+    ['QoS 2, identifier 65535', publish({ topic: 'a', payload: 'z', qos: 2, messageId: 65_535 })],
+    ['DUP and RETAIN', publish({ topic: 'a/b', payload: 'z', qos: 1, messageId: 7, dup: true, retain: true })],
+    ['RETAIN alone', publish({ topic: 'a/b', payload: 'z', retain: true })],
+    ['DUP at QoS 0 (as mqtt-packet reads it)', Buffer.from([0x38, 0x04, 0x00, 0x01, 0x74, 0x78])],
+    ['multi-byte UTF-8 topic', publish({ topic: 'devices/dé/温度/🌡', payload: Buffer.from([0, 1, 2]) })],
+    ['a topic that is not UTF-8 (read as U+FFFD, which the ACL refuses)', Buffer.from([0x30, 0x05, 0x00, 0x02, 0xc3, 0x28, 0x78])],
+    ['a topic with NUL', publish({ topic: 'devices/d1/\u0000', payload: 'x' })],
+    ['an empty topic', publish({ topic: '', payload: 'x' })],
+    ['an empty payload', publish({ topic: 't', payload: Buffer.alloc(0) })],
+    ['an empty payload at QoS 1', publish({ topic: 't', payload: Buffer.alloc(0), qos: 1, messageId: 2 })],
+    ['Remaining Length 127 (one byte)', withRemaining(127)],
+    ['Remaining Length 128 (two bytes)', withRemaining(128)],
+    ['Remaining Length 16,384 (three bytes)', withRemaining(16_384)],
+    ['Remaining Length 2,097,152 (four bytes)', withRemaining(2_097_152)],
+  ];
+  it.each(cases)('reads %s as mqtt-packet does', (_name, bytes) => {
+    const { packets, error } = referenceRead(bytes);
+    expect(error).toBeUndefined();
+    const headerBytes = bytes.length - (packets[0] as { length: number }).length;
+    const ours = readPublish(bytes, 0, bytes.length, headerBytes);
+    expect(typeof ours).toBe('object');
+    expect(plain([ours as unknown as Packet])).toEqual(plain(packets));
+  });
+
+  it('reads a PUBLISH in the middle of a buffer, its payload a view of it', () => {
+    const one = publish({ topic: 'a/b', payload: 'mid', qos: 1, messageId: 9 });
+    const buf = Buffer.concat([Buffer.from([1, 2, 3]), one, Buffer.from([4])]);
+    const ours = readPublish(buf, 3, 3 + one.length, 2);
+    expect(ours).toMatchObject({ topic: 'a/b', qos: 1, messageId: 9, length: one.length - 2 });
+    const payload = (ours as { payload: Buffer }).payload;
+    expect(payload.toString()).toBe('mid');
+    expect(payload.buffer).toBe(buf.buffer);
+  });
+
+  it('leaves QoS 3 and a topic longer than the packet to mqtt-packet', () => {
+    expect(readPublish(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01]), 0, 7, 2)).toBeUndefined();
+    expect(readPublish(Buffer.from([0x30, 0x04, 0x00, 0x05, 0x74, 0x74]), 0, 6, 2)).toBeUndefined();
+    expect(readPublish(Buffer.from([0x30, 0x01, 0x00]), 0, 3, 2)).toBeUndefined();
+  });
+
+  it('says when a QoS 1 or 2 PUBLISH has no room for its packet identifier', () => {
+    expect(readPublish(Buffer.from([0x32, 0x03, 0x00, 0x01, 0x74]), 0, 5, 2)).toBe('no_identifier');
+    expect(readPublish(Buffer.from([0x34, 0x04, 0x00, 0x01, 0x74, 0x01]), 0, 6, 2)).toBe('no_identifier');
+  });
+});
+
+describe('installPublishReader', () => {
+  beforeAll(() => installPublishReader());
+
+  /** A session's worth of client packets: CONNECT, then every kind a device sends, PUBLISH in each form. */
+  const session = Buffer.concat([
+    connect4,
+    publish({ topic: 'devices/d1/t', payload: 'q0' }),
+    generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/d1/#', qos: 1 }] }),
+    publish({ topic: 'devices/d1/t', payload: Buffer.alloc(300, 0x62), qos: 1, messageId: 2 }),
+    generate({ cmd: 'pingreq' }),
+    generate({ cmd: 'puback', messageId: 40 }),
+    publish({ topic: 'devices/d1/é', payload: '', qos: 2, messageId: 3, retain: true }),
+    generate({ cmd: 'pubrel', messageId: 3 }),
+    generate({ cmd: 'unsubscribe', messageId: 4, unsubscriptions: ['devices/d1/#'] }),
+    withRemaining(20_000),
+    generate({ cmd: 'disconnect' }),
+  ]);
+
+  it('emits what mqtt-packet emits for a whole session read in one piece', () => {
+    const before = publishesReadHere();
+    const { packets, errors } = readAsAedes([session]);
+    expect(errors).toEqual([]);
+    expect(packets.map((p) => p.cmd)).toEqual(['connect', 'publish', 'subscribe', 'publish', 'pingreq', 'puback', 'publish', 'pubrel', 'unsubscribe', 'publish', 'disconnect']);
+    expect(plain(packets)).toEqual(plain(referenceRead(session).packets));
+    expect(publishesReadHere()).toBe(before + 4);
+  });
+
+  it.each([1, 2, 3, 7, 100, 4_096])('emits the same when the session arrives in %i-byte reads', (size) => {
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < session.length; at += size) pieces.push(session.subarray(at, at + size));
+    const { packets, errors } = readAsAedes(pieces);
+    expect(errors).toEqual([]);
+    expect(plain(packets)).toEqual(plain(referenceRead(session).packets));
+  });
+
+  it('copies a packet that spans reads, so a reused read buffer cannot change it', () => {
+    const one = publish({ topic: 'devices/d1/t', payload: 'intact' });
+    const first = Buffer.from(connect4);
+    const tail = Buffer.concat([Buffer.from(one.subarray(0, 8))]);
+    const p = aedesMqttPacket.parser();
+    p.client = { conn: guardConnection(new PassThrough(), testGuard()) };
+    const packets: Packet[] = [];
+    p.on('packet', (packet) => packets.push(packet));
+    p.parse(first);
+    expect(p.parse(tail)).toBe(8);
+    tail.fill(0);
+    expect(p.parse(Buffer.from(one.subarray(8)))).toBe(0);
+    expect(packets[1]).toMatchObject({ cmd: 'publish', topic: 'devices/d1/t' });
+    expect((packets[1] as { payload: Buffer }).payload.toString()).toBe('intact');
+  });
+
+  it('keeps the order when a handler reads again from inside the packet event, as Aedes may', () => {
+    const p = aedesMqttPacket.parser();
+    p.client = { conn: guardConnection(new PassThrough(), testGuard()) };
+    const topics: string[] = [];
+    let nested = false;
+    p.on('packet', (packet) => {
+      if (packet.cmd !== 'publish') return;
+      topics.push(packet.topic);
+      if (!nested) {
+        nested = true;
+        p.parse(publish({ topic: 'devices/d1/3', payload: 'x' }));
+        topics.push('returned');
+      }
+    });
+    p.parse(Buffer.concat([connect4, publish({ topic: 'devices/d1/1', payload: 'x' }), publish({ topic: 'devices/d1/2', payload: 'x' })]));
+    expect(topics).toEqual(['devices/d1/1', 'returned', 'devices/d1/2', 'devices/d1/3']);
+  });
+
+  const malformed: [string, Buffer, string][] = [
+    ['a QoS 3 PUBLISH', Buffer.from([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01]), 'Packet must not have both QoS bits set to 1'],
+    ['a PUBLISH whose topic runs past the packet', Buffer.from([0x30, 0x04, 0x00, 0x05, 0x74, 0x74]), 'Cannot parse topic'],
+    ['a SUBSCRIBE with reserved flags clear', Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x74, 0x00]), 'Invalid header flag bits, must be 0x2 for subscribe packet'],
+  ];
+  it.each(malformed)('fails on %s with mqtt-packet\'s error, and emits nothing after it', (_name, bad, message) => {
+    const after = publish({ topic: 'devices/d1/after', payload: 'x' });
+    const { packets, errors } = readAsAedes([Buffer.concat([connect4, bad, after])]);
+    expect(errors).toEqual([message]);
+    expect(referenceRead(Buffer.concat([connect4, bad])).error).toBe(message);
+    expect(packets.map((p) => p.cmd)).toEqual(['connect']);
+  });
+
+  it('fails on a QoS 1 PUBLISH with no room for its packet identifier, where mqtt-packet would read it from the next packet', () => {
+    const truncated = Buffer.from([0x32, 0x03, 0x00, 0x01, 0x74]);
+    const { packets, errors } = readAsAedes([Buffer.concat([connect4, truncated, generate({ cmd: 'pingreq' })])]);
+    expect(errors).toEqual(['Cannot parse messageId']);
+    expect(packets.map((p) => p.cmd)).toEqual(['connect']);
+  });
+
+  it('leaves unguarded connections and MQTT 5 sessions to mqtt-packet', () => {
+    const before = publishesReadHere();
+    const unguarded = readAsAedes([session], false);
+    expect(plain(unguarded.packets)).toEqual(plain(referenceRead(session).packets));
+    const v5 = Buffer.concat([
+      generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'd1', keepalive: 30 }),
+      generate({ cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('v5'), qos: 1, messageId: 5, retain: false, dup: false, properties: { contentType: 'text/plain' } }, { protocolVersion: 5 }),
+    ]);
+    const five = readAsAedes([v5]);
+    expect(five.errors).toEqual([]);
+    expect(five.packets[1]).toMatchObject({ cmd: 'publish', topic: 'devices/d1/t', properties: { contentType: 'text/plain' } });
+    expect(publishesReadHere()).toBe(before);
+  });
+
+  it('is installed once', () => {
+    const installed = aedesMqttPacket.parser;
+    installPublishReader();
+    expect(aedesMqttPacket.parser).toBe(installed);
+  });
+
+  let cleanup: (() => void)[] = [];
+  afterEach(() => {
+    for (const c of cleanup) c();
+    cleanup = [];
+  });
+
+  it('is what Aedes reads its clients\' PUBLISH packets with, at QoS 0 and QoS 1', async () => {
+    const broker = await guardedAedes();
+    cleanup.push(broker.close);
+    const before = publishesReadHere();
+    const { q0, q1, puback } = await relayQoS0AndQoS1(broker);
+    expect(puback).toMatchObject({ messageId: 11 });
+    expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
+    expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
+    expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
+    expect((q1 as { payload: Buffer }).payload.toString()).toBe('q1');
+    expect(publishesReadHere()).toBe(before + 2);
+  });
+});
