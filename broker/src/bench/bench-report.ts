@@ -10,8 +10,10 @@ export interface Target {
 export interface Verdict {
   readonly name: string;
   readonly target: Target;
-  /** Undefined when the reference was not measured. */
+  /** Undefined when the reference was not measured, or the run could not judge it. */
   readonly ratio: number | undefined;
+  /** Why the ratio is undefined, when it is not 'not measured'. */
+  readonly unjudged?: string;
 }
 
 const NAME_WIDTH = 50;
@@ -38,9 +40,9 @@ export function targetText(target: Target): string {
   return `${target.kind === 'min' ? '≥' : '≤'} ${target.ratio}×`;
 }
 
-export function verdictText(ratio: number | undefined, target: Target): string {
+export function verdictText(ratio: number | undefined, target: Target, unjudged = 'not measured'): string {
   const r = reached(ratio, target);
-  return r === undefined ? 'not measured' : r ? 'reached' : 'NOT reached';
+  return r === undefined ? unjudged : r ? 'reached' : 'NOT reached';
 }
 
 export function num(n: number, digits = 0): string {
