@@ -239,6 +239,26 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       expect(svcBox.messages.map((m) => m.payload)).not.toContain('bad-topic');
     });
 
+    it('closes the connection on a QoS 1 PUBLISH too short for its packet identifier, and delivers nothing', async () => {
+      const svc = await open(ingest, { clientId: 'ingest' });
+      const svcBox = inbox(svc);
+      expect(await grantedQos(svc, 'devices/+/#')).toBe(1);
+      const c = await open(await env.enroll('short-id'));
+      const closed = closedAt(c);
+      // MQTT 3.1.1 §3.3: type 3 with QoS 1, then the topic and nothing after it. A parser that
+      // read the identifier from the next packet's bytes would go on to misread that packet.
+      const topic = Buffer.from('devices/short-id/x');
+      const truncated = Buffer.concat([Buffer.from([0x32, 2 + topic.length, 0, topic.length]), topic]);
+      const payload = Buffer.from('after-short-id');
+      const following = Buffer.concat([Buffer.from([0x30, 2 + topic.length + payload.length, 0, topic.length]), topic, payload]);
+      c.stream.write(Buffer.concat([truncated, following]));
+      await within(closed, 5000, 'connection close after a PUBLISH with no packet identifier');
+      const after = await open(await env.enroll('short-id-next'));
+      await after.publishAsync('devices/short-id-next/ok', 'good', { qos: 1 });
+      await svcBox.next((m) => m.payload === 'good');
+      expect(svcBox.messages.filter((m) => m.topic.startsWith('devices/short-id/'))).toEqual([]);
+    });
+
     it('keeps serving a real device while 200 junk and silent connections are open, and closes the silent ones after --connect-timeout 2s', async () => {
       const timeoutsBefore = await counter('tlsfleet_broker_handshake_failures_total', { reason: 'timeout' });
       const silentCreds = await env.enroll('silent-tls');
