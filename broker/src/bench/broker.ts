@@ -10,8 +10,8 @@ import { TrustAnchors } from '../trust-anchors.js';
 
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
 // mosquitto on the same certificates, in one run: connects, throughput, latency (bare Aedes
-// over Node TLS beside them, no target), and memory per idle connection against a bare
-// Node TLS server. Every server listens on 127.0.0.1,
+// over Node TLS beside them, and a Node TLS relay with no MQTT library in the QoS 0 loads,
+// no target), and memory per idle connection against a bare Node TLS server. Every server listens on 127.0.0.1,
 // every loop is bounded in count and time, and only processes started here are stopped.
 
 /**
@@ -75,6 +75,14 @@ interface BrokerFigures {
   latency1: LatencyResult;
 }
 
+/** The Node TLS relay's QoS 0 figures (tls-relay-server.ts). */
+interface FloorFigures {
+  qos0: FlowResult;
+  qos0Rounds: FlowResult[];
+  latency0: LatencyResult;
+  latency0Rounds: LatencyResult[];
+}
+
 interface MemoryFigure {
   connections: number;
   failed: number;
@@ -85,6 +93,11 @@ interface MemoryFigure {
   perConnection: number;
   /** Connections the server had closed when the "after" reading was taken. */
   dropped: number;
+}
+
+/** The round pairs in which both rounds had at most QUIET_STEAL steal, with their ratio (1-based round numbers). */
+function quietPairs(ratios: readonly number[], a: readonly RoundConditions[], b: readonly RoundConditions[]): { round: number; ratio: number }[] {
+  return ratios.flatMap((ratio, i) => ((a[i] as RoundConditions).stealShare <= QUIET_STEAL && (b[i] as RoundConditions).stealShare <= QUIET_STEAL ? [{ round: i + 1, ratio }] : []));
 }
 
 const work = mkdtempSync(join(tmpdir(), 'tlsfleet-broker-bench-'));
@@ -107,11 +120,12 @@ try {
    * costing nothing), so both see the same background load on a shared machine; the
    * latency rounds alternate which goes first.
    */
-  const suite = async (servers: readonly BenchServer[]): Promise<BrokerFigures[]> => {
-    const each = async <T>(load: (srv: BenchServer) => Promise<T>, order = servers): Promise<T[]> => {
+  const suite = async (servers: readonly BenchServer[], floor: BenchServer): Promise<{ figures: BrokerFigures[]; floor: FloorFigures }> => {
+    /** `load` on each server in `order`; the results in the order of `list`. */
+    const each = async <T>(load: (srv: BenchServer) => Promise<T>, order: readonly BenchServer[] = servers, list: readonly BenchServer[] = order): Promise<T[]> => {
       const results = new Map<BenchServer, T>();
       for (const srv of order) results.set(srv, await load(srv));
-      return servers.map((srv) => results.get(srv) as T);
+      return list.map((srv) => results.get(srv) as T);
     };
     /**
      * `count` rounds of `load`, the first broker first in even rounds: by server, by round.
@@ -119,19 +133,23 @@ try {
      * through the first ~1,000 connects (measured 195 → 222 → 237 → 238 connects per
      * CPU-second over four rounds of 500 from a fresh process), and a broker serves for days.
      */
-    const inRounds = async <T>(count: number, load: (srv: BenchServer) => Promise<T>): Promise<T[][]> => {
-      await each(load);
+    const inRounds = async <T>(count: number, load: (srv: BenchServer) => Promise<T>, list: readonly BenchServer[] = servers): Promise<T[][]> => {
+      await each(load, list);
       const rounds: T[][] = [];
-      for (let r = 0; r < count; r++) rounds.push(await each(load, r % 2 ? [...servers].reverse() : servers));
-      return servers.map((_, i) => rounds.map((round) => round[i] as T));
+      for (let r = 0; r < count; r++) rounds.push(await each(load, r % 2 ? [...list].reverse() : list, list));
+      return list.map((_, i) => rounds.map((round) => round[i] as T));
     };
     const connects = await inRounds(ROUNDS, (srv) => benchConnects(srv, devices, CONNECTS));
-    const qos0 = await inRounds(ROUNDS, (srv) => benchFlow(srv, publishers, service, QOS0));
+    // The Node TLS relay (floor) takes part in the QoS 0 loads only: it has no sessions or QoS 1.
+    const withFloor = [...servers, floor];
+    const qos0 = await inRounds(ROUNDS, (srv) => benchFlow(srv, publishers, service, QOS0), withFloor);
     const qos1 = await inRounds(ROUNDS, (srv) => benchFlow(srv, publishers, service, QOS1));
     const round = { ...LATENCY0, durationMs: LATENCY0.durationMs / LATENCY0_ROUNDS };
-    const latency0 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, round));
+    const latency0 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, round), withFloor);
     const latency1 = await each((srv) => benchLatency(srv, publishers, service, LATENCY1));
-    return servers.map((_, i) => ({
+    const last = servers.length;
+    const floorFigures = { qos0Rounds: qos0[last] as FlowResult[], latency0Rounds: latency0[last] as LatencyResult[] };
+    const figures = servers.map((_, i) => ({
       connects: combineConnects(connects[i] as ConnectResult[]),
       connectRounds: connects[i] as ConnectResult[],
       qos0: combineFlows(qos0[i] as FlowResult[]),
@@ -142,6 +160,7 @@ try {
       latency0Rounds: latency0[i] as LatencyResult[],
       latency1: latency1[i] as LatencyResult,
     }));
+    return { figures, floor: { ...floorFigures, qos0: combineFlows(floorFigures.qos0Rounds), latency0: combineLatency(floorFigures.latency0Rounds) } };
   };
   const memory = async (srv: BenchServer): Promise<MemoryFigure> => {
     // Warm the server up (code paths, TLS contexts), then let it settle before the reading.
@@ -162,8 +181,11 @@ try {
 
   // Bare Aedes over Node TLS (no hooks) runs in the same alternating rounds: ours against it
   // is what our checks and write path cost or save, apart from what Aedes on Node costs.
+  // The Node TLS relay forwards PUBLISH bytes with no MQTT library: Node's own floor.
   const servers = [await ourBroker(), ...(mosquitto ? [await startMosquitto(mosquitto.bin, dataDir, work)] : []), await startNodeServer('bare Aedes', './bare-aedes-server.js', [dataDir])];
-  const figures = await suite(servers);
+  const relay = await startNodeServer('Node TLS relay', './tls-relay-server.js', [dataDir]);
+  const { figures, floor } = await suite(servers, relay);
+  await relay.stop();
   const ours = figures[0] as BrokerFigures;
   const theirs = mosquitto ? figures[1] : undefined;
   const bare = figures[figures.length - 1] as BrokerFigures;
@@ -197,6 +219,7 @@ try {
   out(`broker benchmark — Node ${process.versions.node}, OpenSSL ${process.versions.openssl}, ${cpus().length} cores (load generator, broker and reference share them)`);
   out(mosquitto ? `reference: mosquitto ${mosquitto.version} (${mosquitto.bin}), same certificates, TLS 1.2+, client certificate required, ACL = the default policy` : `mosquitto ${process.env.MOSQUITTO === 'none' ? 'skipped (MOSQUITTO=none)' : 'not found (install it or set MOSQUITTO=/path/to/mosquitto)'}: its columns and the targets measured against it are skipped`);
   out('second reference: bare Aedes over a Node TLS server with the same TLS settings and no hooks, in the same alternating rounds (no target)');
+  out("third reference, QoS 0 loads only: a Node TLS relay with the same TLS settings that forwards PUBLISH bytes with no MQTT library, Node's floor (no target)");
   out(`load average before/after: ${loadBefore.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine skews every figure)`);
   out(`set-up: ${note}; CPU = user+system of the server process, every thread, from /proc/PID/stat`);
   out();
@@ -214,7 +237,7 @@ try {
     out(`  ${label} ours/mosquitto by round: ${times(ratios)}; median ${median(ratios).toFixed(2)}×`);
     out(`  CPU time stolen from the VM by round, %: ours ${steal(ourRounds)}; mosquitto ${steal(theirRounds)}`);
     if (!target) return undefined;
-    const quiet = ratios.flatMap((ratio, i) => ((ourRounds[i] as T).stealShare <= QUIET_STEAL && (theirRounds[i] as T).stealShare <= QUIET_STEAL ? [{ round: i + 1, ratio }] : []));
+    const quiet = quietPairs(ratios, ourRounds, theirRounds);
     const which = `rounds with ≤ ${QUIET_STEAL * 100} % steal in both: ${quiet.length} of ${ratios.length}${quiet.length ? ` (${quiet.map((q) => q.round).join(', ')})` : ''}`;
     if (quiet.length < MIN_QUIET_PAIRS) {
       out(`  ${which}; fewer than ${MIN_QUIET_PAIRS}, so the target is not judged in this run: the host was busy`);
@@ -223,6 +246,16 @@ try {
     const mid = median(quiet.map((q) => q.ratio));
     out(`  ${which}: median ${mid.toFixed(2)}×, target ${targetText(target)}: ${verdictText(mid, target)}`);
     return mid;
+  };
+  /** Node's floor (the TLS relay) against mosquitto, and ours against it, by round (no target). */
+  const vsFloor = <T extends RoundConditions>(floorFigure: string, floorRounds: readonly T[], ourRounds: readonly T[], theirRounds: readonly T[] | undefined, figure: (r: T) => number) => {
+    const ours = ourRounds.map((r, i) => figure(r) / figure(floorRounds[i] as T));
+    out(`  Node TLS relay, no MQTT library (tls-relay-server.ts, Node's floor): ${floorFigure}; ours/relay by round: ${times(ours)}; median ${median(ours).toFixed(2)}×`);
+    if (!theirRounds) return;
+    const ratios = floorRounds.map((r, i) => figure(r) / figure(theirRounds[i] as T));
+    const quiet = quietPairs(ratios, floorRounds, theirRounds);
+    const verdict = quiet.length >= MIN_QUIET_PAIRS ? `median ${median(quiet.map((q) => q.ratio)).toFixed(2)}× over the ${quiet.length} round pairs with ≤ ${QUIET_STEAL * 100} % steal in both` : `fewer than ${MIN_QUIET_PAIRS} quiet round pairs`;
+    out(`  relay/mosquitto by round: ${times(ratios)}; ${verdict}`);
   };
   /** Ours against bare Aedes over Node TLS by round (no target): the cost or saving of our checks and write path. */
   const vsBare = <T>(bareFigure: string, ourRounds: readonly T[], bareRounds: readonly T[], figure: (r: T) => number) => {
@@ -259,6 +292,7 @@ try {
   flow('QoS 0', QOS0, ours.qos0, t?.qos0);
   const qos0Ratio = roundRatios('per CPU-second', ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond, TARGETS.qos0);
   vsBare(`${num(bare.qos0.perCpuSecond)} messages per CPU-second`, ours.qos0Rounds, bare.qos0Rounds, (r) => r.perCpuSecond);
+  vsFloor(`${num(floor.qos0.perCpuSecond)} messages per CPU-second`, floor.qos0Rounds, ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond);
   flow('QoS 1 (publish and delivery both QoS 1)', QOS1, ours.qos1, t?.qos1);
   roundRatios('per CPU-second', ours.qos1Rounds, t?.qos1Rounds, (r) => r.perCpuSecond);
   vsBare(`${num(bare.qos1.perCpuSecond)} messages per CPU-second`, ours.qos1Rounds, bare.qos1Rounds, (r) => r.perCpuSecond);
@@ -279,6 +313,7 @@ try {
   latency(LATENCY0, ours.latency0, t?.latency0, [ours.latency0Rounds, t?.latency0Rounds]);
   const p99Ratio = roundRatios('p99', ours.latency0Rounds, t?.latency0Rounds, (r) => r.p99Ms, TARGETS.p99);
   vsBare(`p50 ${bare.latency0.p50Ms.toFixed(2)} ms, p99 ${bare.latency0.p99Ms.toFixed(2)} ms, p99 by round ${bare.latency0Rounds.map((r) => r.p99Ms.toFixed(2)).join(', ')} ms`, ours.latency0Rounds, bare.latency0Rounds, (r) => r.p99Ms);
+  vsFloor(`p50 ${floor.latency0.p50Ms.toFixed(2)} ms, p99 ${floor.latency0.p99Ms.toFixed(2)} ms, p99 by round ${floor.latency0Rounds.map((r) => r.p99Ms.toFixed(2)).join(', ')} ms`, floor.latency0Rounds, ours.latency0Rounds, t?.latency0Rounds, (r) => r.p99Ms);
   latency(LATENCY1, ours.latency1, t?.latency1);
   out();
   out(`memory per idle mTLS connection (VmRSS after − before) / connections; ${idleCount} connections asked (open-files limit ${fdLimit}), ≤ ${IDLE_MAX_MS / 1000} s to open`);
@@ -303,7 +338,7 @@ try {
   const count = (r: boolean | undefined) => verdicts.filter((v) => reached(v.ratio, v.target) === r).length;
   out(`  ${count(true)} reached, ${count(false)} missed, ${count(undefined)} not measured or not judged (of ${verdicts.length})`);
 
-  const failures = ct.failed > 0 || (am?.failed ?? 0) > 0 || [ours, bare, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
+  const failures = ct.failed > 0 || (am?.failed ?? 0) > 0 || [ours, bare, ...(t ? [t] : [])].some((f) => f.connects.failed > 0 || f.qos0.stalled || f.qos1.stalled || f.latency0.lost > 0 || f.latency1.lost > 0) || floor.qos0.stalled || floor.latency0.lost > 0 || [memOurs, memBare, memMosquitto].some((m) => m && (m.failed > 0 || m.dropped > 0));
   if (failures) {
     out('some operations failed (see above): figures are suspect');
     process.exitCode = 1;
