@@ -82,8 +82,8 @@ export async function guardedAedes(): Promise<{ client(clientId: string): Promis
 
 /**
  * Through guardedAedes: one client subscribes to devices/+/t at QoS 1, another publishes a
- * QoS 0 and then a QoS 1 message to it; the two PUBLISH packets the subscriber receives, and
- * the publisher's PUBACK.
+ * QoS 0 and then a QoS 1 message to it; the two PUBLISH packets the subscriber receives
+ * (it acknowledges the second), and the publisher's PUBACK.
  */
 export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guardedAedes>>): Promise<{ q0: Packet; q1: Packet; puback: Packet }> {
   const sub = await broker.client('sub');
@@ -94,5 +94,9 @@ export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guarded
   const q0 = await sub.next('publish');
   pub.socket.write(generate({ cmd: 'publish', topic: 'devices/d2/t', payload: Buffer.from('q1'), qos: 1, messageId: 11, retain: false, dup: false }));
   const q1 = await sub.next('publish');
-  return { q0, q1, puback: await pub.next('puback') };
+  const puback = await pub.next('puback');
+  // The subscriber acknowledges its QoS 1 delivery; the PINGRESP shows the broker read it.
+  sub.socket.write(Buffer.concat([generate({ cmd: 'puback', messageId: q1.messageId as number }), generate({ cmd: 'pingreq' })]));
+  await sub.next('pingresp');
+  return { q0, q1, puback };
 }

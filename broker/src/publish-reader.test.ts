@@ -4,7 +4,7 @@ import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { guardConnection } from './connection-guard.js';
 import { guardedAedes, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
-import { installPublishReader, publishesReadHere, readPublish } from './publish-reader.js';
+import { acknowledgementsRead, installPublishReader, publishesReadHere, readAcknowledgement, readPublish } from './publish-reader.js';
 
 interface AedesParser {
   parse(buf: Buffer): number;
@@ -97,6 +97,41 @@ describe('readPublish', () => {
   });
 });
 
+describe('readAcknowledgement', () => {
+  const acks: [string, Buffer][] = [
+    ['PUBACK 1', generate({ cmd: 'puback', messageId: 1 })],
+    ['PUBACK 65535', generate({ cmd: 'puback', messageId: 65_535 })],
+    ['PUBACK 0', generate({ cmd: 'puback', messageId: 0 })],
+    ['PUBREC', generate({ cmd: 'pubrec', messageId: 300 })],
+    ['PUBREL', generate({ cmd: 'pubrel', messageId: 301 })],
+    ['PUBCOMP', generate({ cmd: 'pubcomp', messageId: 302 })],
+  ];
+  it.each(acks)('reads %s as mqtt-packet does', (_name, bytes) => {
+    const { packets, error } = referenceRead(bytes);
+    expect(error).toBeUndefined();
+    const ours = readAcknowledgement(bytes, 0);
+    expect(ours).toBeDefined();
+    expect(plain([ours as unknown as Packet])).toEqual(plain(packets));
+  });
+
+  it('reads one in the middle of a buffer', () => {
+    const buf = Buffer.concat([Buffer.from([9, 9]), generate({ cmd: 'puback', messageId: 0x0102 }), Buffer.from([9])]);
+    expect(readAcknowledgement(buf, 2)).toMatchObject({ cmd: 'puback', messageId: 0x0102 });
+  });
+
+  it.each([
+    ['a PUBREL without its required flags', [0x60, 0x02, 0x00, 0x01]],
+    ['a PUBACK with flags set', [0x42, 0x02, 0x00, 0x01]],
+    ['a PUBACK with a longer body (MQTT 5 reason code)', [0x40, 0x03, 0x00, 0x01, 0x10]],
+    ['a PUBACK with no packet identifier', [0x40, 0x00]],
+    ['a PINGREQ', [0xc0, 0x00]],
+    ['a SUBACK', [0x90, 0x03, 0x00, 0x01, 0x00]],
+  ])('leaves %s to mqtt-packet', (_name, bytes) => {
+    const buf = Buffer.from(bytes);
+    expect(readAcknowledgement(buf, 0)).toBeUndefined();
+  });
+});
+
 describe('installPublishReader', () => {
   beforeAll(() => installPublishReader());
 
@@ -117,11 +152,13 @@ describe('installPublishReader', () => {
 
   it('emits what mqtt-packet emits for a whole session read in one piece', () => {
     const before = publishesReadHere();
+    const acksBefore = acknowledgementsRead();
     const { packets, errors } = readAsAedes([session]);
     expect(errors).toEqual([]);
     expect(packets.map((p) => p.cmd)).toEqual(['connect', 'publish', 'subscribe', 'publish', 'pingreq', 'puback', 'publish', 'pubrel', 'unsubscribe', 'publish', 'disconnect']);
     expect(plain(packets)).toEqual(plain(referenceRead(session).packets));
     expect(publishesReadHere()).toBe(before + 4);
+    expect(acknowledgementsRead()).toBe(acksBefore + 2);
   });
 
   it.each([1, 2, 3, 7, 100, 4_096])('emits the same when the session arrives in %i-byte reads', (size) => {
@@ -194,10 +231,13 @@ describe('installPublishReader', () => {
       generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, clientId: 'd1', keepalive: 30 }),
       generate({ cmd: 'publish', topic: 'devices/d1/t', payload: Buffer.from('v5'), qos: 1, messageId: 5, retain: false, dup: false, properties: { contentType: 'text/plain' } }, { protocolVersion: 5 }),
     ]);
-    const five = readAsAedes([v5]);
+    const acksBefore = acknowledgementsRead();
+    const five = readAsAedes([Buffer.concat([v5, generate({ cmd: 'puback', messageId: 7, reasonCode: 16 }, { protocolVersion: 5 })])]);
     expect(five.errors).toEqual([]);
     expect(five.packets[1]).toMatchObject({ cmd: 'publish', topic: 'devices/d1/t', properties: { contentType: 'text/plain' } });
+    expect(five.packets[2]).toMatchObject({ cmd: 'puback', messageId: 7, reasonCode: 16 });
     expect(publishesReadHere()).toBe(before);
+    expect(acknowledgementsRead()).toBe(acksBefore);
   });
 
   it('is installed once', () => {
@@ -212,10 +252,11 @@ describe('installPublishReader', () => {
     cleanup = [];
   });
 
-  it('is what Aedes reads its clients\' PUBLISH packets with, at QoS 0 and QoS 1', async () => {
+  it('is what Aedes reads its clients\' PUBLISH packets and PUBACKs with, at QoS 0 and QoS 1', async () => {
     const broker = await guardedAedes();
     cleanup.push(broker.close);
     const before = publishesReadHere();
+    const acksBefore = acknowledgementsRead();
     const { q0, q1, puback } = await relayQoS0AndQoS1(broker);
     expect(puback).toMatchObject({ messageId: 11 });
     expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
@@ -223,5 +264,6 @@ describe('installPublishReader', () => {
     expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
     expect((q1 as { payload: Buffer }).payload.toString()).toBe('q1');
     expect(publishesReadHere()).toBe(before + 2);
+    expect(acknowledgementsRead()).toBe(acksBefore + 1);
   });
 });

@@ -5,7 +5,7 @@ import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { guardConnection } from './connection-guard.js';
 import { guardedAedes, loopbackPair, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
-import { encodePublish, installPublishWriter, publishesEncodedHere, type PublishFields } from './publish-writer.js';
+import { acknowledgementsEncoded, encodeAcknowledgement, encodePublish, installPublishWriter, publishesEncodedHere, type PublishFields } from './publish-writer.js';
 
 type WriteToStream = ((packet: object, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers: boolean };
 /** The copy of mqtt-packet Aedes loads: the one installPublishWriter changes. */
@@ -84,6 +84,36 @@ describe('encodePublish', () => {
   });
 });
 
+describe('encodeAcknowledgement', () => {
+  const cases: [string, PublishFields][] = [
+    ['PUBACK 1', { cmd: 'puback', messageId: 1 }],
+    ['PUBACK 0', { cmd: 'puback', messageId: 0 }],
+    ['PUBACK 65535', { cmd: 'puback', messageId: 65_535 }],
+    ['PUBREC', { cmd: 'pubrec', messageId: 300 }],
+    ['PUBREL', { cmd: 'pubrel', messageId: 301 }],
+    ['PUBACK with DUP (which mqtt-packet leaves out)', { cmd: 'puback', messageId: 3, dup: true }],
+    ['PUBCOMP', { cmd: 'pubcomp', messageId: 303 }],
+  ];
+  it.each(cases)('writes %s byte for byte as mqtt-packet does', (_name, packet) => {
+    const ours = encodeAcknowledgement(packet);
+    expect(ours).toBeDefined();
+    expect((ours as Buffer).equals(reference(packet))).toBe(true);
+  });
+
+  it.each([
+    ['no identifier', { cmd: 'puback' }],
+    ['identifier -1', { cmd: 'puback', messageId: -1 }],
+    ['identifier 65536', { cmd: 'pubrec', messageId: 65_536 }],
+    ['identifier 1.5', { cmd: 'pubcomp', messageId: 1.5 }],
+    ['identifier "1"', { cmd: 'pubrel', messageId: '1' }],
+    ['a PUBREL with DUP (which mqtt-packet throws on)', { cmd: 'pubrel', messageId: 302, dup: true }],
+    ['a SUBACK', { cmd: 'suback', messageId: 1 }],
+    ['a PUBLISH', { cmd: 'publish', messageId: 1, topic: 't', qos: 1 }],
+  ] as [string, PublishFields][])('leaves %s to mqtt-packet', (_name, packet) => {
+    expect(encodeAcknowledgement(packet)).toBeUndefined();
+  });
+});
+
 let cleanup: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanup) c();
@@ -128,16 +158,21 @@ describe('installPublishWriter', () => {
     const guarded = await pair(true);
     const plain = await pair(false);
     const publish = { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 0 };
-    const puback = { cmd: 'puback', messageId: 5 };
+    const suback = { cmd: 'suback', messageId: 5, granted: [1] };
+    const puback = { cmd: 'puback', messageId: 6 };
     const before = publishesEncodedHere();
-    aedesMqttPacket.writeToStream(puback, guarded.stream);
+    const acksBefore = acknowledgementsEncoded();
+    aedesMqttPacket.writeToStream(suback, guarded.stream);
     aedesMqttPacket.writeToStream(publish, plain.stream);
+    aedesMqttPacket.writeToStream(puback, plain.stream);
     aedesMqttPacket.writeToStream(publish, guarded.stream, { protocolVersion: 5 });
+    aedesMqttPacket.writeToStream(puback, guarded.stream, { protocolVersion: 5 });
     expect(publishesEncodedHere()).toBe(before);
-    const v5 = generate(publish as Packet, { protocolVersion: 5 });
-    const fromGuarded = Buffer.concat([reference(puback as unknown as PublishFields), v5]);
+    expect(acknowledgementsEncoded()).toBe(acksBefore);
+    const fromGuarded = Buffer.concat([generate(suback as Packet), generate(publish as Packet, { protocolVersion: 5 }), generate(puback as Packet, { protocolVersion: 5 })]);
     expect((await guarded.receivedBytes(fromGuarded.length)).equals(fromGuarded)).toBe(true);
-    expect((await plain.receivedBytes(reference(publish).length)).equals(reference(publish))).toBe(true);
+    const fromPlain = Buffer.concat([reference(publish), reference(puback)]);
+    expect((await plain.receivedBytes(fromPlain.length)).equals(fromPlain)).toBe(true);
   });
 
   it('is installed once, and passes mqtt-packet\'s number-cache switch through', () => {
@@ -154,11 +189,14 @@ describe('installPublishWriter', () => {
     expect(installed.cacheNumbers).toBe(was);
   });
 
-  it('is what Aedes writes its deliveries with, at QoS 0 and QoS 1', async () => {
+  it('is what Aedes writes its deliveries and PUBACKs with, at QoS 0 and QoS 1', async () => {
     const broker = await guardedAedes();
     cleanup.push(broker.close);
     const before = publishesEncodedHere();
-    const { q0, q1 } = await relayQoS0AndQoS1(broker);
+    const acksBefore = acknowledgementsEncoded();
+    const { q0, q1, puback } = await relayQoS0AndQoS1(broker);
+    expect(puback).toMatchObject({ cmd: 'puback', messageId: 11 });
+    expect(acknowledgementsEncoded()).toBe(acksBefore + 1);
     expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
     expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
     expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
