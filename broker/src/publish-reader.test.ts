@@ -207,6 +207,7 @@ describe('installPublishReader', () => {
     ['a QoS 3 PUBLISH', Buffer.from([0x36, 0x05, 0x00, 0x01, 0x74, 0x00, 0x01]), 'Packet must not have both QoS bits set to 1'],
     ['a PUBLISH whose topic runs past the packet', Buffer.from([0x30, 0x04, 0x00, 0x05, 0x74, 0x74]), 'Cannot parse topic'],
     ['a SUBSCRIBE with reserved flags clear', Buffer.from([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x74, 0x00]), 'Invalid header flag bits, must be 0x2 for subscribe packet'],
+    ['a Remaining Length longer than four bytes (which the connection guard cuts first)', Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), 'Invalid variable byte integer'],
   ];
   it.each(malformed)('fails on %s with mqtt-packet\'s error, and emits nothing after it', (_name, bad, message) => {
     const after = publish({ topic: 'devices/d1/after', payload: 'x' });

@@ -96,10 +96,10 @@ export function readPublish(buf: Buffer, start: number, end: number, headerBytes
 
 /**
  * One connection's reads, cut into whole packets: each PUBLISH and each acknowledgement of
- * one read by readPublish or readAcknowledgement and emitted as mqtt-packet would emit
- * it, every other packet handed whole to mqtt-packet's
- * own parse, whose buffer is therefore empty between packets. A packet that spans reads is
- * held (copied, so an idle connection pins no read buffer) until its last byte arrives.
+ * one read by readPublish or readAcknowledgement and emitted as mqtt-packet would emit it,
+ * every other packet handed whole to mqtt-packet's own parse, whose buffer is therefore
+ * empty between packets. A packet that spans reads is held (copied, so an idle connection
+ * pins no read buffer) until its last byte arrives.
  */
 class PacketCutter {
   private held: Buffer[] = [];
@@ -145,6 +145,12 @@ class PacketCutter {
     let at = 0;
     while (at < buf.length) {
       const total = this.frameAt(buf, at);
+      if (total < 0) {
+        // Malformed: mqtt-packet says so, as before.
+        this.viaMqttPacket.call(this.parser, buf.subarray(at));
+        this.queued = undefined;
+        return;
+      }
       if (total === 0 || at + total > buf.length) {
         this.held = [Buffer.from(buf.subarray(at))];
         this.heldBytes = buf.length - at;
@@ -162,9 +168,9 @@ class PacketCutter {
 
   /**
    * The total length of the packet starting at buf[at], fixed header and body, with the
-   * fixed header's length left in headerBytes; 0 while the fixed header is incomplete. A
-   * Remaining Length longer than four bytes never gets here: the connection guard cuts it
-   * as it is read.
+   * fixed header's length left in headerBytes; 0 while the fixed header is incomplete, -1
+   * when its Remaining Length runs past four bytes (§2.2.3). The connection guard cuts such
+   * a connection as it reads it; this is for anything that gets past it.
    */
   private frameAt(buf: Buffer, at: number): number {
     let length = 0;
@@ -178,7 +184,7 @@ class PacketCutter {
       }
       multiplier *= 128;
     }
-    return 0;
+    return buf.length - at > 4 ? -1 : 0;
   }
 
   /** False once the parser has failed: the rest of the connection's bytes are dropped, as mqtt-packet drops them. */
