@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
 import { guardOf } from './connection-guard.js';
+import { acknowledgementOf, type AcknowledgementCmd } from './mqtt-acknowledgements.js';
 
 /** The packet object mqtt-packet 9's parser emits for a PUBLISH at protocol levels 3 and 4. */
 export interface ReadPublish {
@@ -17,7 +18,7 @@ export interface ReadPublish {
 
 /** The object mqtt-packet 9 emits for a PUBACK, PUBREC, PUBREL or PUBCOMP at protocol levels 3 and 4. */
 export interface ReadAcknowledgement {
-  cmd: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
+  cmd: AcknowledgementCmd;
   retain: false;
   /** 1 for PUBREL, whose fixed header flags are 0b0010 (§3.6.1), as mqtt-packet reads them. */
   qos: 0 | 1;
@@ -28,13 +29,6 @@ export interface ReadAcknowledgement {
   messageId: number;
 }
 
-/** §2.2: packet types 4–7, each with the one fixed-header byte it must have. */
-const ACKNOWLEDGEMENTS: Record<number, { cmd: ReadAcknowledgement['cmd']; header: number }> = {
-  4: { cmd: 'puback', header: 0x40 },
-  5: { cmd: 'pubrec', header: 0x50 },
-  6: { cmd: 'pubrel', header: 0x62 },
-  7: { cmd: 'pubcomp', header: 0x70 },
-};
 
 /**
  * Reads the PUBACK, PUBREC, PUBREL or PUBCOMP whole at buf[start] into the object
@@ -43,11 +37,10 @@ const ACKNOWLEDGEMENTS: Record<number, { cmd: ReadAcknowledgement['cmd']; header
  * packet identifier), which is left to mqtt-packet.
  */
 export function readAcknowledgement(buf: Buffer, start: number): ReadAcknowledgement | undefined {
-  const header = buf[start] as number;
-  const kind = ACKNOWLEDGEMENTS[header >> 4];
+  const cmd = acknowledgementOf(buf[start] as number);
   // Remaining Length 2 in one byte: the whole packet is four bytes from start.
-  if (kind === undefined || header !== kind.header || buf[start + 1] !== 2) return undefined;
-  return { cmd: kind.cmd, retain: false, qos: kind.cmd === 'pubrel' ? 1 : 0, dup: false, length: 2, topic: null, payload: null, messageId: buf.readUInt16BE(start + 2) };
+  if (cmd === undefined || buf[start + 1] !== 2) return undefined;
+  return { cmd, retain: false, qos: cmd === 'pubrel' ? 1 : 0, dup: false, length: 2, topic: null, payload: null, messageId: buf.readUInt16BE(start + 2) };
 }
 
 /** The parts of mqtt-packet's Parser that Aedes uses and this module needs. */
@@ -112,10 +105,7 @@ class PacketCutter {
   /** The fixed header's length, from the last frameAt. */
   private headerBytes = 0;
 
-  constructor(
-    private readonly parser: MqttParser,
-    private readonly viaMqttPacket: (this: MqttParser, buf: Buffer) => number,
-  ) {}
+  constructor(private readonly parser: MqttParser) {}
 
   parse(chunk: Buffer): number {
     if (this.cutting) {
@@ -147,7 +137,7 @@ class PacketCutter {
       const total = this.frameAt(buf, at);
       if (total < 0) {
         // Malformed: mqtt-packet says so, as before.
-        this.viaMqttPacket.call(this.parser, buf.subarray(at));
+        viaMqttPacket(this.parser, buf.subarray(at));
         this.queued = undefined;
         return;
       }
@@ -191,40 +181,47 @@ class PacketCutter {
   private handle(buf: Buffer, start: number, end: number, headerBytes: number): boolean {
     const parser = this.parser;
     const version = parser.settings.protocolVersion;
-    if ((buf[start] as number) >> 4 === PUBLISH && (version === 4 || version === 3)) {
-      const packet = readPublish(buf, start, end, headerBytes);
-      if (packet === 'no_identifier') {
-        parser._emitError(new Error('Cannot parse messageId'));
-        return false;
-      }
-      if (packet !== undefined) {
-        readHere++;
-        parser.emit('packet', packet);
-        return true;
-      }
-    } else if (version === 4 || version === 3) {
-      const ack = readAcknowledgement(buf, start);
-      if (ack !== undefined) {
-        acknowledgementsReadHere++;
-        parser.emit('packet', ack);
-        return true;
+    if (version === 4 || version === 3) {
+      if ((buf[start] as number) >> 4 === PUBLISH) {
+        const packet = readPublish(buf, start, end, headerBytes);
+        if (packet === 'no_identifier') {
+          parser._emitError(new Error('Cannot parse messageId'));
+          return false;
+        }
+        if (packet !== undefined) {
+          readHere++;
+          parser.emit('packet', packet);
+          return true;
+        }
+      } else {
+        const ack = readAcknowledgement(buf, start);
+        if (ack !== undefined) {
+          acknowledgementsReadHere++;
+          parser.emit('packet', ack);
+          return true;
+        }
       }
     }
-    this.viaMqttPacket.call(parser, buf.subarray(start, end));
+    viaMqttPacket(parser, buf.subarray(start, end));
     return parser.error === null;
   }
 }
 
 const CUTTER = Symbol('tlsfleet.packetCutter');
 type Cutting = MqttParser & { [CUTTER]?: PacketCutter | null };
-/** mqtt-packet's own Parser.prototype.parse. */
-let viaMqttPacket: MqttParser['parse'] | undefined;
+/** mqtt-packet's own Parser.prototype.parse, taken from the first parser installPublishReader's factory makes. */
+let mqttPacketParse: MqttParser['parse'] | undefined;
+
+/** `buf` through mqtt-packet's own parse of `parser`. */
+function viaMqttPacket(parser: MqttParser, buf: Buffer): number {
+  return (mqttPacketParse as MqttParser['parse']).call(parser, buf);
+}
 
 /** The parse of every parser made after installPublishReader; decides on the first read, once the parser knows its connection. */
 function cuttingParse(this: Cutting, buf: Buffer): number {
   let cutter = this[CUTTER];
-  if (cutter === undefined) cutter = this[CUTTER] = guardOf(this.client?.conn) === undefined ? null : new PacketCutter(this, viaMqttPacket as MqttParser['parse']);
-  return cutter === null ? (viaMqttPacket as MqttParser['parse']).call(this, buf) : cutter.parse(buf);
+  if (cutter === undefined) cutter = this[CUTTER] = guardOf(this.client?.conn) === undefined ? null : new PacketCutter(this);
+  return cutter === null ? viaMqttPacket(this, buf) : cutter.parse(buf);
 }
 
 /**
@@ -232,9 +229,9 @@ function cuttingParse(this: Cutting, buf: Buffer): number {
  * guarded connections themselves. In bench:broker's QoS 0 load, mqtt-packet's parser, its
  * buffer list (`bl`, which slices or copies at each of the four states of every packet)
  * and its `debug` calls took about a quarter of the broker's CPU; at QoS 1, with PUBLISH
- * read here, the subscriber's PUBACKs still cost ~15 % through it. Aedes 1.x calls `mqtt.parser()` on
- * mqtt-packet's module object for each client, so that factory is replaced on the copy
- * Aedes loads; the parser it returns is mqtt-packet's own, with `parse` cutting reads into
+ * read here, the subscriber's PUBACKs still cost ~15 % through it. Aedes 1.x calls
+ * `mqtt.parser()` on mqtt-packet's module object for each client, so that factory is
+ * replaced on the copy Aedes loads; the parser it returns is mqtt-packet's own, with `parse` cutting reads into
  * whole packets on guarded connections (see PacketCutter) and unchanged on any other.
  * Idempotent; call once at start-up.
  */
@@ -244,7 +241,7 @@ export function installPublishReader(): void {
   const makeParser = mqttPacket.parser;
   const parser = (opt?: unknown): MqttParser => {
     const made = makeParser(opt) as Cutting;
-    viaMqttPacket ??= made.parse;
+    mqttPacketParse ??= made.parse;
     made.parse = cuttingParse;
     return made;
   };
