@@ -3,6 +3,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import type { PeerCertificate } from '@tlsfleet/common';
 import { Aedes } from 'aedes';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
+import { expect } from 'vitest';
 import { ConnectionGuard, guardConnection } from './connection-guard.js';
 
 /** A device peer for guards in tests; no certificate behind it. */
@@ -82,10 +83,10 @@ export async function guardedAedes(): Promise<{ client(clientId: string): Promis
 
 /**
  * Through guardedAedes: one client subscribes to devices/+/t at QoS 1, another publishes a
- * QoS 0 and then a QoS 1 message to it; the two PUBLISH packets the subscriber receives
- * (it acknowledges the second), and the publisher's PUBACK.
+ * QoS 0 and then a QoS 1 message to it; expects both delivered as sent (the subscriber
+ * acknowledges the second) and the publisher's PUBACK.
  */
-export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guardedAedes>>): Promise<{ q0: Packet; q1: Packet; puback: Packet }> {
+export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guardedAedes>>): Promise<void> {
   const sub = await broker.client('sub');
   sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/+/t', qos: 1 }] }));
   await sub.next('suback');
@@ -98,5 +99,9 @@ export async function relayQoS0AndQoS1(broker: Awaited<ReturnType<typeof guarded
   // The subscriber acknowledges its QoS 1 delivery; the PINGRESP shows the broker read it.
   sub.socket.write(Buffer.concat([generate({ cmd: 'puback', messageId: q1.messageId as number }), generate({ cmd: 'pingreq' })]));
   await sub.next('pingresp');
-  return { q0, q1, puback };
+  expect(puback).toMatchObject({ cmd: 'puback', messageId: 11 });
+  expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
+  expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
+  expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
+  expect((q1 as { payload: Buffer }).payload.toString()).toBe('q1');
 }

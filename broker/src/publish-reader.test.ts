@@ -258,12 +258,7 @@ describe('installPublishReader', () => {
     cleanup.push(broker.close);
     const before = publishesReadHere();
     const acksBefore = acknowledgementsRead();
-    const { q0, q1, puback } = await relayQoS0AndQoS1(broker);
-    expect(puback).toMatchObject({ messageId: 11 });
-    expect(q0).toMatchObject({ topic: 'devices/d1/t', qos: 0 });
-    expect((q0 as { payload: Buffer }).payload.toString()).toBe('q0');
-    expect(q1).toMatchObject({ topic: 'devices/d2/t', qos: 1 });
-    expect((q1 as { payload: Buffer }).payload.toString()).toBe('q1');
+    await relayQoS0AndQoS1(broker);
     expect(publishesReadHere()).toBe(before + 2);
     expect(acknowledgementsRead()).toBe(acksBefore + 1);
   });
