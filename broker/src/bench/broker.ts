@@ -11,8 +11,9 @@ import { TrustAnchors } from '../trust-anchors.js';
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
 // mosquitto on the same certificates, in one run: connects, throughput, latency (bare Aedes
 // over Node TLS beside them, and a Node TLS relay with no MQTT library in the QoS 0 loads,
-// no target), and memory per idle connection against a bare Node TLS server. Every server listens on 127.0.0.1,
-// every loop is bounded in count and time, and only processes started here are stopped.
+// no target), and memory per idle connection against a bare Node TLS server. Every server
+// listens on 127.0.0.1, every loop is bounded in count and time, and only processes started
+// here are stopped.
 
 /**
  * Every load runs in rounds that alternate which broker goes first, as the latency rounds
@@ -147,8 +148,8 @@ try {
     const round = { ...LATENCY0, durationMs: LATENCY0.durationMs / LATENCY0_ROUNDS };
     const latency0 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, round), withFloor);
     const latency1 = await each((srv) => benchLatency(srv, publishers, service, LATENCY1));
-    const last = servers.length;
-    const floorFigures = { qos0Rounds: qos0[last] as FlowResult[], latency0Rounds: latency0[last] as LatencyResult[] };
+    const floorQos0 = qos0[servers.length] as FlowResult[];
+    const floorLatency0 = latency0[servers.length] as LatencyResult[];
     const figures = servers.map((_, i) => ({
       connects: combineConnects(connects[i] as ConnectResult[]),
       connectRounds: connects[i] as ConnectResult[],
@@ -160,7 +161,7 @@ try {
       latency0Rounds: latency0[i] as LatencyResult[],
       latency1: latency1[i] as LatencyResult,
     }));
-    return { figures, floor: { ...floorFigures, qos0: combineFlows(floorFigures.qos0Rounds), latency0: combineLatency(floorFigures.latency0Rounds) } };
+    return { figures, floor: { qos0: combineFlows(floorQos0), qos0Rounds: floorQos0, latency0: combineLatency(floorLatency0), latency0Rounds: floorLatency0 } };
   };
   const memory = async (srv: BenchServer): Promise<MemoryFigure> => {
     // Warm the server up (code paths, TLS contexts), then let it settle before the reading.
