@@ -69,6 +69,27 @@ describe('brokers clustered through Redis', () => {
     expect(m.retain).toBe(true);
   });
 
+  // Aedes 1.2 numbers a publish as it starts and drops a delivery numbered below the last one
+  // the client got; a retained publish is emitted only after its store in Redis, after the next.
+  it.each([0, 1] as const)('delivers a retained QoS %i message and the one published right after it on A to a live subscriber on B', async (qos) => {
+    const dev = await env.enroll(`cl-ret${qos}`);
+    const svc = await env.enroll(`cl-ret-svc${qos}`, { kind: 'service' });
+    const svcOnB = await connectTo(brokerB.url, svc);
+    const box = inbox(svcOnB);
+    await svcOnB.subscribeAsync(`devices/cl-ret${qos}/#`, { qos: 1 });
+    const devOnA = await connectTo(env.brokerUrl, dev);
+    await Promise.all([
+      devOnA.publishAsync(`devices/cl-ret${qos}/state`, 'retained-state', { qos, retain: true }),
+      devOnA.publishAsync(`devices/cl-ret${qos}/telemetry`, 'right-after', { qos }),
+    ]);
+    await within(box.next((m) => m.payload === 'right-after'), 10_000, 'the second message on B');
+    expect(await within(box.next((m) => m.payload === 'retained-state'), 10_000, 'the retained message on B')).toMatchObject({ topic: `devices/cl-ret${qos}/state`, retain: false });
+    // A marker from A after both: a duplicate of either would have come before it.
+    await devOnA.publishAsync(`devices/cl-ret${qos}/telemetry`, 'marker', { qos: 1 });
+    await within(box.next((m) => m.payload === 'marker'), 10_000, 'the marker on B');
+    expect(box.messages.map((m) => m.payload).sort()).toEqual(['marker', 'retained-state', 'right-after']);
+  });
+
   it('moves a persistent session from A to B with the QoS 1 messages queued while it was offline', async () => {
     const dev = await env.enroll('cl-dev3');
     const first = await connectTo(env.brokerUrl, dev, { clean: false });

@@ -10,8 +10,8 @@ import { closed, encodePublish, openMqtt, PacketWaiter, subscribe } from './benc
 import { startBroker, type RunningBroker } from './broker-server.js';
 
 // The broker in this process, for what the suites in test/ do not reach from outside: its
-// clock. On a data dir made by the CLI's init, with identities minted by provisioning, as
-// bench:broker makes it.
+// clock, and packets written together so that they arrive in one read. On a data dir made
+// by the CLI's init, with identities minted by provisioning, as bench:broker makes it.
 
 const publishDenials = async (broker: RunningBroker) =>
   (await broker.metrics.aclDenials.get()).values.find((v) => v.labels.action === 'publish')?.value ?? 0;
@@ -49,6 +49,25 @@ describe('the broker in this process', () => {
     c.socket.write(Buffer.of(0xc0, 0x00));
     await c.waiter.next('pingresp', 5000);
   };
+  /** A QoS 0 PUBLISH with RETAIN: encodePublish's frame with the flag set (§3.3.1.3). */
+  const encodeRetained = (topic: string, payload: string) => {
+    const frame = encodePublish(Buffer.from(topic), 0, 0, Buffer.from(payload));
+    frame[0] = (frame[0] as number) | 0x01;
+    return frame;
+  };
+
+  it("delivers a device's retained state and the telemetry read right after it to a live service subscriber", async () => {
+    const d0 = fixture.devices[0] as BenchFixture['service'];
+    const svc = await client(fixture.service);
+    expect(await subscribe(svc.socket, svc.waiter, `devices/${d0.name}/#`, 0)).toBe(0);
+    const device = await client(d0);
+    // One write: Aedes emits the retained one after storing it, so the second goes first.
+    device.socket.write(Buffer.concat([encodeRetained(`devices/${d0.name}/state`, 'on'), encodePublish(Buffer.from(`devices/${d0.name}/t`), 0, 0, Buffer.from('reading'))]));
+    const first = await svc.waiter.next('publish', 5000);
+    await settled(svc);
+    const payloads = [first, ...svc.seen.filter((p) => p.cmd === 'publish')].map((p) => (p as { payload: Buffer }).payload.toString());
+    expect(payloads.sort()).toEqual(['on', 'reading']);
+  });
 
   it("refuses a device's publish to its own topic once its certificate's notAfter has passed, before the session is closed", async () => {
     const d1 = fixture.devices[1] as BenchFixture['service'];

@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
+import { deduplicateDeliveries } from './delivery-dedupe.js';
 import { installPublishReader } from './publish-reader.js';
 import { installPublishWriter } from './publish-writer.js';
 import { createHealthServer } from './health-server.js';
@@ -237,6 +238,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // Aedes waits on its persistence without a deadline; in a cluster that is Redis.
   const aedes: Aedes = cluster ? await cluster.startWithin(createAedes, opts.clusterTimeoutMs ?? 30_000, opts.signal) : await createAedes();
   ctx.aedes = aedes;
+  deduplicateDeliveries(aedes);
   aedes.on('connackSent', connackFirst.release);
 
   const sessions = new SessionRegistry(now, (client) => {

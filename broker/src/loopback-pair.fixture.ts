@@ -40,6 +40,8 @@ export async function loopbackPair(): Promise<LoopbackPair> {
 export interface RawMqttClient {
   readonly socket: Socket;
   next(cmd: string): Promise<Packet>;
+  /** Packets of a kind received and not yet taken by next. */
+  waiting(cmd: string): number;
 }
 
 /** A guard as the broker makes one, for tests: 16 MiB packets, violations ignored. */
@@ -48,7 +50,7 @@ export function testGuard(): ConnectionGuard {
 }
 
 /** A real Aedes on 127.0.0.1 whose connections are guarded as the broker guards them, and CONNECTed raw clients of it. */
-export async function guardedAedes(): Promise<{ client(clientId: string): Promise<RawMqttClient>; close(): void }> {
+export async function guardedAedes(): Promise<{ aedes: Aedes; client(clientId: string): Promise<RawMqttClient>; close(): void }> {
   const aedes = await Aedes.createBroker();
   const server = createServer((socket) => aedes.handle(guardConnection(socket, testGuard())));
   server.listen(0, '127.0.0.1');
@@ -71,14 +73,14 @@ export async function guardedAedes(): Promise<{ client(clientId: string): Promis
     };
     socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 }));
     await next('connack');
-    return { socket, next };
+    return { socket, next, waiting: (cmd) => packets.filter((x) => x.cmd === cmd).length };
   };
   const close = () => {
     for (const s of sockets) s.destroy();
     aedes.close();
     server.close();
   };
-  return { client, close };
+  return { aedes, client, close };
 }
 
 /**
