@@ -14,6 +14,7 @@ import {
   mosquittoSub,
   rawMqtt,
   tryConnect,
+  within,
   type Attempt,
 } from './harness/broker-probe.js';
 import { startProvisioningEnv } from './harness/fleet-env.js';
@@ -179,6 +180,16 @@ describe('broker authentication and topic ACL (default policy)', () => {
       await dev.publishAsync('devices/own-2/state', 'mine', { qos: 1 });
       expect(await box.next((m) => m.payload === 'reboot')).toMatchObject({ topic: 'devices/own-2/commands/x', qos: 1 });
       expect(await box.next((m) => m.payload === 'mine')).toMatchObject({ topic: 'devices/own-2/state', qos: 1 });
+    });
+
+    it("delivers a service's QoS 1 command at QoS 1 to a device subscribed to devices/<id>/# at QoS 0 and devices/<id>/commands/# at QoS 1 [MQTT-3.3.5-1]", async () => {
+      const dev = await open(await env.enroll('overlap-1'));
+      const box = inbox(dev);
+      expect(await grantedQos(dev, 'devices/overlap-1/#', 0)).toBe(0);
+      expect(await grantedQos(dev, 'devices/overlap-1/commands/#', 1)).toBe(1);
+      const svc = await open(ingest, { clientId: 'ingest' });
+      await svc.publishAsync('devices/overlap-1/commands/reboot', 'now', { qos: 1 });
+      expect(await within(box.next((m) => m.payload === 'now' && m.qos === 1), 10_000, 'the command at QoS 1')).toMatchObject({ topic: 'devices/overlap-1/commands/reboot' });
     });
 
     it("carries a device's mosquitto_pub at QoS 1 to a service's mosquitto_sub on devices/+/#", async () => {

@@ -48,4 +48,36 @@ describe('deduplicateDeliveries', () => {
     pub.socket.write(Buffer.concat([publish('devices/d1/t', 'one', { retain: true }), publish('devices/d1/t', 'two')]));
     expect((await received(sub, 2)).sort()).toEqual(['one', 'two']);
   });
+
+  it.each([
+    ['the QoS 0 filter first', 0, 1],
+    ['the QoS 1 filter first', 1, 0],
+  ] as const)('delivers a QoS 1 message at QoS 1 to a client whose QoS 0 and QoS 1 filters both match it, %s [MQTT-3.3.5-1]', async (_, firstQos, secondQos) => {
+    broker = await guardedAedes();
+    deduplicateDeliveries(broker.aedes);
+    const sub = await broker.client('sub');
+    const filters = { 0: 'devices/d1/#', 1: 'devices/d1/commands/#' };
+    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filters[firstQos], qos: firstQos }, { topic: filters[secondQos], qos: secondQos }] }));
+    await sub.next('suback');
+    const pub = await broker.client('pub');
+    pub.socket.write(publish('devices/d1/commands/reboot', 'cmd', { qos: 1, messageId: 7 }));
+    const copies = [(await sub.next('publish')) as IPublishPacket];
+    sub.socket.write(generate({ cmd: 'pingreq' }));
+    await sub.next('pingresp');
+    while (sub.waiting('publish') > 0) copies.push((await sub.next('publish')) as IPublishPacket);
+    // A copy per filter at that filter's QoS is allowed (§3.3.5); a QoS 1 copy is required.
+    expect(copies.map((c) => c.qos).sort()).toEqual([0, 1]);
+    expect(copies.map((c) => c.payload.toString())).toEqual(['cmd', 'cmd']);
+  });
+
+  it('delivers a QoS 0 message once to a client whose QoS 0 and QoS 1 filters both match it: both copies would be QoS 0', async () => {
+    broker = await guardedAedes();
+    deduplicateDeliveries(broker.aedes);
+    const sub = await broker.client('sub');
+    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/d1/#', qos: 0 }, { topic: 'devices/d1/commands/#', qos: 1 }] }));
+    await sub.next('suback');
+    const pub = await broker.client('pub');
+    pub.socket.write(publish('devices/d1/commands/reboot', 'cmd'));
+    expect(await received(sub, 1)).toEqual(['cmd']);
+  });
 });
