@@ -90,6 +90,23 @@ describe('brokers clustered through Redis', () => {
     expect(box.messages.map((m) => m.payload).sort()).toEqual(['marker', 'retained-state', 'right-after']);
   });
 
+  it('delivers a QoS 1 message to a live persistent subscriber on B when a QoS 0 one published after it on A is emitted first', async () => {
+    const dev = await env.enroll('cl-mixed');
+    const svc = await env.enroll('cl-mixed-svc', { kind: 'service' });
+    // Persistent: A queues each QoS 1 message for it in Redis before emitting it; QoS 0 goes at once.
+    const svcOnB = await connectTo(brokerB.url, svc, { clean: false });
+    const box = inbox(svcOnB);
+    await svcOnB.subscribeAsync('devices/cl-mixed/#', { qos: 1 });
+    const devOnA = await connectTo(env.brokerUrl, dev);
+    // Redis holds every write (the queue, PUBLISH) for a second: the QoS 0 message's PUBLISH
+    // is then sent before the QoS 1 one's, which waits for its queue write to be answered.
+    await redis.cli(['CLIENT', 'PAUSE', '1000', 'WRITE']);
+    await devOnA.publishAsync('devices/cl-mixed/ack', 'qos-1', { qos: 1 });
+    await devOnA.publishAsync('devices/cl-mixed/telemetry', 'qos-0', { qos: 0 });
+    await within(box.next((m) => m.payload === 'qos-0'), 10_000, 'the QoS 0 message on B');
+    expect(await within(box.next((m) => m.payload === 'qos-1'), 10_000, 'the QoS 1 message on B')).toMatchObject({ qos: 1 });
+  });
+
   it('moves a persistent session from A to B with the QoS 1 messages queued while it was offline', async () => {
     const dev = await env.enroll('cl-dev3');
     const first = await connectTo(env.brokerUrl, dev, { clean: false });

@@ -20,7 +20,8 @@ const NOTHING_SEEN: Record<string, number> = new Proxy(Object.create(null) as Re
  * the mark, and the waiting one is dropped for every live subscriber that got it
  * (measured: a retained message followed by any other publish never reached a live
  * subscriber on the other broker of a cluster, nor on one broker when both came in one
- * read; a QoS 1 message to a persistent subscriber was lost amid QoS 0 traffic).
+ * read; a QoS 1 message for a live persistent subscriber on the other broker, whenever a
+ * QoS 0 publish of the same broker went out during its queue write to Redis).
  *
  * So a delivery is dropped only when it repeats the last one from that broker: the copies
  * of one message for a client's overlapping filters come one after the other, in one emit.
