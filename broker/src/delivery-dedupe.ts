@@ -23,8 +23,8 @@ const NOTHING_SEEN: Record<string, number> = new Proxy(Object.create(null) as Re
  * read; a QoS 1 message for a live persistent subscriber on the other broker, whenever a
  * QoS 0 publish of the same broker went out during its queue write to Redis).
  *
- * So a delivery is dropped only when it repeats the last one from that broker: the copies
- * of one message for a client's overlapping filters come one after the other, in one emit.
+ * So a delivery is dropped only when it repeats the client's previous one: the copies of
+ * one message for a client's overlapping filters come one after the other, in one emit.
  * A repeat still goes through when those filters differ in QoS, because Aedes delivers
  * each copy at its own filter's QoS and the first may be the lower: a QoS 1 command to a
  * device subscribed to `devices/d1/#` at QoS 0 and `devices/d1/commands/#` at QoS 1
@@ -33,7 +33,7 @@ const NOTHING_SEEN: Record<string, number> = new Proxy(Object.create(null) as Re
  * broker's own. Call once, right after the broker is made.
  */
 export function deduplicateDeliveries(aedes: Aedes): void {
-  const lastFrom = new WeakMap<Client, Map<string, number>>();
+  const previous = new WeakMap<Client, { brokerId: string; brokerCounter: number }>();
   // From the connection on: a persistent session's subscriptions are restored before 'client'.
   const handle = aedes.handle;
   aedes.handle = (conn, req) => {
@@ -46,10 +46,12 @@ export function deduplicateDeliveries(aedes: Aedes): void {
     // brokerId is null on retained messages sent for a SUBSCRIBE, which Aedes does not de-duplicate either.
     const { brokerId, brokerCounter } = packet;
     if (brokerId) {
-      let last = lastFrom.get(client);
-      if (last === undefined) lastFrom.set(client, (last = new Map()));
-      if (last.get(brokerId) !== brokerCounter) last.set(brokerId, brokerCounter);
-      else if (!copiesDifferInQos(client, packet)) return null;
+      const last = previous.get(client);
+      if (last === undefined) previous.set(client, { brokerId, brokerCounter });
+      else if (last.brokerId !== brokerId || last.brokerCounter !== brokerCounter) {
+        last.brokerId = brokerId;
+        last.brokerCounter = brokerCounter;
+      } else if (!copiesDifferInQos(client, packet)) return null;
     }
     return forward(client, packet);
   };
