@@ -1,5 +1,5 @@
 import { generate, type IPublishPacket } from 'mqtt-packet';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deduplicateDeliveries } from './delivery-dedupe.js';
 import { guardedAedes, type RawMqttClient } from './loopback-pair.fixture.js';
 
@@ -8,76 +8,67 @@ type Broker = Awaited<ReturnType<typeof guardedAedes>>;
 const publish = (topic: string, payload: string, flags: Partial<IPublishPacket> = {}) =>
   generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false, ...flags });
 
-/** A client subscribed to `filters` at QoS 0. */
-async function subscriber(broker: Broker, id: string, ...filters: string[]): Promise<RawMqttClient> {
+/** A client subscribed, in one SUBSCRIBE and in this order, to each filter at its QoS. */
+async function subscriber(broker: Broker, id: string, qosByFilter: Record<string, 0 | 1>): Promise<RawMqttClient> {
   const sub = await broker.client(id);
-  sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 0 as const })) }));
+  sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: Object.entries(qosByFilter).map(([topic, qos]) => ({ topic, qos })) }));
   await sub.next('suback');
   return sub;
 }
 
-/** The payloads of every PUBLISH `c` has received, once the broker has answered a PINGREQ sent after `expected` of them arrived. */
-async function received(c: RawMqttClient, expected: number): Promise<string[]> {
-  const payload = async () => ((await c.next('publish')) as IPublishPacket).payload.toString();
-  const payloads: string[] = [];
-  for (let i = 0; i < expected; i++) payloads.push(await payload());
+/** Every PUBLISH `c` has received, once the broker has answered a PINGREQ sent after `expected` of them arrived. */
+async function received(c: RawMqttClient, expected: number): Promise<IPublishPacket[]> {
+  const next = async () => (await c.next('publish')) as IPublishPacket;
+  const packets: IPublishPacket[] = [];
+  for (let i = 0; i < expected; i++) packets.push(await next());
   c.socket.write(generate({ cmd: 'pingreq' }));
   await c.next('pingresp');
-  while (c.waiting('publish') > 0) payloads.push(await payload());
-  return payloads;
+  while (c.waiting('publish') > 0) packets.push(await next());
+  return packets;
 }
 
-describe('deduplicateDeliveries', () => {
-  let broker: Broker | undefined;
-  afterEach(() => broker?.close());
+const payloads = (packets: IPublishPacket[]) => packets.map((p) => p.payload.toString());
 
-  it('lets a live subscriber have a retained message and the one read right after it, which Aedes emits first', async () => {
+describe('deduplicateDeliveries', () => {
+  let broker: Broker;
+  beforeEach(async () => {
     broker = await guardedAedes();
     deduplicateDeliveries(broker.aedes);
-    const sub = await subscriber(broker, 'sub', 'devices/+/t');
+  });
+  afterEach(() => broker.close());
+
+  it('lets a live subscriber have a retained message and the one read right after it, which Aedes emits first', async () => {
+    const sub = await subscriber(broker, 'sub', { 'devices/+/t': 0 });
     const pub = await broker.client('pub');
     pub.socket.write(Buffer.concat([publish('devices/d1/t', 'retained', { retain: true }), publish('devices/d2/t', 'right-after')]));
-    expect((await received(sub, 2)).sort()).toEqual(['retained', 'right-after']);
+    expect(payloads(await received(sub, 2)).sort()).toEqual(['retained', 'right-after']);
   });
 
   it('delivers each message once to a subscriber whose two filters match it', async () => {
-    broker = await guardedAedes();
-    deduplicateDeliveries(broker.aedes);
-    const sub = await subscriber(broker, 'sub', 'devices/+/t', 'devices/d1/#');
+    const sub = await subscriber(broker, 'sub', { 'devices/+/t': 0, 'devices/d1/#': 0 });
     const pub = await broker.client('pub');
     pub.socket.write(Buffer.concat([publish('devices/d1/t', 'one', { retain: true }), publish('devices/d1/t', 'two')]));
-    expect((await received(sub, 2)).sort()).toEqual(['one', 'two']);
+    expect(payloads(await received(sub, 2)).sort()).toEqual(['one', 'two']);
   });
 
   it.each([
     ['the QoS 0 filter first', 0, 1],
     ['the QoS 1 filter first', 1, 0],
   ] as const)('delivers a QoS 1 message at QoS 1 to a client whose QoS 0 and QoS 1 filters both match it, %s [MQTT-3.3.5-1]', async (_, firstQos, secondQos) => {
-    broker = await guardedAedes();
-    deduplicateDeliveries(broker.aedes);
-    const sub = await broker.client('sub');
     const filters = { 0: 'devices/d1/#', 1: 'devices/d1/commands/#' };
-    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filters[firstQos], qos: firstQos }, { topic: filters[secondQos], qos: secondQos }] }));
-    await sub.next('suback');
+    const sub = await subscriber(broker, 'sub', { [filters[firstQos]]: firstQos, [filters[secondQos]]: secondQos });
     const pub = await broker.client('pub');
     pub.socket.write(publish('devices/d1/commands/reboot', 'cmd', { qos: 1, messageId: 7 }));
-    const copies = [(await sub.next('publish')) as IPublishPacket];
-    sub.socket.write(generate({ cmd: 'pingreq' }));
-    await sub.next('pingresp');
-    while (sub.waiting('publish') > 0) copies.push((await sub.next('publish')) as IPublishPacket);
+    const copies = await received(sub, 1);
     // A copy per filter at that filter's QoS is allowed (§3.3.5); a QoS 1 copy is required.
     expect(copies.map((c) => c.qos).sort()).toEqual([0, 1]);
-    expect(copies.map((c) => c.payload.toString())).toEqual(['cmd', 'cmd']);
+    expect(payloads(copies)).toEqual(['cmd', 'cmd']);
   });
 
   it('delivers a QoS 0 message once to a client whose QoS 0 and QoS 1 filters both match it: both copies would be QoS 0', async () => {
-    broker = await guardedAedes();
-    deduplicateDeliveries(broker.aedes);
-    const sub = await broker.client('sub');
-    sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/d1/#', qos: 0 }, { topic: 'devices/d1/commands/#', qos: 1 }] }));
-    await sub.next('suback');
+    const sub = await subscriber(broker, 'sub', { 'devices/d1/#': 0, 'devices/d1/commands/#': 1 });
     const pub = await broker.client('pub');
     pub.socket.write(publish('devices/d1/commands/reboot', 'cmd'));
-    expect(await received(sub, 1)).toEqual(['cmd']);
+    expect(payloads(await received(sub, 1))).toEqual(['cmd']);
   });
 });
