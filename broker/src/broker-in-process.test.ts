@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -10,11 +10,14 @@ import { closed, encodePublish, openMqtt, PacketWaiter, subscribe } from './benc
 import { startBroker, type RunningBroker } from './broker-server.js';
 
 // The broker in this process, for what the suites in test/ do not reach from outside: its
-// clock, and packets written together so that they arrive in one read. On a data dir made
+// clock (and, through it, a trust-bundle reload timed inside the connect steps), and packets
+// written together so that they arrive in one read. On a data dir made
 // by the CLI's init, with identities minted by provisioning, as bench:broker makes it.
 
 const publishDenials = async (broker: RunningBroker) =>
   (await broker.metrics.aclDenials.get()).values.find((v) => v.labels.action === 'publish')?.value ?? 0;
+const untrustedIssuerCloses = async (broker: RunningBroker) =>
+  (await broker.metrics.revocationDisconnects.get()).values.find((v) => v.labels.reason === 'issuer_not_trusted')?.value ?? 0;
 
 describe('the broker in this process', () => {
   let work: string;
@@ -22,12 +25,22 @@ describe('the broker in this process', () => {
   let broker: RunningBroker;
   /** The broker's clock, which a test may move past a certificate's notAfter. */
   let aheadMs = 0;
+  /** Run once by the broker's clock when the connect steps read it (their expiry check). */
+  let atConnectStepClock: (() => void) | undefined;
+  const clock = () => {
+    if (atConnectStepClock && new Error().stack?.includes('connect-steps')) {
+      const act = atConnectStepClock;
+      atConnectStepClock = undefined;
+      act();
+    }
+    return Date.now() + aheadMs;
+  };
   const sockets: TLSSocket[] = [];
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tlsfleet-broker-in-process-'));
-    fixture = prepareFixture(work, 2, 'ingest');
-    broker = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), now: () => Date.now() + aheadMs });
+    fixture = prepareFixture(work, 3, 'ingest');
+    broker = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }), now: clock });
   }, 120_000);
   afterAll(async () => {
     for (const s of sockets) s.destroy();
@@ -84,5 +97,42 @@ describe('the broker in this process', () => {
     expect(await publishDenials(broker)).toBe(denials + 1);
     await settled(svc);
     expect(svc.seen.filter((p) => p.cmd === 'publish')).toEqual([]);
+  });
+
+  it('closes a session whose issuer left the trust bundle between its connect steps and clientReady', async () => {
+    const d2 = fixture.devices[2] as BenchFixture['service'];
+    const bundleFile = join(fixture.dataDir, 'ca-bundle.pem');
+    const bundle = readFileSync(bundleFile, 'utf8');
+    // The fixture's bundle is the root and the intermediate that issued every leaf: the root alone retires the intermediate.
+    const rootOnly = bundle.slice(0, bundle.indexOf('-----END CERTIFICATE-----') + '-----END CERTIFICATE-----\n'.length);
+    expect(rootOnly).toContain('BEGIN CERTIFICATE');
+    expect(bundle.length).toBeGreaterThan(rootOnly.length);
+    const before = await untrustedIssuerCloses(broker);
+    // The issuer check has passed by the time the connect steps read the clock for the expiry check.
+    // The file is put back at once: the broker's own watcher would otherwise reload it again
+    // later and close the session through the reload's sweep, not through clientReady.
+    atConnectStepClock = () => {
+      writeFileSync(bundleFile, rootOnly);
+      broker.reload();
+      writeFileSync(bundleFile, bundle);
+    };
+    try {
+      const outcome = await openMqtt(broker.port, d2).then(
+        async (socket) => {
+          sockets.push(socket);
+          await closed(socket, 5000);
+          return socket.destroyed ? 'closed after CONNACK' : 'still open';
+        },
+        (err: Error) => err.message,
+      );
+      expect(outcome).toMatch(/^closed (before|after) CONNACK$/);
+      expect(atConnectStepClock).toBeUndefined();
+      // The reload also closes this file's earlier live sessions: their issuer left too.
+      expect(await untrustedIssuerCloses(broker)).toBeGreaterThan(before);
+    } finally {
+      atConnectStepClock = undefined;
+      writeFileSync(bundleFile, bundle);
+      broker.reload();
+    }
   });
 });
