@@ -13,6 +13,7 @@ import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from '
 import { deduplicateDeliveries } from './delivery-dedupe.js';
 import { installPublishReader } from './publish-reader.js';
 import { installPublishWriter } from './publish-writer.js';
+import { gateReads } from './read-gate.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
 import { ConnackFirst } from './hooks/connack-first.js';
@@ -239,6 +240,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const aedes: Aedes = cluster ? await cluster.startWithin(createAedes, opts.clusterTimeoutMs ?? 30_000, opts.signal) : await createAedes();
   ctx.aedes = aedes;
   deduplicateDeliveries(aedes);
+  gateReads(aedes);
   aedes.on('connackSent', connackFirst.release);
 
   const sessions = new SessionRegistry(now, (client) => {
