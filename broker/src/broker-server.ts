@@ -13,6 +13,7 @@ import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from '
 import { deduplicateDeliveries } from './delivery-dedupe.js';
 import { installPublishReader } from './publish-reader.js';
 import { installPublishWriter } from './publish-writer.js';
+import { makeQos0Relay } from './qos0-relay.js';
 import { gateReads } from './read-gate.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
@@ -108,6 +109,12 @@ export interface BrokerOptions {
   clusterTimeoutMs?: number;
   /** Aborting it during start-up (SIGTERM) stops the wait for Redis with a ClusterStartError. */
   signal?: AbortSignal;
+  /**
+   * Relay QoS 0 messages from the socket's read straight to local subscribers where Aedes
+   * would do exactly the same (see makeQos0Relay); default true, and always off in a
+   * cluster. Off only to compare against Aedes' own path.
+   */
+  qos0Relay?: boolean;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;
@@ -241,6 +248,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   ctx.aedes = aedes;
   deduplicateDeliveries(aedes);
   gateReads(aedes);
+  // In a cluster every message must cross Redis, which only Aedes' emitter does.
+  const takesRead = cluster || opts.qos0Relay === false ? undefined : makeQos0Relay(aedes, ctx);
   aedes.on('connackSent', connackFirst.release);
 
   const sessions = new SessionRegistry(now, (client) => {
@@ -366,7 +375,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     };
     conns.add(transport);
     transport.once('close', () => conns.delete(transport));
-    aedes.handle(guardConnection(transport, new ConnectionGuard(peer, { maxPacketBytes, onViolation, tally: metrics.byteTally, addressOf: address })));
+    aedes.handle(guardConnection(transport, new ConnectionGuard(peer, { maxPacketBytes, onViolation, tally: metrics.byteTally, addressOf: address, takesRead })));
   };
   const onTlsClientError = (err: Error, socket: TLSSocket) => {
     metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, socket.authorizationError) });

@@ -38,6 +38,8 @@ export class ConnectionGuard {
   private readonly maxPacketBytes: number;
   private readonly onViolation: (v: FrameViolation) => void;
   private readonly tally: ByteTally;
+  /** Takes a read before it is buffered for Aedes, when it answers true (see makeQos0Relay). */
+  readonly takesRead: ((guard: ConnectionGuard, chunk: Buffer) => boolean) | undefined;
   /** What Aedes wrote in this turn of the event loop, sent at the next (see guardConnection). */
   readonly out: PendingWrites = { chunks: [], bytes: 0, callbacks: undefined, owesDrain: false };
   /** Bytes of the current packet's body still to pass; -1 while reading a fixed header. */
@@ -46,8 +48,9 @@ export class ConnectionGuard {
   private length = 0;
   private multiplier = 1;
 
-  constructor(peer: PeerCertificate, opts: { maxPacketBytes: number; onViolation: (v: FrameViolation) => void; tally: ByteTally; addressOf?: () => string | undefined }) {
+  constructor(peer: PeerCertificate, opts: { maxPacketBytes: number; onViolation: (v: FrameViolation) => void; tally: ByteTally; addressOf?: () => string | undefined; takesRead?: (guard: ConnectionGuard, chunk: Buffer) => boolean }) {
     this.peer = peer;
+    this.takesRead = opts.takesRead;
     this.maxPacketBytes = opts.maxPacketBytes;
     this.onViolation = opts.onViolation;
     this.tally = opts.tally;
@@ -144,9 +147,13 @@ export function guardOf(conn: unknown): ConnectionGuard | undefined {
 }
 
 function guardedPush(this: Guarded, chunk: unknown, encoding?: BufferEncoding): boolean {
-  if (chunk !== null && !this.destroyed && !this[GUARD].admit(chunk as Buffer)) {
-    this.destroy();
-    return false;
+  if (chunk !== null && !this.destroyed) {
+    const guard = this[GUARD];
+    if (!guard.admit(chunk as Buffer)) {
+      this.destroy();
+      return false;
+    }
+    if (guard.takesRead?.(guard, chunk as Buffer)) return true;
   }
   return Readable.prototype.push.call(this, chunk, encoding);
 }

@@ -107,6 +107,11 @@ class PacketCutter {
 
   constructor(private readonly parser: MqttParser) {}
 
+  /** Nothing held of a packet, and not inside a parse. */
+  get atBoundary(): boolean {
+    return this.heldBytes === 0 && !this.cutting;
+  }
+
   parse(chunk: Buffer): number {
     if (this.cutting) {
       (this.queued ??= []).push(chunk);
@@ -246,6 +251,17 @@ export function installPublishReader(): void {
     return made;
   };
   mqttPacket.parser = Object.assign(parser, { [INSTALLED]: true as const });
+}
+
+/**
+ * Whether `parser` (an Aedes client's) cuts reads here — a guarded connection on MQTT 3.1 or
+ * 3.1.1 that has read its CONNECT — holds no part of a packet and is not inside a parse:
+ * a read taken elsewhere would leave it exactly as it is.
+ */
+export function readsFromPacketBoundary(parser: unknown): boolean {
+  const cutter = (parser as Cutting)[CUTTER];
+  const version = (parser as Cutting).settings?.protocolVersion;
+  return cutter !== undefined && cutter !== null && cutter.atBoundary && (version === 4 || version === 3);
 }
 
 /** PUBLISH packets read by readPublish in this process, for tests that Aedes still reads through it. */
