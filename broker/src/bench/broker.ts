@@ -13,7 +13,8 @@ import { TrustAnchors } from '../trust-anchors.js';
 // over Node TLS beside them, and a Node TLS relay with no MQTT library in the QoS 0 loads,
 // no target), and memory per idle connection against a bare Node TLS server. Every server
 // listens on 127.0.0.1, every loop is bounded in count and time, and only processes started
-// here are stopped.
+// here are stopped. With --no-qos0-relay, ours runs without its QoS 0 relay (Aedes' own
+// path for every message), for an A/B between two runs.
 
 /**
  * Every load runs in rounds that alternate which broker goes first, as the latency rounds
@@ -183,7 +184,8 @@ try {
     const connections = idle.sockets.length;
     return { connections, failed: idle.failed, firstError: idle.firstError, openMs: idle.ms, rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / connections, dropped };
   };
-  const ourBroker = () => startNodeServer('broker', './serve-broker.js', [dataDir]);
+  const withoutRelay = process.argv.includes('--no-qos0-relay');
+  const ourBroker = () => startNodeServer('broker', './serve-broker.js', withoutRelay ? [dataDir, '--no-qos0-relay'] : [dataDir]);
 
   // Bare Aedes over Node TLS (no hooks) runs in the same alternating rounds: ours against it
   // is what our checks and write path cost or save, apart from what Aedes on Node costs.
@@ -226,6 +228,7 @@ try {
   out(mosquitto ? `reference: mosquitto ${mosquitto.version} (${mosquitto.bin}), same certificates, TLS 1.2+, client certificate required, ACL = the default policy` : `mosquitto ${process.env.MOSQUITTO === 'none' ? 'skipped (MOSQUITTO=none)' : 'not found (install it or set MOSQUITTO=/path/to/mosquitto)'}: its columns and the targets measured against it are skipped`);
   out('second reference: bare Aedes over a Node TLS server with the same TLS settings and no hooks, in the same alternating rounds (no target)');
   out("third reference, QoS 0 loads only: a Node TLS relay with the same TLS settings that forwards PUBLISH bytes with no MQTT library, Node's floor (no target)");
+  if (withoutRelay) out("ours: --no-qos0-relay, every QoS 0 message through Aedes' own path (the product's default relays them)");
   out(`load average before/after: ${loadBefore.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine skews every figure)`);
   out(`set-up: ${note}; CPU = user+system of the server process, every thread, from /proc/PID/stat`);
   out();
