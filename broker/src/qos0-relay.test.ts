@@ -29,12 +29,14 @@ describe('the QoS 0 relay', () => {
   let relaying: RunningBroker;
   let aedesOnly: RunningBroker;
   const sockets: TLSSocket[] = [];
+  /** Added to the relaying broker's clock: a test moves it past every certificate's notAfter. */
+  let clockSkewMs = 0;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tlsfleet-qos0-relay-'));
     fixture = prepareFixture(work, 4, 'ingest');
     const logger = pino({ level: 'silent' });
-    relaying = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger });
+    relaying = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger, now: () => Date.now() + clockSkewMs });
     aedesOnly = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger, qos0Relay: false });
   }, 120_000);
   afterAll(async () => {
@@ -50,12 +52,13 @@ describe('the QoS 0 relay', () => {
   ] as const;
 
   /** A connected client; the PUBLISH packets it receives are kept in order, QoS 1 ones acknowledged. */
-  async function client(broker: RunningBroker, cred: Cred) {
+  async function client(broker: RunningBroker, cred: Cred, keepaliveS?: number) {
     const waiter = new PacketWaiter();
     const got: Delivery[] = [];
     const deliveries = new EventEmitter();
     let socket: TLSSocket | undefined;
     socket = await openMqtt(broker.port, cred, {
+      keepaliveS,
       onPacket: (p: Packet) => {
         if (p.cmd !== 'publish') return void waiter.offer(p);
         got.push({ topic: p.topic, payload: (p.payload as Buffer).toString(), qos: p.qos, retain: p.retain });
@@ -83,7 +86,7 @@ describe('the QoS 0 relay', () => {
       c.deliveries.on('delivery', check);
       check();
     });
-  const qos0 = (topic: string, payload: string) => encodePublish(Buffer.from(topic), 0, 0, Buffer.from(payload));
+  const qos0 = (topic: string | Buffer, payload: string) => encodePublish(typeof topic === 'string' ? Buffer.from(topic) : topic, 0, 0, Buffer.from(payload));
   /** Resolves once `frame` has been handed to the kernel: the next write starts a TLS record of its own. */
   const writeAlone = (c: Client, frame: Buffer) => new Promise<void>((resolve, reject) => c.socket.write(frame, (err) => (err ? reject(err) : resolve())));
   /** The service subscribed to all of a device's topics at `qos`, and that device connected. */
@@ -176,6 +179,42 @@ describe('the QoS 0 relay', () => {
     expect(svc.got.filter((d) => d.qos === 1).map((d) => d.payload.split(':')[0])).toEqual(Array(60).fill('qos1'));
   });
 
+  it('keeps a publisher alive whose only packets are relayed QoS 0 messages (keep alive 1 s)', async () => {
+    const d0 = device(0);
+    const svc = await client(relaying, fixture.service);
+    expect(await subscribe(svc.socket, svc.waiter, `devices/${d0.name}/#`, 0)).toBe(0);
+    const pub = await client(relaying, d0, 1);
+    const relayedBefore = publishesRelayed();
+    // Aedes closes a client that sends nothing for 1.5 keep-alive periods ([MQTT-3.1.2-24]).
+    // Ten messages 300 ms apart span twice that; each is the relay's, never Aedes'.
+    for (let i = 0; i < 10; i++) {
+      await writeAlone(pub, qos0(`devices/${d0.name}/t`, `${i}:alive`));
+      await arrived(svc, i + 1);
+      await delay(300);
+    }
+    expect(pub.socket.destroyed).toBe(false);
+    expect(publishesRelayed()).toBe(relayedBefore + 10);
+    await settled(pub);
+  });
+
+  it("leaves a publish from a certificate past its notAfter to Aedes, which refuses it", async () => {
+    const d0 = device(0);
+    const { svc, pub } = await serviceAndDevice(relaying, d0, 0);
+    const relayedBefore = publishesRelayed();
+    // The session's own expiry timer was armed in real time at CONNECT and stays quiet: only
+    // the checks made per message see the clock move. Ten years is past any certificate here.
+    clockSkewMs = 10 * 365 * 24 * 3600 * 1000;
+    try {
+      pub.socket.write(qos0(`devices/${d0.name}/t`, 'too late'));
+      await closed(pub.socket, 5000);
+    } finally {
+      clockSkewMs = 0;
+    }
+    await settled(svc);
+    expect(svc.got).toEqual([]);
+    expect(publishesRelayed()).toBe(relayedBefore);
+  });
+
   it('stores a retained message through Aedes, for a subscriber that comes later', async () => {
     const d3 = device(3);
     const pub = await client(relaying, d3);
@@ -196,6 +235,8 @@ describe('the QoS 0 relay', () => {
     ['a topic with a wildcard', (own: string) => `devices/${own}/+`],
     ['a topic with NUL', (own: string) => `devices/${own}/t\u0000x`],
     ['a topic deeper than Aedes allows', (own: string) => `devices/${own}/${'x/'.repeat(120)}t`],
+    // A lone continuation byte: decoded, it would be U+FFFD, which is how the ACL sees it.
+    ['a topic of ill-formed UTF-8', (own: string) => Buffer.concat([Buffer.from(`devices/${own}/t`), Buffer.of(0x80)])],
   ])('leaves a publish to %s to Aedes, which closes the connection and delivers nothing', async (_what, topicOf) => {
     const [own, other] = [device(0), device(1)];
     const svc = await client(relaying, fixture.service);
