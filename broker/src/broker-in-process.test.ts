@@ -8,7 +8,7 @@ import type { Counter } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemX509Certificates } from '@tlsfleet/common';
 import { prepareFixture, type BenchFixture } from './bench/bench-fixture.js';
-import { closed, encodePublish, openMqtt, PacketWaiter, subscribe } from './bench/mqtt-client.js';
+import { closed, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from './bench/mqtt-client.js';
 import { startBroker, type RunningBroker } from './broker-server.js';
 
 // The broker in this process, for what the suites in test/ do not reach from outside: its
@@ -59,17 +59,6 @@ describe('the broker in this process', () => {
     return { socket, waiter, seen };
   }
   const publish = (socket: TLSSocket, topic: string, payload: string) => socket.write(encodePublish(Buffer.from(topic), 0, 0, Buffer.from(payload)));
-  /** Once the broker has answered a PINGREQ, whatever it wrote to `c` before has arrived. */
-  const settled = async (c: { socket: TLSSocket; waiter: PacketWaiter }) => {
-    c.socket.write(Buffer.of(0xc0, 0x00));
-    await c.waiter.next('pingresp', 5000);
-  };
-  /** A QoS 0 PUBLISH with RETAIN: encodePublish's frame with the flag set (§3.3.1.3). */
-  const encodeRetained = (topic: string, payload: string) => {
-    const frame = encodePublish(Buffer.from(topic), 0, 0, Buffer.from(payload));
-    frame[0] = (frame[0] as number) | 0x01;
-    return frame;
-  };
 
   it("delivers a device's retained state and the telemetry read right after it to a live service subscriber", async () => {
     const d0 = fixture.devices[0] as BenchFixture['service'];
@@ -77,7 +66,7 @@ describe('the broker in this process', () => {
     expect(await subscribe(svc.socket, svc.waiter, `devices/${d0.name}/#`, 0)).toBe(0);
     const device = await client(d0);
     // One write: Aedes emits the retained one after storing it, so the second goes first.
-    device.socket.write(Buffer.concat([encodeRetained(`devices/${d0.name}/state`, 'on'), encodePublish(Buffer.from(`devices/${d0.name}/t`), 0, 0, Buffer.from('reading'))]));
+    device.socket.write(Buffer.concat([encodePublish(Buffer.from(`devices/${d0.name}/state`), 0, 0, Buffer.from('on'), true), encodePublish(Buffer.from(`devices/${d0.name}/t`), 0, 0, Buffer.from('reading'))]));
     const first = await svc.waiter.next('publish', 5000);
     await settled(svc);
     const payloads = [first, ...svc.seen.filter((p) => p.cmd === 'publish')].map((p) => (p as { payload: Buffer }).payload.toString());

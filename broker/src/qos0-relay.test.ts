@@ -8,7 +8,7 @@ import type { Packet } from 'mqtt-packet';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareFixture, type BenchFixture } from './bench/bench-fixture.js';
-import { closed, encodePuback, encodePublish, openMqtt, PacketWaiter, subscribe } from './bench/mqtt-client.js';
+import { closed, encodePuback, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from './bench/mqtt-client.js';
 import { startBroker, type RunningBroker } from './broker-server.js';
 import { publishesReadHere } from './publish-reader.js';
 import { publishesRelayed } from './qos0-relay.js';
@@ -86,7 +86,7 @@ describe('the QoS 0 relay', () => {
       c.deliveries.on('delivery', check);
       check();
     });
-  const qos0 = (topic: string | Buffer, payload: string) => encodePublish(typeof topic === 'string' ? Buffer.from(topic) : topic, 0, 0, Buffer.from(payload));
+  const qos0 = (topic: string | Buffer, payload: string, retain = false) => encodePublish(typeof topic === 'string' ? Buffer.from(topic) : topic, 0, 0, Buffer.from(payload), retain);
   /** Resolves once `frame` has been handed to the kernel: the next write starts a TLS record of its own. */
   const writeAlone = (c: Client, frame: Buffer) => new Promise<void>((resolve, reject) => c.socket.write(frame, (err) => (err ? reject(err) : resolve())));
   /** The service subscribed to all of a device's topics at `qos`, and that device connected. */
@@ -98,11 +98,6 @@ describe('the QoS 0 relay', () => {
   /** The leading number of each payload `c` received ("17:..."). */
   const indexesGot = (c: Client) => c.got.map((d) => Number(d.payload.slice(0, d.payload.indexOf(':'))));
   const upTo = (count: number) => Array.from({ length: count }, (_, i) => i);
-  /** Once the broker has answered a PINGREQ, whatever it wrote to `c` before has arrived. */
-  const settled = async (c: Client) => {
-    c.socket.write(Buffer.of(0xc0, 0x00));
-    await c.waiter.next('pingresp', 5000);
-  };
   /** The broker's messages counter for one direction, folded as a scrape folds it. */
   const messages = async (broker: RunningBroker, direction: 'in' | 'out') => {
     const values = (await broker.metrics.messages.get()).values;
@@ -163,8 +158,7 @@ describe('the QoS 0 relay', () => {
     const kinds = ['qos0', 'qos0', 'qos0', 'qos1', 'retained'] as const;
     for (let i = 0; i < 300; i++) {
       const kind = kinds[i % kinds.length];
-      const frame = kind === 'qos1' ? encodePublish(Buffer.from(`devices/${d2.name}/t`), 1, i + 1, Buffer.from(`${kind}:${i}`)) : qos0(`devices/${d2.name}/t`, `${kind}:${i}`);
-      if (kind === 'retained') frame[0] = (frame[0] as number) | 0x01;
+      const frame = kind === 'qos1' ? encodePublish(Buffer.from(`devices/${d2.name}/t`), 1, i + 1, Buffer.from(`${kind}:${i}`)) : qos0(`devices/${d2.name}/t`, `${kind}:${i}`, kind === 'retained');
       pub.socket.write(frame);
     }
     await arrived(svc, 300);
@@ -219,9 +213,7 @@ describe('the QoS 0 relay', () => {
     const d3 = device(3);
     const pub = await client(relaying, d3);
     const relayedBefore = publishesRelayed();
-    const frame = qos0(`devices/${d3.name}/state`, 'on');
-    frame[0] = (frame[0] as number) | 0x01;
-    pub.socket.write(frame);
+    pub.socket.write(qos0(`devices/${d3.name}/state`, 'on', true));
     await settled(pub);
     expect(publishesRelayed()).toBe(relayedBefore);
     const svc = await client(relaying, fixture.service);

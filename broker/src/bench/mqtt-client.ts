@@ -117,6 +117,12 @@ export function subscribe(socket: TLSSocket, packets: PacketWaiter, filter: stri
   return packets.next('suback', 5000).then((p) => (p.cmd === 'suback' ? (p.granted[0] as number) : 0x80));
 }
 
+/** Once the broker has answered a PINGREQ, whatever it wrote to this client before has arrived. */
+export async function settled(c: { socket: TLSSocket; waiter: PacketWaiter }): Promise<void> {
+  c.socket.write(Buffer.of(0xc0, 0x00));
+  await c.waiter.next('pingresp', 5000);
+}
+
 /** Lets a caller await the next packet of one kind while a client's onPacket feeds it. */
 export class PacketWaiter {
   private waiting: { cmd: Packet['cmd']; resolve: (p: Packet) => void } | undefined;
@@ -145,15 +151,15 @@ export class PacketWaiter {
 }
 
 /**
- * A PUBLISH frame (MQTT 3.1.1 §3.3), QoS 0 or 1, no DUP, no RETAIN; `packetId` only for QoS 1.
- * Hand-encoded: the generator writes tens of thousands per second.
+ * A PUBLISH frame (MQTT 3.1.1 §3.3), QoS 0 or 1, no DUP, RETAIN only when asked; `packetId`
+ * only for QoS 1. Hand-encoded: the generator writes tens of thousands per second.
  */
-export function encodePublish(topic: Buffer, qos: 0 | 1, packetId: number, payload: Buffer): Buffer {
+export function encodePublish(topic: Buffer, qos: 0 | 1, packetId: number, payload: Buffer, retain = false): Buffer {
   const remaining = 2 + topic.length + (qos ? 2 : 0) + payload.length;
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : 3;
   const frame = Buffer.allocUnsafe(1 + lengthBytes + remaining);
   let o = 0;
-  frame[o++] = 0x30 | (qos << 1);
+  frame[o++] = 0x30 | (qos << 1) | (retain ? 0x01 : 0);
   // §2.2.3 Remaining Length: 7 bits per byte, least significant first, continuation bit 0x80.
   let x = remaining;
   do {
