@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, message: 'Authentication is required.' },
   forbidden: { status: 403, message: 'This identity may not do that.' },
   revoked: { status: 403, message: 'The certificate has been revoked.' },
+  superseded: { status: 403, message: 'This certificate has already been renewed; only the newest certificate of a device may renew.' },
   not_found: { status: 404, message: 'Not found.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
