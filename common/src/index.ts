@@ -13,3 +13,4 @@ export * from './data-dir.js';
 export * from './process-stats.js';
 export * from './atomic-file.js';
 export * from './certificate-links.js';
+export * from './fd-limit.js';
