@@ -18,8 +18,10 @@ import { gateReads } from './read-gate.js';
 import { createHealthServer } from './health-server.js';
 import { authenticate, preConnect } from './hooks/connect-steps.js';
 import { ConnackFirst } from './hooks/connack-first.js';
-import { authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
+import { authorizeForward, authorizePublish, authorizeSubscribe } from './hooks/authorize.js';
 import { loadPolicyFile } from './acl/policy-file.js';
+import { AclFreshness } from './acl/acl-freshness.js';
+import { assertDependencyVersions } from './aedes/dependency-versions.js';
 import { BrokerMetrics } from './metrics.js';
 import { boundedPersistence } from './bounded-persistence.js';
 import { redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
@@ -140,6 +142,7 @@ export interface RunningBroker {
  * PUBLISH and SUBSCRIBE. Revocations and expiry reach live sessions.
  */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
+  assertDependencyVersions();
   const dataDir = DataDir.open(opts.dataDir);
   const trustDomain = dataDir.config.trustDomain;
   const logger = opts.logger ?? pino({ name: 'broker', level: process.env.TLSFLEET_LOG_LEVEL ?? 'info' });
@@ -238,10 +241,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     authenticate: authenticate(ctx),
     authorizePublish: authorizePublish(ctx),
     authorizeSubscribe: authorizeSubscribe(ctx),
-    authorizeForward: (_client, packet) => {
-      metrics.messageTally.out++;
-      return packet;
-    },
+    authorizeForward: authorizeForward(ctx),
   });
   // Aedes waits on its persistence without a deadline; in a cluster that is Redis.
   const aedes: Aedes = cluster ? await cluster.startWithin(createAedes, opts.clusterTimeoutMs ?? 30_000, opts.signal) : await createAedes();
@@ -257,6 +257,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger.info({ client: client.id }, 'certificate expired: session closed');
     client.close();
   });
+  const aclFreshness = new AclFreshness(ctx, aedes, () => sessions.clients());
   /** Closes a live session whose issuer is no longer in the trust bundle; true when it did. */
   const closeIfIssuerUntrusted = (client: Client): boolean => {
     const peer = guardOf(client.conn)?.peer;
@@ -467,6 +468,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (!opts.aclFile) return;
     try {
       ctx.acl = new Acl(loadPolicyFile(opts.aclFile));
+      void aclFreshness.rejudge();
       metrics.aclReloads.inc({ result: 'ok' });
       logger.info({ file: opts.aclFile }, 'ACL policy reloaded');
     } catch (err) {

@@ -9,7 +9,7 @@ const publish = (topic: string, payload: string, flags: Partial<IPublishPacket> 
   generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false, ...flags });
 
 /** A client subscribed, in one SUBSCRIBE and in this order, to each filter at its QoS. */
-async function subscriber(broker: Broker, id: string, qosByFilter: Record<string, 0 | 1>): Promise<RawMqttClient> {
+async function subscriber(broker: Broker, id: string, qosByFilter: Record<string, 0 | 1 | 2>): Promise<RawMqttClient> {
   const sub = await broker.client(id);
   sub.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: Object.entries(qosByFilter).map(([topic, qos]) => ({ topic, qos })) }));
   await sub.next('suback');
@@ -60,9 +60,24 @@ describe('deduplicateDeliveries', () => {
     const pub = await broker.client('pub');
     pub.socket.write(publish('devices/d1/commands/reboot', 'cmd', { qos: 1, messageId: 7 }));
     const copies = await received(sub, 1);
-    // A copy per filter at that filter's QoS is allowed (§3.3.5); a QoS 1 copy is required.
-    expect(copies.map((c) => c.qos).sort()).toEqual([0, 1]);
-    expect(payloads(copies)).toEqual(['cmd', 'cmd']);
+    // One copy, at the highest QoS among the matching filters (§3.3.5 allows more, not fewer).
+    expect(copies.map((c) => c.qos)).toEqual([1]);
+    expect(payloads(copies)).toEqual(['cmd']);
+  });
+
+  // moscajs/aedes#1074: Aedes caps a copy by the filter equal to the topic's name, if any.
+  it.each([
+    ['a single wildcard granted QoS 1', { 'devices/d1/#': 1 }, 1],
+    ['wildcards granted QoS 2 and QoS 1 (Paho test_overlapping_subscriptions)', { 'devices/d1/#': 2, 'devices/d1/+/+': 1 }, 2],
+    ['a wildcard granted QoS 1 and the exact topic QoS 2', { 'devices/d1/#': 1, 'devices/d1/commands/reboot': 2 }, 2],
+    ['the exact topic granted QoS 1 and a wildcard QoS 2', { 'devices/d1/commands/reboot': 1, 'devices/d1/#': 2 }, 2],
+    ['a QoS 0 wildcard, a QoS 1 wildcard and the exact topic at QoS 0', { 'devices/d1/#': 0, 'devices/d1/+/+': 1, 'devices/d1/commands/reboot': 0 }, 1],
+  ] as const)('delivers a QoS 2 message once, at the highest QoS granted among the matching filters: %s [MQTT-3.8.4-6]', async (_, filters, qos) => {
+    const sub = await subscriber(broker, 'sub', filters);
+    const pub = await broker.client('pub');
+    pub.socket.write(publish('devices/d1/commands/reboot', 'cmd', { qos: 2, messageId: 9 }));
+    const copies = await received(sub, 1);
+    expect(copies.map((c) => c.qos)).toEqual([qos]);
   });
 
   it('delivers a QoS 0 message once to a client whose QoS 0 and QoS 1 filters both match it: both copies would be QoS 0', async () => {

@@ -1,5 +1,5 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
-import { topicMatchesFilter } from '@tlsfleet/common';
+import { deliveringAtQos0, highestGrant, isQueuedResend, lowestGrant, trackGrantedQos } from './aedes/granted-qos.js';
 
 /**
  * What Aedes' client.duplicates becomes: every read is 0 and every write is dropped, so
@@ -10,30 +10,34 @@ const NOTHING_SEEN: Record<string, number> = new Proxy(Object.create(null) as Re
   set: () => true,
 });
 
+type QoS = AedesPublishPacket['qos'];
+
 /**
- * Aedes numbers each publish (brokerCounter) when broker.publish starts, and drops a
- * delivery whose number is not above the last one the client got from that broker: a
- * high-water mark meant for overlapping subscriptions (one message matching two of a
- * client's filters). But publishes are not emitted in the order they are numbered: a
- * retained one waits for its store, a QoS 1 one for the offline queues of persistent
- * subscribers — a Redis round trip each in a cluster. Any publish emitted meanwhile raises
- * the mark, and the waiting one is dropped for every live subscriber that got it
- * (measured: a retained message followed by any other publish never reached a live
- * subscriber on the other broker of a cluster, nor on one broker when both came in one
- * read; a QoS 1 message for a live persistent subscriber on the other broker, whenever a
- * QoS 0 publish of the same broker went out during its queue write to Redis).
+ * One copy of each message per client, at the QoS the client was granted for it: the
+ * published QoS capped by the highest QoS granted among the client's filters that match
+ * the topic. [MQTT-3.3.5-1] asks for that maximum; §3.3.5 allows, but does not require,
+ * a further copy per filter, which the Paho suite's test_overlapping_subscriptions accepts
+ * only at each filter's own QoS. Aedes 1.2 sets neither right (moscajs/aedes#1074,
+ * aedes/granted-qos.ts), so the QoS is set here, on every path that reaches
+ * authorizeForward: live deliveries, retained messages sent for a SUBSCRIBE, and a
+ * persistent session's stored queue.
  *
- * So a delivery is dropped only when it repeats the client's previous one: the copies of
- * one message for a client's overlapping filters come one after the other, in one emit.
- * A repeat still goes through when those filters differ in QoS, because Aedes delivers
- * each copy at its own filter's QoS and the first may be the lower: a QoS 1 command to a
- * device subscribed to `devices/d1/#` at QoS 0 and `devices/d1/commands/#` at QoS 1
- * reached it at QoS 0 only, against [MQTT-3.3.5-1]; §3.3.5 allows the extra copy.
- * This runs in authorizeForward, Aedes' documented hook at that point, ahead of the
- * broker's own. Call once, right after the broker is made.
+ * Aedes calls authorizeForward once per matching filter, the copies of one message to one
+ * client one after the other in one emit, each through that filter's path: a QoS 0 filter's
+ * (deliver0) sends at QoS 0 whatever it is handed, so it carries the message only when
+ * QoS 0 is the answer, and a QoS 1/2 filter's copy, which follows in the same emit,
+ * carries it otherwise. A message is recognised by the number Aedes gives each publish
+ * (brokerId, brokerCounter); Aedes' own high-water mark on that number is switched off
+ * because publishes are not emitted in the order they are numbered: a retained one waits
+ * for its store, a QoS 1 one for the offline queues of persistent subscribers, a Redis
+ * round trip each in a cluster, and the mark dropped it for every live subscriber that
+ * another publish had reached meanwhile. Retained messages sent for a SUBSCRIBE carry no
+ * brokerId and are not de-duplicated, as in Aedes. Call once, right after the broker is
+ * made, before anything else wraps `aedes.handle` or `aedes.authorizeForward`.
  */
 export function deduplicateDeliveries(aedes: Aedes): void {
-  const previous = new WeakMap<Client, { brokerId: string; brokerCounter: number }>();
+  trackGrantedQos(aedes);
+  const previous = new WeakMap<Client, { brokerId: string; brokerCounter: number; sent: boolean }>();
   // From the connection on: a persistent session's subscriptions are restored before 'client'.
   const handle = aedes.handle;
   aedes.handle = (conn, req) => {
@@ -43,29 +47,34 @@ export function deduplicateDeliveries(aedes: Aedes): void {
   };
   const forward = aedes.authorizeForward.bind(aedes);
   aedes.authorizeForward = (client: Client, packet: AedesPublishPacket) => {
-    // brokerId is null on retained messages sent for a SUBSCRIBE, which Aedes does not de-duplicate either.
     const { brokerId, brokerCounter } = packet;
+    let last = brokerId ? previous.get(client) : undefined;
     if (brokerId) {
-      const last = previous.get(client);
-      if (last === undefined) previous.set(client, { brokerId, brokerCounter });
+      if (last === undefined) previous.set(client, (last = { brokerId, brokerCounter, sent: false }));
       else if (last.brokerId !== brokerId || last.brokerCounter !== brokerCounter) {
         last.brokerId = brokerId;
         last.brokerCounter = brokerCounter;
-      } else if (!copiesDifferInQos(client, packet)) return null;
+        last.sent = false;
+      } else if (last.sent) return null;
     }
-    return forward(client, packet);
+    const qos = deliveryQos(client, packet);
+    // No filter of the client matches any more (one removed since this was queued).
+    if (qos < 0) return null;
+    if (qos > 0 && deliveringAtQos0()) return null;
+    // A stored message would stay in the queue, unacknowledged, sent again at each reconnect.
+    if (qos === 0 && isQueuedResend(packet)) return null;
+    const out = forward(client, packet);
+    if (!out) return null;
+    out.qos = qos as QoS;
+    if (last) last.sent = true;
+    return out;
   };
 }
 
-/** Whether the client's filters that match the packet's topic would deliver it at more than one QoS (min of the packet's and the filter's). */
-function copiesDifferInQos(client: Client, packet: AedesPublishPacket): boolean {
-  const subscriptions = (client as Client & { subscriptions: Record<string, { qos: number }> }).subscriptions;
-  let seen: number | undefined;
-  for (const filter in subscriptions) {
-    if (!topicMatchesFilter(filter, packet.topic)) continue;
-    const qos = Math.min(packet.qos, (subscriptions[filter] as { qos: number }).qos);
-    if (seen !== undefined && qos !== seen) return true;
-    seen = qos;
-  }
-  return false;
+/** The QoS to send `packet` at to `client`; -1 when none of its filters matches. */
+function deliveryQos(client: Client, packet: AedesPublishPacket): QoS | -1 {
+  if (packet.qos === 0) return 0;
+  // Every filter is granted at least the published QoS: no need to find which match.
+  if (packet.qos <= lowestGrant(client)) return packet.qos;
+  return Math.min(packet.qos, highestGrant(client, packet.topic)) as QoS | -1;
 }

@@ -47,7 +47,8 @@ export class BrokerMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly aclDenials = new Counter({ name: 'tlsfleet_broker_acl_denials_total', help: 'Publishes and subscriptions the ACL refused.', labelNames: ['action'] as const, registers: [this.registry] });
+  readonly aclDenials = new Counter({ name: 'tlsfleet_broker_acl_denials_total', help: 'Publishes and subscriptions the ACL refused, by action: publish, subscribe, receive (a delivery the policy in force no longer allows, e.g. queued for a persistent session before a reload).', labelNames: ['action'] as const, registers: [this.registry] });
+  readonly subscriptionsRevoked = new Counter({ name: 'tlsfleet_broker_subscriptions_revoked_total', help: 'Subscriptions removed after they were granted, by reason: acl (an ACL reload no longer allows them; live, stored for an offline persistent session, or found as one is restored).', labelNames: ['reason'] as const, registers: [this.registry] });
   /** Bumped as plain numbers on the per-message path; folded into the counter at scrape time (prom-client's inc measured at ~4% of QoS 0 CPU). */
   readonly messageTally = { in: 0, out: 0 };
   readonly messages: Counter<'direction'> = new Counter({
