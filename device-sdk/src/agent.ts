@@ -8,8 +8,8 @@ import { FileCredentialStore, type FileCredentialStoreOptions } from './file-cre
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 
 export const AGENT_USAGE = {
-  enroll: 'tlsfleet device enroll --token T --provisioning URL --state DIR --bootstrap-ca FILE [--key-type P-256|P-384|RSA-2048]',
-  run: 'tlsfleet device run --state DIR --broker URL [--heartbeat 30s] [--persist-queue] [--reconnect-max 60s] [--token T --provisioning URL --bootstrap-ca FILE]',
+  enroll: 'tlsfleet device enroll (--token T | --token-file FILE) --provisioning URL --state DIR --bootstrap-ca FILE [--key-type P-256|P-384|RSA-2048]',
+  run: 'tlsfleet device run --state DIR --broker URL [--heartbeat 30s] [--persist-queue] [--reconnect-max 60s] [(--token T | --token-file FILE) --provisioning URL --bootstrap-ca FILE]',
 } as const;
 
 /** Exit status when the identity is revoked or expired: systemd's RestartPreventExitStatus=3 stops the loop. */
@@ -72,6 +72,22 @@ function readPem(path: string): string {
   }
 }
 
+/**
+ * The enrollment token from --token or, kept off the command line where `ps` shows it,
+ * from the file --token-file names (surrounding whitespace trimmed). Never both.
+ */
+function tokenOf(values: { token?: string; 'token-file'?: string }, needed: boolean): string | undefined {
+  const file = values['token-file'];
+  if (values.token !== undefined && file !== undefined) throw new AgentUsageError('exactly one of --token and --token-file is allowed');
+  if (file === undefined) {
+    if (needed && values.token === undefined) throw new AgentUsageError('exactly one of --token and --token-file is required');
+    return values.token;
+  }
+  const token = readPem(file).trim();
+  if (token === '') throw new DeviceError('invalid_request', `${file} holds no token`);
+  return token;
+}
+
 function keyType(value: string | undefined): KeyAlgorithm | undefined {
   if (value === undefined) return undefined;
   if (!(KEY_ALGORITHMS as readonly string[]).includes(value)) throw new AgentUsageError(`--key-type must be one of ${KEY_ALGORITHMS.join(', ')}`);
@@ -92,10 +108,18 @@ function log(event: string, fields: object = {}): void {
 async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOptions }): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { token: { type: 'string' }, provisioning: { type: 'string' }, state: { type: 'string' }, 'bootstrap-ca': { type: 'string' }, 'key-type': { type: 'string' } },
+    options: {
+      token: { type: 'string' },
+      'token-file': { type: 'string' },
+      provisioning: { type: 'string' },
+      state: { type: 'string' },
+      'bootstrap-ca': { type: 'string' },
+      'key-type': { type: 'string' },
+    },
     strict: true,
   });
-  required(values, 'token', 'provisioning', 'state', 'bootstrap-ca');
+  required(values, 'provisioning', 'state', 'bootstrap-ca');
+  const token = tokenOf(values, true)!;
   const store = new FileCredentialStore(values.state!, hooks.store);
   // Re-running a provisioning script after a power cut must not fail: the identity is there.
   const { current } = await store.load();
@@ -104,7 +128,7 @@ async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOption
     return 0;
   }
   const identity = await enrollWithStore(store, {
-    token: values.token!,
+    token,
     provisioningUrl: values.provisioning!,
     bootstrapCa: readPem(values['bootstrap-ca']!),
     keyAlgorithm: keyType(values['key-type']),
@@ -125,6 +149,7 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
       'reconnect-min': { type: 'string' },
       'reconnect-max': { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       provisioning: { type: 'string' },
       'bootstrap-ca': { type: 'string' },
       'key-type': { type: 'string' },
@@ -132,12 +157,13 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
     strict: true,
   });
   required(values, 'state', 'broker');
+  const token = tokenOf(values, false);
   const heartbeatMs = durationMs('heartbeat', values.heartbeat, 30);
   const device = createDevice({
     store: new FileCredentialStore(values.state!, hooks.store),
     stateDir: values.state!,
     brokerUrl: values.broker!,
-    token: values.token,
+    token,
     provisioningUrl: values.provisioning,
     bootstrapCa: values['bootstrap-ca'] === undefined ? undefined : readPem(values['bootstrap-ca']),
     keyAlgorithm: keyType(values['key-type']),

@@ -12,6 +12,8 @@ import {
 import type { CertificateRecord, DeviceRecord, Store } from '../storage/store.js';
 import { authorizeToken, hashToken, newToken } from '../enrollment/one-time-token.js';
 import { authorizeRenewal } from '../enrollment/peer-certificate.js';
+import { requireFreshKey } from '../enrollment/fresh-key.js';
+import { renewInLineage } from '../enrollment/renewal-lineage.js';
 import type { Grant } from '../enrollment/grant.js';
 import type { CaSigner } from './ca-signer.js';
 import { parseCsr, type ParsedCsr } from './csr.js';
@@ -128,11 +130,10 @@ export class Authority {
   /** parseCsr → checkKeyPolicy → authorizeRenewal → refuse key reuse → issue → record. */
   async renew(peer: PeerCertificate, csrDer: Uint8Array): Promise<Issued> {
     const csr = await acceptCsr(csrDer);
-    const grant = await authorizeRenewal(this.store, peer);
-    if (csr.spkiDer.equals(peer.spkiDer)) throw new TlsfleetError('key_rejected', 'Renewal needs a fresh key pair; this CSR reuses the current public key.');
-    const cert = this.issue(grant, csr, this.now());
-    if (!(await this.store.recordRenewal(cert, peer.serial))) throw new TlsfleetError('revoked');
-    return this.answer(cert, false);
+    const grant = await authorizeRenewal(this.store, peer, this.now());
+    requireFreshKey(csr.spkiDer, peer.spkiDer);
+    const { certificate, replayed } = await renewInLineage(this.store, grant, csr.spkiHash, () => this.issue(grant, csr, this.now()));
+    return this.answer(certificate, replayed);
   }
 
   async mintToken(req: MintTokenRequest): Promise<{ token: string; expiresAt: Date }> {

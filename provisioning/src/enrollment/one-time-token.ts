@@ -42,6 +42,10 @@ export async function authorizeToken(
   const tokenHash = hashToken(token);
   const record = await store.findToken(tokenHash);
   if (!record) throw new TlsfleetError('invalid_token');
+  // A revocation of its subject cancelled it: re-admission takes a token minted after it.
+  if (record.cancelledAt !== undefined) {
+    throw new TlsfleetError('invalid_token', `This token was cancelled when ${record.subject} was revoked; mint a new token.`);
+  }
   if (record.consumedAt !== undefined) {
     if (record.consumedSpkiHash === spkiHash && nowMs - record.consumedAt <= REPLAY_WINDOW_MS && record.consumedSerial) {
       const certificate = await store.findCertificate(record.consumedSerial);

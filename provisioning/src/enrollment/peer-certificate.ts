@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { identifyPeer, TlsfleetError, type PeerCertificate } from '@tlsfleet/common';
 import type { Store } from '../storage/store.js';
-import type { Grant } from './grant.js';
+import { checkLineage, type RenewalGrant } from './renewal-lineage.js';
 
 /**
  * The verified client certificate on a TLS socket, or a typed error: none or unverifiable
@@ -21,14 +21,27 @@ export function peerCertificate(socket: TLSSocket, trustDomain: string): PeerCer
 
 /**
  * Renewal grant from the authenticated certificate: same identity and profile; refused
- * once the certificate or its device is revoked, and for identities enrollment never issued.
+ * once the certificate has expired (checked here on every request: a resumed TLS session
+ * skips the handshake's verification, RFC 5246 §7.4), once it or its device is revoked, for
+ * identities enrollment never issued, and when it is no longer the device's current
+ * certificate (renewal lineage).
  */
-export async function authorizeRenewal(store: Store, peer: PeerCertificate): Promise<Grant> {
+export async function authorizeRenewal(store: Store, peer: PeerCertificate, nowMs: number): Promise<RenewalGrant> {
   if (peer.identity.kind === 'admin') throw new TlsfleetError('forbidden', 'Admin certificates are not renewed through enrollment.');
+  if (nowMs >= peer.notAfterMs) {
+    throw new TlsfleetError('unauthorized', `The client certificate expired at ${new Date(peer.notAfterMs).toISOString()}; an expired certificate never renews.`);
+  }
   const record = await store.findCertificate(peer.serial);
   if (!record || record.subject !== peer.identity.name) throw new TlsfleetError('forbidden', 'This certificate was not issued by this service.');
   if (record.revokedAt !== undefined) throw new TlsfleetError('revoked');
   const device = await store.findDevice(peer.identity.name);
   if (!device) throw new TlsfleetError('forbidden', 'Unknown device.');
-  return { identity: peer.identity, certTtlSeconds: device.certTtlSeconds, actor: `renewal:${peer.serial}` };
+  const supersededBy = await checkLineage(store, device, peer.serial, nowMs);
+  return {
+    identity: peer.identity,
+    certTtlSeconds: device.certTtlSeconds,
+    actor: `renewal:${peer.serial}`,
+    presentedSerial: peer.serial,
+    ...(supersededBy ? { supersededBy } : {}),
+  };
 }

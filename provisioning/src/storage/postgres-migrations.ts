@@ -52,6 +52,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    INSERT INTO counters (name, value) VALUES ('revocations', 0);
    -- RFC 5280 §5.2.3: monotonically increasing; a sequence never hands one number out twice.
    CREATE SEQUENCE crl_number AS BIGINT START WITH 1;`,
+  // Renewal lineage and token cancellation (issue 19); see the SQLite migration 2.
+  `ALTER TABLE devices ADD COLUMN current_serial TEXT;
+   ALTER TABLE certificates ADD COLUMN renewed_from TEXT;
+   ALTER TABLE tokens ADD COLUMN cancelled_at BIGINT;
+   UPDATE certificates SET renewed_from = substr(issued_by, 9) WHERE issued_by LIKE 'renewal:%';
+   CREATE INDEX certificates_renewed_from ON certificates(renewed_from) WHERE renewed_from IS NOT NULL;
+   CREATE INDEX tokens_subject ON tokens(subject) WHERE consumed_at IS NULL AND cancelled_at IS NULL;
+   UPDATE devices d SET current_serial =
+     (SELECT serial FROM certificates c WHERE c.subject = d.id ORDER BY c.issued_at DESC, c.serial DESC LIMIT 1);`,
 ];
 
 /** Where applied versions are recorded; created by the first start, outside the numbered list. */

@@ -1,10 +1,13 @@
 import pg from 'pg';
-import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RevokedEntry, Store, TokenRecord } from './store.js';
+import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import { kindClash } from './kind-clash.js';
 import { POSTGRES_MIGRATION_LOCK, POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE } from './postgres-migrations.js';
 import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
 
 const INSERT_CERTIFICATE = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+const INSERT_RENEWAL = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, renewed_from)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
 const INSERT_AUDIT = 'INSERT INTO audit (at, actor, action, subject, serial, not_after) VALUES ($1, $2, $3, $4, $5, $6)';
 
 function certificateParams(c: Enrollment['certificate']): unknown[] {
@@ -106,33 +109,45 @@ export class PostgresStore implements Store {
       // then re-check `consumed_at IS NULL` against the committed row: exactly one wins.
       const spent = await client.query(
         `UPDATE tokens SET consumed_at = $1, consumed_spki_hash = $2, consumed_serial = $3
-         WHERE hash = $4 AND consumed_at IS NULL RETURNING hash`,
+         WHERE hash = $4 AND consumed_at IS NULL AND cancelled_at IS NULL RETURNING hash`,
         [c.issuedAt, e.spkiHash, c.serial, e.tokenHash],
       );
       if (spent.rowCount !== 1) return false;
-      await client.query(
-        `INSERT INTO devices (id, kind, created_at, cert_ttl_seconds) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET cert_ttl_seconds = excluded.cert_ttl_seconds`,
-        [e.device.id, e.device.kind, e.device.createdAt, e.device.certTtlSeconds],
+      // One statement checks the kind and inserts: a concurrent enrollment of the same name
+      // as the other kind waits on the row, then finds the kind differs and changes nothing.
+      const device = await client.query(
+        `INSERT INTO devices (id, kind, created_at, cert_ttl_seconds, current_serial) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET cert_ttl_seconds = excluded.cert_ttl_seconds, current_serial = excluded.current_serial
+         WHERE devices.kind = excluded.kind`,
+        [e.device.id, e.device.kind, e.device.createdAt, e.device.certTtlSeconds, c.serial],
       );
+      if (device.rowCount !== 1) throw kindClash(e.device.id, e.device.kind);
       await client.query(INSERT_CERTIFICATE, certificateParams(c));
       await client.query(INSERT_AUDIT, [c.issuedAt, c.issuedBy, 'issue', c.subject, c.serial, c.notAfter]);
       return true;
     });
   }
 
-  async recordRenewal(c: Enrollment['certificate'], presentedSerial: string): Promise<boolean> {
-    return this.tx(async (client) => {
+  async recordRenewal(c: Enrollment['certificate'], presentedSerial: string): Promise<RenewalOutcome> {
+    return this.tx(async (client): Promise<RenewalOutcome> => {
       // Same lock as revokeDevice: a revocation either commits first (and we see it below) or
-      // waits for us (and then revokes the certificate we add too).
-      await client.query('SELECT id FROM devices WHERE id = $1 FOR UPDATE', [c.subject]);
+      // waits for us (and then revokes the certificate we add too). A concurrent renewal of the
+      // same certificate waits here too, then finds the lineage moved on.
+      const device = await client.query<Row>('SELECT current_serial FROM devices WHERE id = $1 FOR UPDATE', [c.subject]);
       const presented = await client.query<Row>('SELECT revoked_at FROM certificates WHERE serial = $1', [presentedSerial]);
       const row = presented.rows[0];
-      if (!row || row.revoked_at !== null) return false;
-      await client.query(INSERT_CERTIFICATE, certificateParams(c));
+      if (!row || row.revoked_at !== null) return 'revoked';
+      if (device.rows[0]?.current_serial !== presentedSerial) return 'superseded';
+      await client.query('UPDATE devices SET current_serial = $1 WHERE id = $2', [c.serial, c.subject]);
+      await client.query(INSERT_RENEWAL, [...certificateParams(c), presentedSerial]);
       await client.query(INSERT_AUDIT, [c.issuedAt, c.issuedBy, 'renew', c.subject, c.serial, c.notAfter]);
-      return true;
+      return 'recorded';
     });
+  }
+
+  async findRenewalsOf(serial: string): Promise<CertificateRecord[]> {
+    const { rows } = await this.pool.query<Row>('SELECT * FROM certificates WHERE renewed_from = $1 ORDER BY issued_at, serial', [serial]);
+    return rows.map(certificateFromRow);
   }
 
   async findCertificate(serial: string): Promise<CertificateRecord | undefined> {
@@ -157,6 +172,10 @@ export class PostgresStore implements Store {
 
   async revokeDevice(deviceId: string, at: number, by: string): Promise<string[]> {
     return this.tx(async (client) => {
+      // Tokens first, in the order an enrollment locks (token row, then device row), so the two
+      // never deadlock: an enrollment spending one of them commits first (its certificate is
+      // then live below and revoked with the rest) or finds the token cancelled.
+      await client.query('UPDATE tokens SET cancelled_at = $1 WHERE subject = $2 AND consumed_at IS NULL AND cancelled_at IS NULL', [at, deviceId]);
       await client.query('SELECT id FROM devices WHERE id = $1 FOR UPDATE', [deviceId]);
       const live = await client.query<Row>(
         'SELECT serial FROM certificates WHERE subject = $1 AND revoked_at IS NULL ORDER BY issued_at, serial FOR UPDATE',

@@ -45,4 +45,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    CREATE INDEX audit_subject ON audit(subject);
    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
    INSERT INTO counters (name, value) VALUES ('crl_number', 0), ('revocations', 0);`,
+  // Renewal lineage and token cancellation (issue 19): the device's current certificate (the
+  // only one that may renew), each renewal's predecessor, and tokens cancelled by a revocation.
+  // Existing devices get their newest certificate as current; existing renewals their
+  // predecessor from issued_by ("renewal:<serial>").
+  `ALTER TABLE devices ADD COLUMN current_serial TEXT;
+   ALTER TABLE certificates ADD COLUMN renewed_from TEXT;
+   ALTER TABLE tokens ADD COLUMN cancelled_at INTEGER;
+   UPDATE certificates SET renewed_from = substr(issued_by, 9) WHERE issued_by LIKE 'renewal:%';
+   CREATE INDEX certificates_renewed_from ON certificates(renewed_from) WHERE renewed_from IS NOT NULL;
+   CREATE INDEX tokens_subject ON tokens(subject) WHERE consumed_at IS NULL AND cancelled_at IS NULL;
+   UPDATE devices SET current_serial =
+     (SELECT serial FROM certificates c WHERE c.subject = devices.id ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1);`,
 ];

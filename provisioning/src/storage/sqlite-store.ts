@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
-import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RevokedEntry, Store, TokenRecord } from './store.js';
+import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import { createPrivateFile } from './private-file.js';
+import { kindClash } from './kind-clash.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
 
@@ -22,12 +24,22 @@ export class SqliteStore implements Store {
       findToken: db.prepare('SELECT * FROM tokens WHERE hash = ?'),
       spendToken: db.prepare(
         `UPDATE tokens SET consumed_at = ?, consumed_spki_hash = ?, consumed_serial = ?
-         WHERE hash = ? AND consumed_at IS NULL`,
+         WHERE hash = ? AND consumed_at IS NULL AND cancelled_at IS NULL`,
       ),
       upsertDevice: db.prepare(
-        `INSERT INTO devices (id, kind, created_at, cert_ttl_seconds) VALUES (@id, @kind, @createdAt, @certTtlSeconds)
-         ON CONFLICT (id) DO UPDATE SET cert_ttl_seconds = excluded.cert_ttl_seconds`,
+        // The kind check is part of the upsert: a name enrolled as the other kind changes nothing.
+        `INSERT INTO devices (id, kind, created_at, cert_ttl_seconds, current_serial)
+         VALUES (@id, @kind, @createdAt, @certTtlSeconds, @currentSerial)
+         ON CONFLICT (id) DO UPDATE SET cert_ttl_seconds = excluded.cert_ttl_seconds, current_serial = excluded.current_serial
+         WHERE devices.kind = excluded.kind`,
       ),
+      advanceLineage: db.prepare('UPDATE devices SET current_serial = ? WHERE id = ? AND current_serial = ?'),
+      insertRenewal: db.prepare(
+        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, renewed_from)
+         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy, @renewedFrom)`,
+      ),
+      findRenewalsOf: db.prepare('SELECT * FROM certificates WHERE renewed_from = ? ORDER BY issued_at, serial'),
+      cancelTokens: db.prepare('UPDATE tokens SET cancelled_at = ? WHERE subject = ? AND consumed_at IS NULL AND cancelled_at IS NULL'),
       insertCertificate: db.prepare(
         `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
          VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy)`,
@@ -52,6 +64,9 @@ export class SqliteStore implements Store {
 
   /** Opens (creating if needed) the database file and applies pending migrations. */
   static open(file: string): SqliteStore {
+    // Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
+    // database's mode, and the data dir may be an existing 0755 folder.
+    createPrivateFile(file);
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     // NORMAL is durable across process crashes in WAL mode; only an OS crash may lose the last commits.
@@ -80,21 +95,27 @@ export class SqliteStore implements Store {
       const c = e.certificate;
       const spent = this.stmt.spendToken.run(c.issuedAt, e.spkiHash, c.serial, e.tokenHash);
       if (spent.changes !== 1) return false;
-      this.stmt.upsertDevice.run(e.device);
+      const device = this.stmt.upsertDevice.run({ ...e.device, currentSerial: c.serial });
+      if (device.changes !== 1) throw kindClash(e.device.id, e.device.kind);
       this.stmt.insertCertificate.run(c);
       this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'issue', c.subject, c.serial, c.notAfter);
       return true;
     }).immediate();
   }
 
-  async recordRenewal(c: Enrollment['certificate'], presentedSerial: string): Promise<boolean> {
-    return this.db.transaction(() => {
+  async recordRenewal(c: Enrollment['certificate'], presentedSerial: string): Promise<RenewalOutcome> {
+    return this.db.transaction((): RenewalOutcome => {
       const presented = this.stmt.isRevoked.get(presentedSerial) as Row | undefined;
-      if (!presented || presented.revoked_at !== null) return false;
-      this.stmt.insertCertificate.run(c);
+      if (!presented || presented.revoked_at !== null) return 'revoked';
+      if (this.stmt.advanceLineage.run(c.serial, c.subject, presentedSerial).changes !== 1) return 'superseded';
+      this.stmt.insertRenewal.run({ ...c, renewedFrom: presentedSerial });
       this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'renew', c.subject, c.serial, c.notAfter);
-      return true;
+      return 'recorded';
     }).immediate();
+  }
+
+  async findRenewalsOf(serial: string): Promise<CertificateRecord[]> {
+    return (this.stmt.findRenewalsOf.all(serial) as Row[]).map(certificateFromRow);
   }
 
   async findCertificate(serial: string): Promise<CertificateRecord | undefined> {
@@ -123,6 +144,7 @@ export class SqliteStore implements Store {
         this.stmt.insertAudit.run(at, by, 'revoke', deviceId, serial, null);
       }
       if (serials.length > 0) this.stmt.bump.get('revocations');
+      this.stmt.cancelTokens.run(at, deviceId);
       return serials;
     }).immediate();
   }

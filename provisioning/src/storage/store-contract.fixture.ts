@@ -37,7 +37,7 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
 
     it('keeps a token with its times as numbers, and records its minting in the audit trail', async () => {
       await store.createToken(token);
-      expect(await store.findToken('h1')).toEqual({ ...token, consumedAt: undefined, consumedSpkiHash: undefined, consumedSerial: undefined });
+      expect(await store.findToken('h1')).toEqual({ ...token, consumedAt: undefined, consumedSpkiHash: undefined, consumedSerial: undefined, cancelledAt: undefined });
       expect(await store.findToken('nope')).toBeUndefined();
       expect(await store.listAudit('d1')).toEqual([{ at: 1_000, actor: 'test', action: 'token', subject: 'd1', serial: undefined, notAfter: undefined }]);
     });
@@ -76,21 +76,112 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       await store.createToken({ ...token, hash: 'h0', subject: 'd0' });
       await store.recordEnrollment(enrollment('aa'));
       await store.recordEnrollment(enrollment('bb', 'h0', 'd0'));
-      expect(await store.findDevice('d1')).toEqual({ id: 'd1', kind: 'device', createdAt: 1_500, certTtlSeconds: 60 });
+      expect(await store.findDevice('d1')).toEqual({ id: 'd1', kind: 'device', createdAt: 1_500, certTtlSeconds: 60, currentSerial: 'aa' });
       expect(await store.findDevice('nope')).toBeUndefined();
       expect((await store.listDevices()).map((d) => d.id)).toEqual(['d0', 'd1']);
       expect(await store.findCertificate('aa')).toEqual({ ...enrollment('aa').certificate, revokedAt: undefined, revokedBy: undefined });
       expect(await store.findCertificate('zz')).toBeUndefined();
     });
 
-    it('records a renewal while the presented certificate is live', async () => {
+    it('records a renewal while the presented certificate is live and current, and makes the new one current', async () => {
       await store.createToken(token);
       await store.recordEnrollment(enrollment('aa'));
       const renewal = { ...enrollment('cc').certificate, issuedAt: 2_500, issuedBy: 'renewal:aa' };
-      expect(await store.recordRenewal(renewal, 'aa')).toBe(true);
+      expect(await store.recordRenewal(renewal, 'aa')).toBe('recorded');
       expect((await store.listCertificates('d1')).map((c) => c.serial)).toEqual(['aa', 'cc']);
       expect((await store.listAudit('d1')).map((e) => e.action)).toEqual(['token', 'issue', 'renew']);
-      expect(await store.recordRenewal({ ...renewal, serial: 'dd' }, 'unknown')).toBe(false);
+      expect((await store.findDevice('d1'))?.currentSerial).toBe('cc');
+      expect((await store.findRenewalsOf('aa')).map((c) => c.serial)).toEqual(['cc']);
+      expect(await store.findRenewalsOf('cc')).toEqual([]);
+      expect(await store.recordRenewal({ ...renewal, serial: 'dd' }, 'unknown')).toBe('revoked');
+    });
+
+    it('refuses a second renewal of a superseded certificate, changing nothing', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      const renewal = (serial: string, from: string) => ({ ...enrollment(serial).certificate, issuedAt: 2_500, issuedBy: `renewal:${from}` });
+      expect(await store.recordRenewal(renewal('cc', 'aa'), 'aa')).toBe('recorded');
+      expect(await store.recordRenewal(renewal('dd', 'aa'), 'aa')).toBe('superseded');
+      expect(await store.findCertificate('dd')).toBeUndefined();
+      expect(await store.recordRenewal(renewal('ee', 'cc'), 'cc')).toBe('recorded');
+      expect((await store.findDevice('d1'))?.currentSerial).toBe('ee');
+    });
+
+    it('makes a later enrollment supersede the certificates of earlier ones', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'h2' });
+      await store.recordEnrollment(enrollment('aa'));
+      await store.recordEnrollment(enrollment('bb', 'h2'));
+      expect((await store.findDevice('d1'))?.currentSerial).toBe('bb');
+      expect(await store.recordRenewal({ ...enrollment('cc').certificate, issuedBy: 'renewal:aa' }, 'aa')).toBe('superseded');
+    });
+
+    it('lets exactly one of many concurrent renewals of one certificate through, across two handles', async () => {
+      await store.createToken(token);
+      await store.recordEnrollment(enrollment('aa'));
+      const other = await b.another();
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => (i % 2 ? other : store).recordRenewal({ ...enrollment(`r${i}`).certificate, issuedBy: 'renewal:aa' }, 'aa')),
+      );
+      await other.close();
+      expect(results.filter((r) => r === 'recorded')).toHaveLength(1);
+      expect(results.filter((r) => r === 'superseded')).toHaveLength(11);
+      expect(await store.findRenewalsOf('aa')).toHaveLength(1);
+      expect((await store.findDevice('d1'))?.currentSerial).toBe((await store.findRenewalsOf('aa'))[0]?.serial);
+    });
+
+    it('refuses to enroll a name already enrolled as the other kind, keeping the token unspent', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'hs', kind: 'service' });
+      await store.recordEnrollment(enrollment('aa'));
+      const asService: Enrollment = {
+        ...enrollment('ss', 'hs'),
+        device: { id: 'd1', kind: 'service', createdAt: 1_500, certTtlSeconds: 60 },
+        certificate: { ...enrollment('ss', 'hs').certificate, kind: 'service' },
+      };
+      await expect(store.recordEnrollment(asService)).rejects.toMatchObject({ code: 'invalid_request' });
+      expect((await store.findToken('hs'))?.consumedAt).toBeUndefined();
+      expect(await store.findCertificate('ss')).toBeUndefined();
+      expect(await store.findDevice('d1')).toMatchObject({ kind: 'device', currentSerial: 'aa' });
+    });
+
+    it('lets exactly one kind win when a name is enrolled as a device and a service at once, across two handles', async () => {
+      const other = await b.another();
+      const names = Array.from({ length: 6 }, (_, i) => `n${i}`);
+      for (const n of names) {
+        await store.createToken({ ...token, hash: `d-${n}`, subject: n });
+        await store.createToken({ ...token, hash: `s-${n}`, subject: n, kind: 'service' });
+      }
+      const as = (n: string, kind: 'device' | 'service'): Enrollment => ({
+        tokenHash: `${kind[0]}-${n}`,
+        spkiHash: `spki-${kind}-${n}`,
+        device: { id: n, kind, createdAt: 1_500, certTtlSeconds: 60 },
+        certificate: { ...enrollment(`${kind}-${n}`).certificate, subject: n, kind },
+      });
+      const results = await Promise.all(
+        names.flatMap((n) => [store.recordEnrollment(as(n, 'device')), other.recordEnrollment(as(n, 'service'))].map((p) => p.then(() => 'won', (e: { code?: string }) => e.code))),
+      );
+      await other.close();
+      for (let i = 0; i < names.length; i++) expect([results[2 * i], results[2 * i + 1]].sort()).toEqual(['invalid_request', 'won']);
+      for (const n of names) {
+        const kinds = new Set((await store.listCertificates(n)).map((c) => c.kind));
+        expect(kinds).toEqual(new Set([(await store.findDevice(n))?.kind]));
+      }
+    });
+
+    it('cancels the unspent tokens of a revoked device in the same step, and only those', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'h2' });
+      await store.createToken({ ...token, hash: 'other', subject: 'd2' });
+      await store.recordEnrollment(enrollment('aa'));
+      await store.revokeDevice('d1', 3_000, 'admin');
+      expect((await store.findToken('h2'))?.cancelledAt).toBe(3_000);
+      expect((await store.findToken('h1'))?.cancelledAt).toBeUndefined();
+      expect((await store.findToken('other'))?.cancelledAt).toBeUndefined();
+      expect(await store.recordEnrollment(enrollment('bb', 'h2'))).toBe(false);
+      await store.createToken({ ...token, hash: 'h3', createdAt: 4_000 });
+      expect(await store.recordEnrollment(enrollment('cc', 'h3'))).toBe(true);
+      expect((await store.findDevice('d1'))?.currentSerial).toBe('cc');
     });
 
     it('refuses a renewal when the presented certificate was revoked first, and bumps the revocation version', async () => {
@@ -100,7 +191,7 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual(['aa']);
       expect(await store.revocationVersion()).toBe(v0 + 1);
       const renewal = { ...enrollment('cc').certificate, issuedBy: 'renewal:aa' };
-      expect(await store.recordRenewal(renewal, 'aa')).toBe(false);
+      expect(await store.recordRenewal(renewal, 'aa')).toBe('revoked');
       expect(await store.findCertificate('cc')).toBeUndefined();
       expect(await store.revokeDevice('d1', 4_000, 'admin')).toEqual([]);
       expect(await store.revocationVersion()).toBe(v0 + 1);

@@ -19,6 +19,7 @@ export function tokenFromRow(r: Row): TokenRecord {
     consumedAt: num(r.consumed_at),
     consumedSpkiHash: str(r.consumed_spki_hash),
     consumedSerial: str(r.consumed_serial),
+    cancelledAt: num(r.cancelled_at),
   };
 }
 
@@ -39,7 +40,13 @@ export function certificateFromRow(r: Row): CertificateRecord {
 }
 
 export function deviceFromRow(r: Row): DeviceRecord {
-  return { id: String(r.id), kind: r.kind as DeviceRecord['kind'], createdAt: Number(r.created_at), certTtlSeconds: Number(r.cert_ttl_seconds) };
+  return {
+    id: String(r.id),
+    kind: r.kind as DeviceRecord['kind'],
+    createdAt: Number(r.created_at),
+    certTtlSeconds: Number(r.cert_ttl_seconds),
+    currentSerial: str(r.current_serial),
+  };
 }
 
 export function auditFromRow(r: Row): AuditEvent {

@@ -18,6 +18,8 @@ export interface TokenRecord extends NewToken {
   /** SHA-256 of the SPKI the token was spent on (idempotent replay within 10 minutes). */
   consumedSpkiHash: string | undefined;
   consumedSerial: string | undefined;
+  /** Set when a revocation of its subject cancelled it before it was spent; a cancelled token never enrolls. */
+  cancelledAt: number | undefined;
 }
 
 export interface CertificateRecord {
@@ -40,6 +42,11 @@ export interface DeviceRecord {
   createdAt: number;
   /** Lifetime of the certificates issued to it, renewal included (its profile). */
   certTtlSeconds: number;
+  /**
+   * Serial of the last certificate issued to it, by enrollment or renewal: the only one that
+   * may renew (renewal lineage). Undefined before the first issuance. Set by the store.
+   */
+  currentSerial?: string | undefined;
 }
 
 export interface RevokedEntry {
@@ -50,7 +57,7 @@ export interface RevokedEntry {
 export interface Enrollment {
   tokenHash: string;
   spkiHash: string;
-  device: DeviceRecord;
+  device: Omit<DeviceRecord, 'currentSerial'>;
   certificate: Omit<CertificateRecord, 'revokedAt' | 'revokedBy'>;
 }
 
@@ -63,22 +70,32 @@ export interface Store {
   createToken(token: NewToken): Promise<void>;
   findToken(hash: string): Promise<TokenRecord | undefined>;
   /**
-   * Spends the token (only if still unspent), upserts the device with the token's profile
-   * and records the certificate and an audit event, in one transaction. Returns false,
-   * changing nothing, when the token had been spent meanwhile.
+   * Spends the token (only if still unspent and not cancelled), upserts the device with the
+   * token's profile, makes the new certificate the device's current one (superseding any
+   * earlier) and records it and an audit event, in one transaction. Returns false, changing
+   * nothing, when the token had been spent or cancelled meanwhile. Throws `invalid_request`,
+   * changing nothing, when the name is already enrolled as the other kind (device/service):
+   * the check and the insert are one statement, so two instances cannot both win.
    */
   recordEnrollment(enrollment: Enrollment): Promise<boolean>;
   /**
    * Records a renewal's certificate and audit event, in one transaction, only while the
-   * certificate it was authenticated with is still unrevoked; false, changing nothing, if a
-   * revocation won the race.
+   * certificate it was authenticated with is unrevoked (else `revoked`) and still the
+   * device's current one (else `superseded`); the new certificate becomes current. Changes
+   * nothing unless `recorded`: of two concurrent renewals of one certificate, one wins.
    */
-  recordRenewal(certificate: Enrollment['certificate'], presentedSerial: string): Promise<boolean>;
+  recordRenewal(certificate: Enrollment['certificate'], presentedSerial: string): Promise<RenewalOutcome>;
+  /** Certificates issued by renewing `serial`, oldest first (normally at most one). */
+  findRenewalsOf(serial: string): Promise<CertificateRecord[]>;
   findCertificate(serial: string): Promise<CertificateRecord | undefined>;
   findDevice(id: string): Promise<DeviceRecord | undefined>;
   listDevices(): Promise<DeviceRecord[]>;
   listCertificates(deviceId: string): Promise<CertificateRecord[]>;
-  /** Revokes every live certificate of the device; returns their serials (possibly none). */
+  /**
+   * Revokes every live certificate of the device and, in the same transaction, cancels every
+   * token minted for it and not yet spent (a token minted later works: re-admission); returns
+   * the revoked serials (possibly none).
+   */
   revokeDevice(deviceId: string, at: number, by: string): Promise<string[]>;
   /** Revoked certificates that have not yet expired at `now`: what a CRL must list. */
   listRevoked(now: number): Promise<RevokedEntry[]>;
@@ -92,6 +109,8 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+export type RenewalOutcome = 'recorded' | 'revoked' | 'superseded';
 
 export type AuditAction = 'token' | 'issue' | 'renew' | 'revoke';
 
