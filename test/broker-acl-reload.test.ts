@@ -6,6 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Service } from './harness/cli.js';
 import { enrollAt, startBrokerProcess, type DeviceCredentials } from './harness/broker-env.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
+import { startRedis, type RedisServer } from './harness/redis.js';
 import { countMatches, grantedQos, inbox, metric, metricUntil, mosquittoArgs, mosquittoSub, outputMatches, within, type Inbox } from './harness/broker-probe.js';
 
 /** SUBACK return code 0x80 "Failure", as mqtt.js reports it. */
@@ -31,6 +32,16 @@ function replaceFile(file: string, text: string, mtimeSec: number): void {
   renameSync(`${file}.tmp`, file);
 }
 
+/** An mqtt.js client whose inbox listens before CONNACK: a persistent session's queued messages follow it at once. */
+async function connectTo(url: string, ca: string, creds: DeviceCredentials, opts: IClientOptions, clients: MqttClient[]): Promise<{ client: MqttClient; box: Inbox }> {
+  const client = mqtt.connect(url, { clientId: creds.id, cert: creds.chain, key: creds.key, ca, protocolVersion: 4, reconnectPeriod: 0, ...opts });
+  client.on('error', () => undefined);
+  clients.push(client);
+  const box = inbox(client);
+  await within(once(client, 'connect'), 10_000, `${creds.id} connecting`);
+  return { client, box };
+}
+
 /**
  * An ACL change applies to live subscriptions at once (DESIGN.md, Hardening): on reload the
  * broker re-judges every live subscription and every stored one of an offline persistent
@@ -49,15 +60,7 @@ describe('broker: an ACL reload reaches live and stored subscriptions', () => {
   let sensor: DeviceCredentials;
   let sensorClient: MqttClient;
 
-  const connect = async (creds: DeviceCredentials, opts: IClientOptions = {}): Promise<{ client: MqttClient; box: Inbox }> => {
-    // The inbox listens before CONNACK: a persistent session's queued messages follow it at once.
-    const client = mqtt.connect(broker.url, { clientId: creds.id, cert: creds.chain, key: creds.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, ...opts });
-    client.on('error', () => undefined);
-    clients.push(client);
-    const box = inbox(client);
-    await within(once(client, 'connect'), 10_000, `${creds.id} connecting`);
-    return { client, box };
-  };
+  const connect = (creds: DeviceCredentials, opts: IClientOptions = {}) => connectTo(broker.url, env.ca, creds, opts, clients);
   const reload = async (withStatus: boolean) => {
     const before = countMatches(broker.output(), /ACL policy reloaded/);
     replaceFile(aclFile, policy(withStatus), ++mtime);
@@ -168,5 +171,57 @@ describe('broker: an ACL reload reaches live and stored subscriptions', () => {
     await back.client.publishAsync('devices/nosy/marker', 'nosy-marker-2', { qos: 1 });
     await within(back.box.next((m) => m.payload === 'nosy-marker-2'), 10_000, 'the second marker');
     expect(back.box.messages.map((m) => m.topic)).not.toContain('devices/neighbour/secret');
+  });
+});
+
+/**
+ * In a cluster, a persistent session stored through another instance is unknown to the
+ * reloading one: its refused subscriptions are removed as it reconnects there, and what
+ * was queued for them meanwhile is not delivered.
+ */
+describe('broker cluster: a reload reaches a session stored through the other instance when it reconnects', () => {
+  let redis: RedisServer;
+  let env: ProvisioningEnv;
+  let brokerA: Service;
+  let brokerB: Service;
+  const clients: MqttClient[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    env = await startProvisioningEnv();
+    const mtime = Math.floor(Date.now() / 1000) - 1000;
+    replaceFile(join(env.dir, 'acl-a.json'), policy(true), mtime);
+    replaceFile(join(env.dir, 'acl-b.json'), policy(true), mtime);
+    brokerA = await startBrokerProcess(env.dataDir, ['--cluster', redis.url, '--acl', join(env.dir, 'acl-a.json')]);
+    brokerB = await startBrokerProcess(env.dataDir, ['--cluster', redis.url, '--acl', join(env.dir, 'acl-b.json')]);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await brokerB?.stop();
+    await brokerA?.stop();
+    await env?.stop();
+    await redis?.stop();
+  });
+
+  it('drops the stored subscription as broker B restores the session, counts it, and delivers nothing queued for it', async () => {
+    const healthB = /health (http:\/\/\S+)/.exec(brokerB.output())?.[1] ?? '';
+    const archiver = await enrollAt(env, 'c-archiver', { kind: 'service' });
+    const sensor = await connectTo(brokerA.url, env.ca, await enrollAt(env, 'c-sensor'), {}, clients);
+    const first = await connectTo(brokerA.url, env.ca, archiver, { clean: false }, clients);
+    expect(await grantedQos(first.client, 'devices/+/status')).toBe(1);
+    expect(await grantedQos(first.client, 'devices/+/telemetry')).toBe(1);
+    await first.client.endAsync();
+    const before = countMatches(brokerB.output(), /ACL policy reloaded/);
+    replaceFile(join(env.dir, 'acl-b.json'), policy(false), Math.floor(Date.now() / 1000));
+    await within(outputMatches(brokerB, /ACL policy reloaded/, before), 10_000, 'broker B reloading');
+    const revokedBefore = await metric(healthB, REVOKED, { reason: 'acl' });
+    await sensor.client.publishAsync('devices/c-sensor/status', 'queued-status', { qos: 1 });
+    const back = await connectTo(brokerB.url, env.ca, archiver, { clean: false }, clients);
+    await metricUntil(healthB, REVOKED, { reason: 'acl' }, (v) => v >= revokedBefore + 1);
+    expect(brokerB.output()).toMatch(/"identity":"c-archiver".*"session":"restored".*subscription revoked/);
+    await sensor.client.publishAsync('devices/c-sensor/status', 'live-status', { qos: 1 });
+    await sensor.client.publishAsync('devices/c-sensor/telemetry', 'c-marker', { qos: 1 });
+    await within(back.box.next((m) => m.payload === 'c-marker'), 10_000, 'the telemetry marker');
+    expect(back.box.messages.filter((m) => m.topic === 'devices/c-sensor/status')).toEqual([]);
   });
 });
