@@ -16,8 +16,9 @@ import { requireFreshKey } from '../enrollment/fresh-key.js';
 import { renewInLineage } from '../enrollment/renewal-lineage.js';
 import type { Grant } from '../enrollment/grant.js';
 import type { CaSigner } from './ca-signer.js';
-import { parseCsr, type ParsedCsr } from './csr.js';
+import { readCsr, type CsrParts } from './csr.js';
 import { checkKeyPolicy } from './key-policy.js';
+import { verifyPossession } from './verify-possession.js';
 import { buildDeviceCertificate, randomSerial } from './device-certificate.js';
 import { buildCrl } from './crl.js';
 
@@ -38,6 +39,8 @@ export interface AuthorityOptions {
    * nothing but its own CRL (`previousCrl()`), so relying parties can check those certificates.
    */
   previousIssuer?: { certificatePem: string; privateKey: KeyObject };
+  /** Proof of possession, injected so tests can see when it runs; default verifyPossession. */
+  verifyPossession?: (csr: CsrParts) => Promise<KeyObject>;
 }
 
 /** An issued certificate as every enrollment route answers it. */
@@ -91,6 +94,7 @@ export class Authority {
   private readonly now: () => number;
   private readonly crlValidityMs: number;
   private readonly crlIssuers: { current: CrlIssuer; previous: CrlIssuer | undefined };
+  private readonly verifyPossession: (csr: CsrParts) => Promise<KeyObject>;
 
   constructor(opts: AuthorityOptions) {
     this.store = opts.store;
@@ -100,17 +104,23 @@ export class Authority {
     this.caBundlePem = opts.caBundlePem;
     this.now = opts.now ?? Date.now;
     this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
+    this.verifyPossession = opts.verifyPossession ?? verifyPossession;
     this.crlIssuers = {
       current: { certificatePem: this.intermediatePem, privateKey: this.signer.privateKey },
       previous: opts.previousIssuer && { ...opts.previousIssuer },
     };
   }
 
-  /** parseCsr → checkKeyPolicy → authorizeToken → issue → record (spends the token). */
+  /**
+   * Cheapest check first, so no refusal costs a signature verification (issue 19):
+   * readCsr (DER, no crypto) → authorizeToken (a lookup; spends nothing) → acceptKey
+   * (checkKeyPolicy → verifyPossession) → issue → record (spends the token).
+   */
   async enroll(token: string, csrDer: Uint8Array): Promise<Issued> {
-    const csr = await acceptCsr(csrDer);
+    const csr = readCsrWithHash(csrDer);
     const now = this.now();
     const auth = await authorizeToken(this.store, token, csr.spkiHash, now, this.trustDomain);
+    await this.acceptKey(csr);
     if (auth.outcome === 'replay') return this.answer(auth.certificate, true);
     const { grant, tokenHash } = auth;
     await this.checkSubjectKind(grant.identity);
@@ -127,10 +137,11 @@ export class Authority {
     return this.answer(cert, false);
   }
 
-  /** parseCsr → checkKeyPolicy → authorizeRenewal → refuse key reuse → issue → record. */
+  /** readCsr → authorizeRenewal → acceptKey (policy, then possession) → refuse key reuse → issue → record. */
   async renew(peer: PeerCertificate, csrDer: Uint8Array): Promise<Issued> {
-    const csr = await acceptCsr(csrDer);
+    const csr = readCsrWithHash(csrDer);
     const grant = await authorizeRenewal(this.store, peer, this.now());
+    await this.acceptKey(csr);
     requireFreshKey(csr.spkiDer, peer.spkiDer);
     const { certificate, replayed } = await renewInLineage(this.store, grant, csr.spkiHash, () => this.issue(grant, csr, this.now()));
     return this.answer(certificate, replayed);
@@ -235,7 +246,13 @@ export class Authority {
     }
   }
 
-  private issue(grant: Grant, csr: AcceptedCsr, now: number): Omit<CertificateRecord, 'revokedAt' | 'revokedBy'> {
+  /** Key policy on the key as the CSR states it, then the one costly step: proof of possession. */
+  private async acceptKey(csr: CsrParts): Promise<KeyObject> {
+    checkKeyPolicy(csr.key);
+    return this.verifyPossession(csr);
+  }
+
+  private issue(grant: Grant, csr: ReadCsr, now: number): Omit<CertificateRecord, 'revokedAt' | 'revokedBy'> {
     const ttlMs = grant.certTtlSeconds * 1000;
     // X.509 times have whole seconds (RFC 5280 §4.1.2.5); the answer must match the certificate.
     const notBefore = new Date(floorToSecond(now - Math.min(BACKDATE_MS, ttlMs)));
@@ -285,13 +302,11 @@ interface CrlIssuer {
   pending?: Promise<Crl>;
 }
 
-/** A CSR that proved possession and passed key policy, with the SHA-256 of its SPKI (hex). */
-type AcceptedCsr = ParsedCsr & { readonly spkiHash: string };
+/** A CSR read without cryptography, with the SHA-256 of its SPKI (hex); issued only after acceptKey. */
+type ReadCsr = CsrParts & { readonly spkiHash: string };
 
-/** Proof of possession first, then key policy: a refused key never spends a token. */
-async function acceptCsr(der: Uint8Array): Promise<AcceptedCsr> {
-  const csr = await parseCsr(der);
-  checkKeyPolicy(csr.publicKey);
+function readCsrWithHash(der: Uint8Array): ReadCsr {
+  const csr = readCsr(der);
   return { ...csr, spkiHash: sha256(csr.spkiDer) };
 }
 

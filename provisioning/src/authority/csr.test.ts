@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TlsfleetError } from '@tlsfleet/common';
-import { parseCsr } from './csr.js';
+import { parseCsr, readCsr } from './csr.js';
+import { rsaKeyWithExponent } from './rsa-key.fixture.js';
 import { checkKeyPolicy } from './key-policy.js';
 
 let dir: string;
@@ -173,3 +174,30 @@ function nonMinimalLength(der: Buffer): Buffer {
   const octets = (der[1] as number) & 0x7f;
   return Buffer.concat([Buffer.of(0x30, 0x80 | (octets + 1), 0), der.subarray(2)]);
 }
+
+describe('readCsr: the structure alone, no cryptography', () => {
+  it.each([
+    ['RSA-2048 from Node', () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey],
+    ['RSA-3072 with a 3000-bit exponent', () => rsaKeyWithExponent(3072, 3000)],
+  ])('reads the modulus size and exponent of %s as Node reads them', (_name, make) => {
+    const privateKey = make();
+    const details = createPublicKey(privateKey).asymmetricKeyDetails!;
+    const csr = readCsr(opensslCsr(privateKey, { digest: 'sha256' }));
+    if (csr.key.type !== 'rsa') throw new Error('expected an RSA key');
+    expect(csr.key.modulusBits).toBe(details.modulusLength);
+    // Exponents longer than 64 bits are reported as 2^64: over the policy's cap either way.
+    expect(csr.key.exponent).toBe(details.publicExponent! < 2n ** 64n ? details.publicExponent : 2n ** 64n);
+  });
+
+  it('names the curve of an EC key from its OID', () => {
+    const csr = readCsr(opensslCsr(key.p384()));
+    expect(csr.key).toMatchObject({ type: 'ec', curve: { name: 'P-384' } });
+    expect(readCsr(opensslCsr(key.secp256k1(), { digest: 'sha256' })).key).toMatchObject({ type: 'ec', curve: undefined, curveOid: '2b8104000a' });
+  });
+
+  it('accepts a CSR whose signature does not verify, since it checks none (verifyPossession does)', async () => {
+    const der = flip(opensslCsr(key.p256()), -1);
+    expect(() => readCsr(der)).not.toThrow();
+    await expect(parseCsr(der)).rejects.toThrow(/signature/);
+  });
+});

@@ -1,6 +1,8 @@
-import { createPublicKey, KeyObject, verify, webcrypto } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { TlsfleetError } from '@tlsfleet/common';
 import { TAG } from './der-tags.js';
+import { verifyPossession } from './verify-possession.js';
+import { isWellFormedDer } from './well-formed-der.js';
 
 /**
  * What issuance takes from a CSR: its public key, after the signature proved possession
@@ -12,13 +14,38 @@ export interface ParsedCsr {
   readonly spkiDer: Buffer;
 }
 
+/** The public key as the SPKI states it, read without importing it: enough for key policy. */
+export type SpkiKey =
+  | { readonly type: 'ec'; readonly curve: EcCurve | undefined; readonly curveOid: string; readonly point: Buffer }
+  | { readonly type: 'rsa'; readonly modulusBits: number; readonly exponent: bigint }
+  | { readonly type: 'ed25519' };
+
+/**
+ * A CSR read without any cryptography: what key policy checks and what proof of
+ * possession verifies. Every buffer is a copy, not a view of the input.
+ */
+export interface CsrParts {
+  readonly spkiDer: Buffer;
+  readonly key: SpkiKey;
+  /** The exact certificationRequestInfo bytes the signature covers. */
+  readonly signedDer: Buffer;
+  readonly signature: Buffer;
+  /** Digest of the signature algorithm; null for Ed25519. */
+  readonly hash: string | null;
+}
+
+export interface EcCurve {
+  readonly name: 'P-256' | 'P-384';
+  readonly coordinateBytes: number;
+}
+
 // Why a hand-rolled DER walker and not asn1js: profiling put asn1js.fromBER alone at
 // ~200 µs per P-256 CSR (~5,000/s, mostly its per-block buffer-type checks), most of the
 // 250 µs budget of the 4,000/s target. This walker reads only the outer elements below
 // and is lost in the noise next to key import + verify. The issuance-core benchmark runs
 // the same steps with asn1js + pkijs ("libraryDer") beside this core for comparison.
 
-type KeyType = 'ec' | 'rsa' | 'ed25519';
+type KeyType = SpkiKey['type'];
 
 /** Key algorithms a CSR may carry, by OID content bytes (hex); anything else is key_rejected. */
 const KEY_ALGORITHMS: ReadonlyMap<string, KeyType> = new Map([
@@ -41,15 +68,10 @@ const SIGNATURE_ALGORITHMS: ReadonlyMap<string, { hash: string | null; keyType: 
   ['2b6570', { hash: null, keyType: 'ed25519' }], // Ed25519, RFC 8410 §6
 ]);
 
-/**
- * Curves whose uncompressed points are imported raw through WebCrypto. Measured here per
- * P-256 CSR: createPublicKey on SPKI DER ~190–280 µs (OpenSSL 3.0's decoder lookup), as
- * JWK ~105–146 µs, WebCrypto raw import ~80 µs, and a raw-imported key also verifies
- * faster (import + verify 250 µs against 334 µs via JWK). All three validate the point.
- */
-const RAW_CURVES: ReadonlyMap<string, { crv: 'P-256' | 'P-384'; coordinateBytes: number }> = new Map([
-  ['2a8648ce3d030107', { crv: 'P-256', coordinateBytes: 32 }], // secp256r1, RFC 5480 §2.1.1.1
-  ['2b81040022', { crv: 'P-384', coordinateBytes: 48 }], // secp384r1
+/** The curves key policy allows, by namedCurve OID content bytes (RFC 5480 §2.1.1.1). */
+const CURVES: ReadonlyMap<string, EcCurve> = new Map([
+  ['2a8648ce3d030107', { name: 'P-256', coordinateBytes: 32 }], // secp256r1
+  ['2b81040022', { name: 'P-384', coordinateBytes: 48 }], // secp384r1
 ]);
 
 /** One DER element: `start` is its first (tag) byte, `value..end` its contents. */
@@ -60,14 +82,22 @@ interface Tlv {
 }
 
 /**
- * Parses a PKCS#10 CertificationRequest (RFC 2986 §4) and proves possession: the signature
- * must verify over the exact certificationRequestInfo bytes with the CSR's own key.
- * Throws TlsfleetError `invalid_csr` for malformed DER, trailing bytes, a version other
- * than v1, an unsupported or weak signature algorithm, or a signature that does not
- * verify; `key_rejected` for a key algorithm other than EC, RSA or Ed25519 or a key that
- * cannot be imported. Key size and curve are checkKeyPolicy's job.
+ * Parses a PKCS#10 CertificationRequest (RFC 2986 §4) and proves possession: readCsr, then
+ * verifyPossession. Key size and curve are checkKeyPolicy's job; issuance runs the policy
+ * between the two (authority.ts) so a refused key never costs a signature verification.
  */
 export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
+  const csr = readCsr(der);
+  return { publicKey: await verifyPossession(csr), spkiDer: csr.spkiDer };
+}
+
+/**
+ * Reads a PKCS#10 CertificationRequest (RFC 2986 §4) without any cryptography.
+ * Throws TlsfleetError `invalid_csr` for malformed DER, trailing bytes, a version other
+ * than v1, or an unsupported or weak signature algorithm; `key_rejected` for a key
+ * algorithm other than EC, RSA or Ed25519, or an RSA key whose integers are malformed.
+ */
+export function readCsr(der: Uint8Array): CsrParts {
   const buf = Buffer.from(der.buffer, der.byteOffset, der.byteLength);
 
   const request = readTlv(buf, 0, buf.length, TAG.SEQUENCE);
@@ -86,56 +116,62 @@ export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   // Attributes (extension requests included) are ignored; some encoders omit the empty [0].
   if (infoRest < info.end) infoRest = readTlv(buf, infoRest, info.end, TAG.CONTEXT_0_CONSTRUCTED).end;
   if (infoRest !== info.end) throw invalidCsr('unexpected element in certificationRequestInfo');
+  // The subject and attributes are never read, but a CSR that is not DER inside them is
+  // still malformed (openssl cannot read it): every element's header, all the way down.
+  if (!isWellFormedDer(buf, info.value, info.end)) throw invalidCsr('malformed DER inside certificationRequestInfo');
 
   const spkiDer = Buffer.from(buf.subarray(spki.start, spki.end));
   const key = readSubjectPublicKeyInfo(spkiDer);
   const signer = SIGNATURE_ALGORITHMS.get(signatureAlgorithmOid(buf, signatureAlgorithm));
   if (!signer) throw invalidCsr('unsupported signature algorithm');
-  if (key.keyType !== signer.keyType) throw invalidCsr('signature algorithm does not match the key');
-  const publicKey = await importPublicKey(spkiDer, key.raw);
-
-  const signature = bitStringBytes(buf, signatureBits);
-  let valid: boolean;
-  try {
-    valid = verify(signer.hash, buf.subarray(info.start, info.end), publicKey, signature);
-  } catch {
-    valid = false; // e.g. an ECDSA signature that is not a DER Ecdsa-Sig-Value
-  }
-  if (!valid) throw invalidCsr('signature does not verify (no proof of possession)');
-  return { publicKey, spkiDer };
+  if (key.type !== signer.keyType) throw invalidCsr('signature algorithm does not match the key');
+  return {
+    spkiDer,
+    key,
+    signedDer: Buffer.from(buf.subarray(info.start, info.end)),
+    signature: Buffer.from(bitStringBytes(buf, signatureBits)),
+    hash: signer.hash,
+  };
 }
 
 /** SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING } (RFC 5280 §4.1) */
-function readSubjectPublicKeyInfo(spkiDer: Buffer): { keyType: KeyType; raw: RawEcPoint | undefined } {
+function readSubjectPublicKeyInfo(spkiDer: Buffer): SpkiKey {
   const spki = readTlv(spkiDer, 0, spkiDer.length, TAG.SEQUENCE);
   const algorithm = readTlv(spkiDer, spki.value, spki.end, TAG.SEQUENCE);
   const keyBits = readTlv(spkiDer, algorithm.end, spki.end, TAG.BIT_STRING);
   if (keyBits.end !== spki.end) throw invalidCsr('unexpected element in subjectPublicKeyInfo');
   const algorithmOid = readTlv(spkiDer, algorithm.value, algorithm.end, TAG.OID);
-  const keyType = KEY_ALGORITHMS.get(hex(spkiDer, algorithmOid));
-  if (!keyType) throw keyRejected('unsupported key algorithm');
-  if (keyType !== 'ec') return { keyType, raw: undefined };
-
-  const curve = RAW_CURVES.get(namedCurve(spkiDer, algorithmOid.end, algorithm.end));
-  const point = bitStringBytes(spkiDer, keyBits);
-  // SEC 1 §2.3.3: 0x04 || X || Y is the uncompressed form; compressed points take the SPKI path.
-  if (!curve || point.length !== 1 + 2 * curve.coordinateBytes || point[0] !== 0x04) return { keyType, raw: undefined };
-  return { keyType, raw: { namedCurve: curve.crv, point } };
+  const type = KEY_ALGORITHMS.get(hex(spkiDer, algorithmOid));
+  if (!type) throw keyRejected('unsupported key algorithm');
+  if (type === 'ed25519') return { type };
+  const keyBytes = bitStringBytes(spkiDer, keyBits);
+  if (type === 'rsa') return readRsaPublicKey(keyBytes);
+  const curveOid = namedCurve(spkiDer, algorithmOid.end, algorithm.end);
+  return { type, curve: CURVES.get(curveOid), curveOid, point: keyBytes };
 }
 
-interface RawEcPoint {
-  namedCurve: 'P-256' | 'P-384';
-  point: Buffer;
+/** RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1) */
+function readRsaPublicKey(der: Buffer): SpkiKey {
+  const key = readTlv(der, 0, der.length, TAG.SEQUENCE);
+  if (key.end !== der.length) throw keyRejected('trailing bytes after the RSA public key');
+  const modulus = positiveInteger(der, readTlv(der, key.value, key.end, TAG.INTEGER));
+  const exponentTlv = readTlv(der, modulus.end, key.end, TAG.INTEGER);
+  if (exponentTlv.end !== key.end) throw keyRejected('unexpected element in the RSA public key');
+  const exponent = positiveInteger(der, exponentTlv);
+  const top = der[modulus.value] as number;
+  const modulusBits = (modulus.end - modulus.value - 1) * 8 + (32 - Math.clz32(top));
+  // Policy caps e at 2^32; a longer exponent is kept as "too large" without converting it.
+  const e = exponent.end - exponent.value > 8 ? 2n ** 64n : BigInt(`0x${der.toString('hex', exponent.value, exponent.end)}`);
+  return { type: 'rsa', modulusBits, exponent: e };
 }
 
-async function importPublicKey(spkiDer: Buffer, raw: RawEcPoint | undefined): Promise<KeyObject> {
-  try {
-    if (!raw) return createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
-    const key = await webcrypto.subtle.importKey('raw', raw.point, { name: 'ECDSA', namedCurve: raw.namedCurve }, true, ['verify']);
-    return KeyObject.from(key);
-  } catch (cause) {
-    throw new TlsfleetError('key_rejected', 'The public key is refused by policy: it cannot be imported.', { cause });
-  }
+/** The magnitude octets of a DER INTEGER that must be positive, without its sign octet (X.690 §8.3). */
+function positiveInteger(buf: Buffer, tlv: Tlv): Tlv {
+  if (tlv.end === tlv.value || ((buf[tlv.value] as number) & 0x80) !== 0) throw keyRejected('RSA integers must be positive');
+  let value = tlv.value;
+  while (value < tlv.end - 1 && buf[value] === 0) value++;
+  if (buf[value] === 0) throw keyRejected('RSA integers must be positive');
+  return { start: tlv.start, value, end: tlv.end };
 }
 
 /** ECParameters must be a namedCurve OID (RFC 5480 §2.1.1: implicitCurve and specifiedCurve MUST NOT be used). */
