@@ -74,13 +74,18 @@ function parseV1(buf: Buffer): ProxyParse {
   if (parts[1] === 'UNKNOWN') return { status: 'ok', length, header: { version: 1, command: 'proxy', source: undefined, destination: undefined } };
   if (parts.length !== 6) return invalid('malformed', 'v1 line needs PROXY <TCP4|TCP6> <src> <dst> <sport> <dport>');
   const [, family, src, dst, sport, dport] = parts as [string, string, string, string, string, string];
-  const valid = family === 'TCP4' ? isIPv4 : family === 'TCP6' ? isIPv6 : undefined;
+  const valid = family === 'TCP4' ? isIPv4 : family === 'TCP6' ? isIPv6Address : undefined;
   if (!valid) return invalid('malformed', `v1 protocol ${JSON.stringify(family.slice(0, 8))} is not TCP4, TCP6 or UNKNOWN`);
   if (!valid(src) || !valid(dst)) return invalid('malformed', `v1 addresses are not ${family}`);
   const sp = v1Port(sport);
   const dp = v1Port(dport);
   if (sp === undefined || dp === undefined) return invalid('malformed', 'v1 ports must be decimal 0-65535');
   return { status: 'ok', length, header: { version: 1, command: 'proxy', source: { address: src, port: sp }, destination: { address: dst, port: dp } } };
+}
+
+/** isIPv6 also takes a zone identifier (`fe80::1%eth0`, `::1%00.0.10.0`), which an address in a PROXY line never has (inet_pton). */
+function isIPv6Address(text: string): boolean {
+  return isIPv6(text) && !text.includes('%');
 }
 
 function v1Port(text: string): number | undefined {
