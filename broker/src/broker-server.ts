@@ -24,6 +24,9 @@ import { AclFreshness } from './acl/acl-freshness.js';
 import { assertDependencyVersions } from './aedes/dependency-versions.js';
 import { BrokerMetrics } from './metrics.js';
 import { boundedPersistence } from './bounded-persistence.js';
+import { clientLimits, type ClientLimits } from './limits/client-limits.js';
+import { installClientLimits } from './limits/install-client-limits.js';
+import { boundSubscriberBacklog } from './limits/subscriber-backlog.js';
 import { redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
 import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
@@ -72,6 +75,8 @@ export interface BrokerOptions {
   maxConnectionsPerAddress?: number;
   /** QoS 1 messages kept for one offline persistent session before further ones are dropped; default 1,000. */
   maxQueuedMessages?: number;
+  /** Per-client bounds (subscriptions, retained messages, QoS 2 in flight, a device's backlog); defaults in DEFAULT_CLIENT_LIMITS. */
+  limits?: Partial<ClientLimits>;
   /**
    * Read a PROXY protocol v1/v2 header before TLS (TCP-passthrough load balancers), accepted
    * only from `trustedProxies` (CIDRs, at least one); off when undefined.
@@ -150,6 +155,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const metrics = new BrokerMetrics();
   const maxPacketBytes = opts.maxPacketBytes ?? 128 * 1024;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const limits = clientLimits(opts.limits);
   // Options are checked before anything starts listening or watching.
   const trustedProxies = opts.proxyProtocol ? new TrustedProxies(opts.proxyProtocol.trustedProxies) : undefined;
   if (trustedProxies && trustedProxies.cidrs.length === 0) {
@@ -248,6 +254,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   ctx.aedes = aedes;
   deduplicateDeliveries(aedes);
   gateReads(aedes);
+  metrics.limitState = installClientLimits(aedes, ctx, limits);
+  boundSubscriberBacklog(aedes, ctx, limits.maxSubscriberBacklogBytes);
   // In a cluster every message must cross Redis, which only Aedes' emitter does.
   const takesRead = cluster || opts.qos0Relay === false ? undefined : makeQos0Relay(aedes, ctx);
   aedes.on('connackSent', connackFirst.release);

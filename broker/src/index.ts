@@ -1,4 +1,5 @@
 export { startBroker, type BrokerOptions, type RunningBroker } from './broker-server.js';
 export { TrustedProxies } from './ingress/trusted-proxies.js';
+export { DEFAULT_CLIENT_LIMITS, type ClientLimits } from './limits/client-limits.js';
 export { ClusterStartError, parseRedisUrl, redactRedisUrl } from './cluster/redis-cluster.js';
 export { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from './ingress/forwarded-cert-header.js';

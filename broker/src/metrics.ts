@@ -77,6 +77,20 @@ export class BrokerMetrics {
   /** Registered only with --cluster, so a single broker does not report a Redis link that is down. */
   readonly clusterUp = new Gauge({ name: 'tlsfleet_broker_cluster_up', help: '1 while every connection to Redis (--cluster) is ready, 0 while one is not: cross-instance delivery paused.', registers: [] });
   readonly aclReloads = new Counter({ name: 'tlsfleet_broker_acl_reloads_total', help: 'ACL policy file loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly limitRefusals = new Counter({
+    name: 'tlsfleet_broker_limit_refusals_total',
+    help: 'Requests refused by a per-client limit, by limit: subscriptions (SUBACK 0x80), retained_bytes, retained_messages, inflight_qos2 (the connection closed).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  /** Read at scrape time; the broker points it at its per-client limits (installClientLimits). */
+  limitState: { subscriptions(): number; retainedBytes(): number; retainedMessages(): number; inflightQos2(): number } = { subscriptions: () => 0, retainedBytes: () => 0, retainedMessages: () => 0, inflightQos2: () => 0 };
+  readonly subscriptions: Gauge = new Gauge({ name: 'tlsfleet_broker_subscriptions', help: 'Topic filters held by connected sessions.', registers: [this.registry], collect: (): void => this.subscriptions.set(this.limitState.subscriptions()) });
+  readonly retainedBytes: Gauge = new Gauge({ name: 'tlsfleet_broker_retained_bytes', help: 'Bytes (topic + payload) of the retained messages set through this instance.', registers: [this.registry], collect: (): void => this.retainedBytes.set(this.limitState.retainedBytes()) });
+  readonly retainedMessages: Gauge = new Gauge({ name: 'tlsfleet_broker_retained_messages', help: 'Retained messages set through this instance.', registers: [this.registry], collect: (): void => this.retainedMessages.set(this.limitState.retainedMessages()) });
+  readonly inflightQos2: Gauge = new Gauge({ name: 'tlsfleet_broker_inflight_qos2_messages', help: 'Inbound QoS 2 messages stored awaiting PUBREL, persistent sessions\' included.', registers: [this.registry], collect: (): void => this.inflightQos2.set(this.limitState.inflightQos2()) });
+  readonly slowSubscriberDrops = new Counter({ name: 'tlsfleet_broker_slow_subscriber_drops_total', help: 'QoS 0 messages not delivered to a device with more than --max-subscriber-backlog bytes waiting to be written to it.', registers: [this.registry] });
+  readonly slowSubscriberDisconnects = new Counter({ name: 'tlsfleet_broker_slow_subscriber_disconnects_total', help: 'Subscribers cut for reading too slowly, by reason: backlog (a device over --max-subscriber-backlog got a QoS 1/2 message), drain_timeout (a socket that did not drain within the drain timeout).', labelNames: ['reason'] as const, registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -1,4 +1,4 @@
-import { ClusterStartError, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
+import { ClusterStartError, DEFAULT_CLIENT_LIMITS, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
 import { pemCertificates } from '@tlsfleet/common';
 import { duration, parseFlags, port, positiveInt, readInput, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
@@ -17,6 +17,11 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'max-connections': { type: 'string' },
     'max-connections-per-address': { type: 'string' },
     'max-queued-messages': { type: 'string' },
+    'max-subscriptions-per-client': { type: 'string' },
+    'max-retained-bytes-per-client': { type: 'string' },
+    'max-retained-messages-per-client': { type: 'string' },
+    'max-inflight-qos2': { type: 'string' },
+    'max-subscriber-backlog': { type: 'string' },
     'connect-timeout': { type: 'string' },
     'ws-port': { type: 'string' },
     'proxy-protocol': { type: 'boolean' },
@@ -80,6 +85,13 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       // Off unless asked for: devices behind carrier-grade NAT share public addresses.
       maxConnectionsPerAddress: f['max-connections-per-address'] === undefined ? undefined : positiveInt(f['max-connections-per-address'], '--max-connections-per-address', 1),
       maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
+      limits: {
+        maxSubscriptions: positiveInt(f['max-subscriptions-per-client'], '--max-subscriptions-per-client', DEFAULT_CLIENT_LIMITS.maxSubscriptions),
+        maxRetainedBytes: positiveInt(f['max-retained-bytes-per-client'], '--max-retained-bytes-per-client', DEFAULT_CLIENT_LIMITS.maxRetainedBytes),
+        maxRetainedMessages: positiveInt(f['max-retained-messages-per-client'], '--max-retained-messages-per-client', DEFAULT_CLIENT_LIMITS.maxRetainedMessages),
+        maxInflightQos2: positiveInt(f['max-inflight-qos2'], '--max-inflight-qos2', DEFAULT_CLIENT_LIMITS.maxInflightQos2),
+        maxSubscriberBacklogBytes: positiveInt(f['max-subscriber-backlog'], '--max-subscriber-backlog', DEFAULT_CLIENT_LIMITS.maxSubscriberBacklogBytes),
+      },
       connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
       proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
       wsForwardedCert: forwardedCert === undefined ? undefined : { format: forwardedCert as ForwardedCertFormat, trustedProxies },
