@@ -265,7 +265,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     logger.info({ client: client.id }, 'certificate expired: session closed');
     client.close();
   });
-  const aclFreshness = new AclFreshness(ctx, aedes, () => sessions.clients());
+  const aclFreshness = new AclFreshness(ctx, aedes);
   /** Closes a live session whose issuer is no longer in the trust bundle; true when it did. */
   const closeIfIssuerUntrusted = (client: Client): boolean => {
     const peer = guardOf(client.conn)?.peer;

@@ -9,6 +9,9 @@ interface StoredSubscriptions {
   removeSubscriptions(client: { id: string }, filters: string[]): Promise<void>;
 }
 
+/** Offline sessions judged at once on a reload. */
+const OFFLINE_BATCH = 100;
+
 /** Where a revoked subscription was: a connected client's, a stored one of an offline persistent session, or one Aedes was restoring at a reconnect. */
 export type RevokedFrom = 'live' | 'offline' | 'restored';
 
@@ -33,12 +36,10 @@ export class AclFreshness {
   private readonly persistent = new Map<string, Identity>();
   private readonly ctx: BrokerContext;
   private readonly aedes: Aedes;
-  private readonly liveClients: () => Iterable<Client>;
 
-  constructor(ctx: BrokerContext, aedes: Aedes, liveClients: () => Iterable<Client>) {
+  constructor(ctx: BrokerContext, aedes: Aedes) {
     this.ctx = ctx;
     this.aedes = aedes;
-    this.liveClients = liveClients;
     aedes.on('client', (client) => {
       const identity = guardOf(client.conn)?.peer.identity;
       if (client.clean || identity === undefined) this.persistent.delete(client.id);
@@ -50,31 +51,47 @@ export class AclFreshness {
     });
   }
 
-  /** Re-judges every live and stored subscription against the policy in force; resolves when the stored ones are done. */
+  /**
+   * Re-judges every live and stored subscription against the policy in force: the live ones
+   * at once, before it returns; resolves when the stored ones are done. Never rejects.
+   */
   async rejudge(): Promise<void> {
-    const live = new Set<string>();
-    for (const client of this.liveClients()) {
-      live.add(client.id);
-      const guard = guardOf(client.conn);
-      if (guard === undefined) continue;
-      const acl = guard.aclFrom(this.ctx.acl);
-      const revoked = Object.keys((client as Client & { subscriptions: Record<string, unknown> }).subscriptions).filter((filter) => !acl.canSubscribe(filter));
-      if (revoked.length === 0) continue;
-      // Without a messageId Aedes sends no UNSUBACK and leaves the stored copy: removed below.
-      client.unsubscribe({ unsubscriptions: revoked } as unknown as UnsubscribePacket, () => undefined);
-      if (!client.clean) void this.forget(client.id, revoked);
-      this.report(client.id, guard.peer.identity, revoked, 'live');
+    // Registered clients: Aedes registers one after restoring its session, before CONNACK.
+    const clients = Object.values((this.aedes as unknown as { clients: Record<string, Client> }).clients);
+    for (const client of clients) this.rejudgeLive(client);
+    const live = new Set(clients.map((c) => c.id));
+    const offline = [...this.persistent].filter(([clientId]) => !live.has(clientId));
+    // A batch at a time: in a cluster each session is a Redis round trip.
+    for (let i = 0; i < offline.length; i += OFFLINE_BATCH) {
+      await Promise.all(offline.slice(i, i + OFFLINE_BATCH).map(([clientId, identity]) => this.rejudgeStored(clientId, identity)));
     }
-    await Promise.all(
-      [...this.persistent].filter(([clientId]) => !live.has(clientId)).map(async ([clientId, identity]) => {
-        const acl = this.ctx.acl.forIdentity(identity);
-        const stored = await this.persistence().subscriptionsByClient({ id: clientId });
-        const revoked = stored.map((s) => s.topic).filter((filter) => !acl.canSubscribe(filter));
-        if (revoked.length === 0) return;
-        await this.forget(clientId, revoked);
-        this.report(clientId, identity, revoked, 'offline');
-      }),
-    );
+  }
+
+  private rejudgeLive(client: Client): void {
+    const guard = guardOf(client.conn);
+    if (guard === undefined) return;
+    const acl = guard.aclFrom(this.ctx.acl);
+    const revoked = Object.keys((client as Client & { subscriptions: Record<string, unknown> }).subscriptions).filter((filter) => !acl.canSubscribe(filter));
+    if (revoked.length === 0) return;
+    // Without a messageId Aedes sends no UNSUBACK and leaves the stored copy: removed here.
+    client.unsubscribe({ unsubscriptions: revoked } as unknown as UnsubscribePacket, () => undefined);
+    if (!client.clean) void this.forget(client.id, revoked);
+    this.report(client.id, guard.peer.identity, revoked, 'live');
+  }
+
+  private async rejudgeStored(clientId: string, identity: Identity): Promise<void> {
+    let stored: { topic: string }[];
+    try {
+      stored = await this.persistence().subscriptionsByClient({ id: clientId });
+    } catch (err) {
+      this.ctx.logger.error({ client: clientId, err: (err as Error).message }, 'could not read a persistent session\'s subscriptions to judge them against the reloaded ACL');
+      return;
+    }
+    const acl = this.ctx.acl.forIdentity(identity);
+    const revoked = stored.map((s) => s.topic).filter((filter) => !acl.canSubscribe(filter));
+    if (revoked.length === 0) return;
+    await this.forget(clientId, revoked);
+    this.report(clientId, identity, revoked, 'offline');
   }
 
   private forget(clientId: string, filters: string[]): Promise<void> {
