@@ -1,7 +1,13 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { grantedQos, inbox, metric, metricUntil, rawMqtt, within, type RawMqtt } from './harness/broker-probe.js';
+import { startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { grantedQos, httpGet, inbox, metric, metricUntil, rawMqtt, within, type RawMqtt } from './harness/broker-probe.js';
+import { CLI, runCli } from './harness/cli.js';
+import { tempDir } from './harness/temp-dir.js';
 
 /** SUBACK return code 0x80 "Failure" (MQTT 3.1.1 §3.9.3). */
 const SUBACK_FAILURE = 128;
@@ -181,4 +187,89 @@ describe('per-client resource limits (defaults)', () => {
       check();
     });
   }
+});
+
+// DESIGN "Hardening": idle or slow connections are closed within 15 s of silence (the
+// connect timeout, default 10 s; 2 s here), on every listener; connections are capped below
+// the open-file limit (issue 19, item 12).
+describe('idle connections and the connection cap', () => {
+  let env: FleetEnv;
+  let device: DeviceCredentials;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    env = await startFleetEnv({ brokerArgs: ['--ws-port', '0', '--connect-timeout', '2s'] });
+    device = await env.enroll('idle-1');
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await env?.stop();
+  });
+
+  /** Resolves when the broker closes `s`; the socket reads, or a FIN would go unnoticed. */
+  const closedByBroker = (s: Socket) => {
+    s.on('error', () => undefined);
+    s.resume();
+    return once(s, 'close');
+  };
+  async function silentTcp(port: number): Promise<Socket> {
+    const s = tcpConnect({ host: '127.0.0.1', port });
+    sockets.push(s);
+    await once(s, 'connect');
+    return s;
+  }
+  async function silentTls(port: number): Promise<Socket> {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca, cert: device.chain, key: device.key, servername: 'localhost' });
+    sockets.push(s);
+    await once(s, 'secureConnect');
+    return s;
+  }
+
+  it('closes silent connections on the mqtts, wss and health ports within the connect timeout, and counts them', async () => {
+    const mqttsPort = env.broker.port;
+    const wssPort = Number(new URL(wssUrlOf(env.broker)).port);
+    const healthPort = Number(new URL(env.healthUrl).port);
+    const before = {
+      tls: await metric(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'timeout' }),
+      connect: await metric(env.healthUrl, 'tlsfleet_broker_connect_timeouts_total'),
+      ws: await metric(env.healthUrl, 'tlsfleet_broker_websocket_refusals_total', { reason: 'timeout' }),
+      health: await metric(env.healthUrl, 'tlsfleet_broker_health_refusals_total', { reason: 'timeout' }),
+    };
+    const slowRequest = await silentTcp(healthPort);
+    slowRequest.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const idle = [await silentTcp(mqttsPort), await silentTls(mqttsPort), await silentTcp(wssPort), await silentTls(wssPort), await silentTcp(healthPort), slowRequest];
+    // Node's defaults held the wss one ~30 s and the health ones 60–90 s.
+    await within(Promise.all(idle.map(closedByBroker)), 8_000, 'every silent connection closed by the broker');
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'timeout' })).toBe(before.tls + 2);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_connect_timeouts_total')).toBe(before.connect + 1);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_websocket_refusals_total', { reason: 'timeout' })).toBe(before.ws + 1);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_health_refusals_total', { reason: 'timeout' })).toBe(before.health + 2);
+  }, 30_000);
+
+  it('raises the soft open-file limit at start and caps connections below it, refusing (and counting) the rest while the health port answers', async () => {
+    const dir = tempDir();
+    expect((await runCli(['init', '--data-dir', dir.path])).code).toBe(0);
+    const child = spawn('prlimit', ['--nofile=200:300', '--', process.execPath, CLI, 'broker', '--data-dir', dir.path, '--host', '127.0.0.1', '--port', '0', '--health-port', '0', '--connect-timeout', '5s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+    try {
+      await within(new Promise<void>((resolve) => child.stdout.on('data', () => /broker listening on/.test(out) && resolve())), 20_000, `the broker ready: ${out}`);
+      const line = JSON.parse(out.split('\n').find((l) => l.includes('"msg":"broker listening"')) ?? '{}') as { maxConnections?: number; fdLimit?: { soft: number; hard: number } };
+      // 300 less the reserve (10 %, at least 64 descriptors).
+      expect(line.fdLimit).toEqual({ soft: 300, hard: 300 });
+      expect(line.maxConnections).toBe(236);
+      const port = Number(/mqtts:\/\/[^:]+:(\d+)/.exec(out)?.[1]);
+      const health = /health (http:\/\/\S+)/.exec(out)?.[1] ?? '';
+      const conns = await Promise.all(Array.from({ length: 240 }, () => silentTcp(port)));
+      const refused = await metricUntil(health, 'tlsfleet_broker_connection_limit_refusals_total', { listener: 'mqtts' }, (v) => v >= 4);
+      expect(refused).toBe(4);
+      expect((await httpGet(`${health}/healthz`)).status).toBe(200);
+      for (const c of conns) c.destroy();
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+      dir.cleanup();
+    }
+  }, 60_000);
 });

@@ -7,7 +7,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, DataDir, DEFAULT_POLICY, identifyTlsPeer, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
+import { Acl, connectionCapBelow, DataDir, DEFAULT_POLICY, identifyTlsPeer, raiseFdLimit, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
 import { deduplicateDeliveries } from './delivery-dedupe.js';
@@ -34,6 +34,7 @@ import { SessionRegistry } from './session-registry.js';
 import { tlsFailureReason } from './tls-failure.js';
 import { AddressLimiter, canonicalAddress, type Closable } from './ingress/address-limiter.js';
 import { createProxyListener } from './ingress/proxy-listener.js';
+import { ConnectionBudget } from './ingress/connection-budget.js';
 import { TrustedProxies } from './ingress/trusted-proxies.js';
 import { createWebSocketListener } from './ingress/websocket-listener.js';
 import { forwardedCertAdmission, forwardedClientAddress } from './ingress/forwarded-cert-admission.js';
@@ -65,7 +66,7 @@ export interface BrokerOptions {
   crlIntervalMs?: number;
   /** Largest MQTT packet, bytes, fixed header included; default 128 KiB. */
   maxPacketBytes?: number;
-  /** Concurrent TCP connections; default 100,000. */
+  /** Concurrent connections of the mqtts and wss listeners together; default below the open-file limit (raised to the hard limit at start), at most 100,000. */
   maxConnections?: number;
   /**
    * Open connections per client address (the PROXY header's, a trusted ingress's
@@ -338,7 +339,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // delayed ACK (~40 ms): measured 47 ms secureConnect→CONNACK, 1 ms with it.
     noDelay: true,
   });
-  server.maxConnections = opts.maxConnections ?? 100_000;
+  const fdLimit = raiseFdLimit();
+  const budget = new ConnectionBudget(opts.maxConnections ?? connectionCapBelow(fdLimit, 100_000), (listener) => metrics.connectionLimitRefusals.inc({ listener }), (refused) => logger.warn({ refused, maxConnections: budget.max }, 'connection limit reached: new connections closed at accept'));
   // Behind a PROXY load balancer every TCP connection comes from the proxy: the client's
   // own address is the header's, kept here by the proxy connection's (address, port).
   const proxied = new Map<string, string>();
@@ -415,8 +417,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         logger.debug({ reason, proxy: peer.address, detail }, 'connection closed before TLS');
       },
     });
-    // Node's TLS server counts only the connections it accepts itself.
-    proxyListener.maxConnections = server.maxConnections;
     listener = proxyListener;
   } else if (opts.maxConnectionsPerAddress !== undefined) {
     // A plain TCP gate, so a connection over the limit costs no TLS handshake.
@@ -424,11 +424,12 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       if (admitAddress('mqtts', socket.remoteAddress, socket)) server.emit('connection', socket);
       else socket.destroy();
     });
-    gate.maxConnections = server.maxConnections;
     listener = gate;
   } else {
     server.on('connection', (socket: Socket) => addressLimiter.admit(socket.remoteAddress, socket));
   }
+  // The listening socket, which sees every connection first; the TLS server may be fed by it.
+  budget.watch(listener, 'mqtts');
   listener.listen(opts.port ?? 8883, opts.host ?? '127.0.0.1');
   await once(listener, 'listening');
   const { port } = listener.address() as AddressInfo;
@@ -455,7 +456,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         logger.debug({ reason, client: detail?.clientAddress ?? socket.remoteAddress, peer: socket.remoteAddress, detail: detail?.why }, 'WebSocket connection refused');
       },
     });
-    wsServer.maxConnections = server.maxConnections;
+    budget.watch(wsServer, 'wss');
     wsServer.on('tlsClientError', (err, socket) => onTlsClientError(err, socket));
     wsServer.listen(opts.wsPort, host);
     await once(wsServer, 'listening');
@@ -465,7 +466,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   let health: HttpServer | undefined;
   let healthUrl: string | undefined;
   if (opts.healthPort !== undefined) {
-    health = createHealthServer(metrics.registry, () => !draining && listener.listening && (wsServer?.listening ?? true));
+    health = createHealthServer(metrics.registry, () => !draining && listener.listening && (wsServer?.listening ?? true), { idleTimeoutMs: connectTimeoutMs, onRefused: (reason) => metrics.healthRefusals.inc({ reason }) });
     const healthHost = opts.healthHost ?? host;
     health.listen(opts.healthPort, healthHost);
     await once(health, 'listening');
@@ -517,7 +518,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   if (opts.aclFile) watch(opts.aclFile, reloadAcl);
   for (const f of ['caBundle', 'brokerCert', 'brokerKey'] as const) watch(dataDir.path(f), reloadTls);
 
-  logger.info({ url, wsUrl, healthUrl, trustDomain, anchoredIntermediates: anchors.anchored, maxPacketBytes, tlsSessionTickets: opts.tlsSessionTickets === true, trustedProxies: trustedProxies?.cidrs, wsForwardedCert: forwarded?.format, forwardingProxies: forwardingProxies?.cidrs }, 'broker listening');
+  logger.info({ url, wsUrl, healthUrl, maxConnections: budget.max, fdLimit, trustDomain, anchoredIntermediates: anchors.anchored, maxPacketBytes, tlsSessionTickets: opts.tlsSessionTickets === true, trustedProxies: trustedProxies?.cidrs, wsForwardedCert: forwarded?.format, forwardingProxies: forwardingProxies?.cidrs }, 'broker listening');
 
   let closing: Promise<void> | undefined;
   return {

@@ -18,7 +18,7 @@ export class BrokerMetrics {
   });
   readonly webSocketRefusals = new Counter({
     name: 'tlsfleet_broker_websocket_refusals_total',
-    help: 'WebSocket connections refused before MQTT, by reason: not_upgrade, bad_subprotocol, text_frame; with --ws-forwarded-cert also untrusted_proxy, no_header, duplicate_header, oversized, malformed, multiple_elements, bad_certificate, unknown_ca, expired, not_yet_valid, bad_profile.',
+    help: 'WebSocket connections refused before MQTT, by reason: not_upgrade, bad_subprotocol, text_frame, timeout (no whole upgrade request within the connect timeout); with --ws-forwarded-cert also untrusted_proxy, no_header, duplicate_header, oversized, malformed, multiple_elements, bad_certificate, unknown_ca, expired, not_yet_valid, bad_profile.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -89,6 +89,8 @@ export class BrokerMetrics {
   readonly retainedBytes: Gauge = new Gauge({ name: 'tlsfleet_broker_retained_bytes', help: 'Bytes (topic + payload) of the retained messages set through this instance.', registers: [this.registry], collect: (): void => this.retainedBytes.set(this.limitState.retainedBytes()) });
   readonly retainedMessages: Gauge = new Gauge({ name: 'tlsfleet_broker_retained_messages', help: 'Retained messages set through this instance.', registers: [this.registry], collect: (): void => this.retainedMessages.set(this.limitState.retainedMessages()) });
   readonly inflightQos2: Gauge = new Gauge({ name: 'tlsfleet_broker_inflight_qos2_messages', help: 'Inbound QoS 2 messages stored awaiting PUBREL, persistent sessions\' included.', registers: [this.registry], collect: (): void => this.inflightQos2.set(this.limitState.inflightQos2()) });
+  readonly connectionLimitRefusals = new Counter({ name: 'tlsfleet_broker_connection_limit_refusals_total', help: 'Connections closed at accept because the MQTT listeners already held --max-connections (default below the open-file limit), by listener: mqtts, wss.', labelNames: ['listener'] as const, registers: [this.registry] });
+  readonly healthRefusals = new Counter({ name: 'tlsfleet_broker_health_refusals_total', help: 'Health-port connections closed without an answer, by reason: timeout (no whole request within the connect timeout), bad_request, max_connections.', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly slowSubscriberDrops = new Counter({ name: 'tlsfleet_broker_slow_subscriber_drops_total', help: 'QoS 0 messages not delivered to a device with more than --max-subscriber-backlog bytes waiting to be written to it.', registers: [this.registry] });
   readonly slowSubscriberDisconnects = new Counter({ name: 'tlsfleet_broker_slow_subscriber_disconnects_total', help: 'Subscribers cut for reading too slowly, by reason: backlog (a device over --max-subscriber-backlog got a QoS 1/2 message), drain_timeout (a socket that did not drain within the drain timeout).', labelNames: ['reason'] as const, registers: [this.registry] });
 

@@ -8,7 +8,7 @@ import type { PeerCertificate } from '@tlsfleet/common';
 import type { Admission, ForwardedRefusal } from './forwarded-cert-admission.js';
 import { MAX_FORWARDED_HEADER_BYTES } from './forwarded-cert-header.js';
 
-export type WebSocketRefusal = 'not_upgrade' | 'bad_subprotocol' | 'text_frame' | ForwardedRefusal;
+export type WebSocketRefusal = 'not_upgrade' | 'bad_subprotocol' | 'text_frame' | 'timeout' | ForwardedRefusal;
 
 export interface WebSocketListenerOptions {
   /** Trust bundle, server certificate and key: the MQTT listener's, reloaded with it. */
@@ -56,6 +56,9 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
     minVersion: 'TLSv1.2',
     handshakeTimeout: opts.connectTimeoutMs,
     headersTimeout: opts.connectTimeoutMs,
+    requestTimeout: opts.connectTimeoutMs,
+    // Node checks those deadlines every 30 s by default: a silent connection stayed ~40 s.
+    connectionsCheckingInterval: Math.min(1_000, opts.connectTimeoutMs),
     // As on the MQTT listener: Nagle would hold CONNACK behind the session tickets.
     noDelay: true,
   });
@@ -92,6 +95,12 @@ export function createWebSocketListener(opts: WebSocketListenerOptions): Server 
       });
       opts.onStream(tlsSocket, createWebSocketStream(ws), admission);
     });
+  });
+  // A TLS connection that sent no whole upgrade request in time: Node's own 408, counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') opts.onRefused('timeout', socket as TLSSocket);
+    if (socket.writable && (socket as TLSSocket).bytesWritten === 0) socket.write(`HTTP/1.1 ${err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+    socket.destroy();
   });
   server.on('close', () => wss.close());
   return server;

@@ -81,7 +81,8 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       crlUrl,
       crlIntervalMs: crlInterval === undefined ? undefined : crlInterval * 1000,
       maxPacketBytes: positiveInt(f['max-packet-size'], '--max-packet-size', 128 * 1024, 64),
-      maxConnections: positiveInt(f['max-connections'], '--max-connections', 100_000),
+      // Default: below the open-file limit, derived by the broker at start.
+      maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
       // Off unless asked for: devices behind carrier-grade NAT share public addresses.
       maxConnectionsPerAddress: f['max-connections-per-address'] === undefined ? undefined : positiveInt(f['max-connections-per-address'], '--max-connections-per-address', 1),
       maxQueuedMessages: positiveInt(f['max-queued-messages'], '--max-queued-messages', 1000),
