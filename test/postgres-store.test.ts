@@ -28,6 +28,28 @@ describe('PostgresStore migrations', () => {
     expect(rows.split('\n').map(Number)).toEqual(POSTGRES_MIGRATIONS.map((_, i) => i + 1));
   });
 
+  it('migrates a version 1 database: each device’s newest certificate becomes current, renewals learn their predecessor', async () => {
+    await server.createDatabase('migrate_v1');
+    await server.query(
+      'migrate_v1',
+      `${POSTGRES_MIGRATIONS[0]}
+       CREATE TABLE ${POSTGRES_MIGRATIONS_TABLE} (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+       INSERT INTO ${POSTGRES_MIGRATIONS_TABLE} VALUES (1, 0);
+       INSERT INTO devices VALUES ('d1', 'device', 1, 60);
+       INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
+       VALUES ('aa', 'd1', 'device', 'k1', 'PEM', 1, 9, 1, 'token:x'), ('bb', 'd1', 'device', 'k2', 'PEM', 2, 9, 2, 'renewal:aa');`,
+    );
+    const store = await PostgresStore.open(server.url('migrate_v1'));
+    try {
+      expect((await store.findDevice('d1'))?.currentSerial).toBe('bb');
+      expect((await store.findRenewalsOf('aa')).map((c) => c.serial)).toEqual(['bb']);
+      const renewal = { serial: 'cc', subject: 'd1', kind: 'device' as const, spkiHash: 'k3', pem: 'PEM', notBefore: 3, notAfter: 9, issuedAt: 3, issuedBy: 'renewal:aa' };
+      expect(await store.recordRenewal(renewal, 'aa')).toBe('superseded');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a database migrated by a newer tlsfleet, naming the server without its password', async () => {
     const url = await server.createDatabase('migrate_newer');
     await (await PostgresStore.open(url)).close();

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -61,6 +61,37 @@ describe('SqliteStore', () => {
     const db = new Database(file, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).toBe(SQLITE_MIGRATIONS.length);
     db.close();
+  });
+
+  it('creates the database and its -wal and -shm files owner-only in a 0755 folder, and tightens an older 0644 file', async () => {
+    chmodSync(dir, 0o755);
+    const store = SqliteStore.open(file);
+    await store.createToken(token);
+    const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
+    expect([mode(file), mode(`${file}-wal`), mode(`${file}-shm`)]).toEqual(['600', '600', '600']);
+    await store.close();
+    const older = join(dir, 'older.db');
+    writeFileSync(older, '', { mode: 0o644 });
+    chmodSync(older, 0o644);
+    await SqliteStore.open(older).close();
+    expect(mode(older)).toBe('600');
+  });
+
+  it('migrates a version 1 database: each device’s newest certificate becomes current, renewals learn their predecessor', async () => {
+    const db = new Database(file);
+    db.exec(SQLITE_MIGRATIONS[0] as string);
+    db.pragma('user_version = 1');
+    db.exec(`INSERT INTO devices VALUES ('d1', 'device', 1, 60);
+      INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
+      VALUES ('aa', 'd1', 'device', 'k1', 'PEM', 1, 9, 1, 'token:x'), ('bb', 'd1', 'device', 'k2', 'PEM', 2, 9, 2, 'renewal:aa');
+      INSERT INTO tokens (hash, subject, kind, expires_at, cert_ttl_seconds, created_at, created_by) VALUES ('h9', 'd1', 'device', 9, 60, 1, 't');`);
+    db.close();
+    const store = SqliteStore.open(file);
+    expect((await store.findDevice('d1'))?.currentSerial).toBe('bb');
+    expect((await store.findRenewalsOf('aa')).map((c) => c.serial)).toEqual(['bb']);
+    expect((await store.findToken('h9'))?.cancelledAt).toBeUndefined();
+    expect(await store.recordRenewal({ serial: 'cc', subject: 'd1', kind: 'device', spkiHash: 'k3', pem: 'PEM', notBefore: 3, notAfter: 9, issuedAt: 3, issuedBy: 'renewal:aa' }, 'aa')).toBe('superseded');
+    await store.close();
   });
 
   it('refuses a database written by a newer tlsfleet instead of guessing at its schema', () => {
