@@ -246,6 +246,27 @@ describe('idle connections and the connection cap', () => {
     expect(await metric(env.healthUrl, 'tlsfleet_broker_health_refusals_total', { reason: 'timeout' })).toBe(before.health + 2);
   }, 30_000);
 
+  it('closes a TLS handshake that trickles in (a byte at a time) at the connect timeout, on mqtts and wss', async () => {
+    const before = await metric(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'timeout' });
+    const ports = [env.broker.port, Number(new URL(wssUrlOf(env.broker)).port)];
+    const slow = await Promise.all(ports.map((port) => silentTcp(port)));
+    // A TLS record header announcing a 16 KiB handshake record, then a byte every 500 ms, never
+    // a whole ClientHello. Node's handshakeTimeout holds: bytes before the handshake completes
+    // do not refresh the TLS socket's timer, so it is a deadline, not an inactivity timer.
+    const hello = Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, ...Array(64).fill(0x01)]);
+    let sent = 0;
+    const drip = setInterval(() => {
+      for (const s of slow) if (!s.destroyed) s.write(hello.subarray(sent, sent + 1));
+      sent++;
+    }, 500);
+    try {
+      await within(Promise.all(slow.map(closedByBroker)), 8_000, 'both trickling handshakes closed');
+    } finally {
+      clearInterval(drip);
+    }
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_handshake_failures_total', { reason: 'timeout' })).toBe(before + 2);
+  }, 30_000);
+
   it('raises the soft open-file limit at start and caps connections below it, refusing (and counting) the rest while the health port answers', async () => {
     const dir = tempDir();
     expect((await runCli(['init', '--data-dir', dir.path])).code).toBe(0);
