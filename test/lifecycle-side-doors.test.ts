@@ -9,6 +9,7 @@ import { postJson, request, type HttpAnswer } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { pollUntil } from './harness/poll.js';
 import { tempDir } from './harness/temp-dir.js';
+import { clientCertificate } from './harness/expired-cert.js';
 
 interface Held {
   key: string;
@@ -16,12 +17,12 @@ interface Held {
   notAfter: string;
 }
 
-/** One HTTP/1.1 request over one TLS 1.2 connection, resuming `session` when given. */
+/** One HTTP/1.1 request (POST with `body`, else GET) over one TLS 1.2 connection, resuming `session` when given. */
 async function tls12Request(
   url: string,
   creds: { ca: string; cert: string; key: string },
   path: string,
-  body: string,
+  body: string | undefined,
   session?: Buffer,
 ): Promise<{ status: number; json: any; reused: boolean; session: Buffer | undefined }> {
   const { port } = new URL(url);
@@ -30,7 +31,8 @@ async function tls12Request(
   socket.on('session', (s: Buffer) => (saved = s));
   await once(socket, 'secureConnect');
   const reused = socket.isSessionReused();
-  socket.end(`POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  const head = body === undefined ? `GET ${path} HTTP/1.1\r\n` : `POST ${path} HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+  socket.end(`${head}host: localhost\r\nconnection: close\r\n\r\n${body ?? ''}`);
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   await once(socket, 'close');
@@ -80,6 +82,20 @@ describe('certificate lifecycle side doors', () => {
     expect(codeOf(fresh)).toBe('401 unauthorized');
     const certs = (await request(`${env.url}/v1/devices/expiring-1`, { ca: env.ca, headers: admin() })).json().certificates;
     expect(certs).toHaveLength(1);
+  });
+
+  it('refuses an admin certificate past its notAfter on a resumed TLS 1.2 session (401 unauthorized)', async () => {
+    const now = Date.now();
+    const admin = await clientCertificate(env.dataDir, { cn: 'short-admin', uri: 'spiffe://tlsfleet.local/admin/short-admin', notBefore: new Date(now - 60_000), notAfter: new Date(now + 3000) });
+    const creds = { ca: env.ca, cert: admin.certPem, key: admin.keyPem };
+    const first = await tls12Request(env.url, creds, '/v1/devices', undefined);
+    expect(first.status).toBe(200);
+    const expiredAt = Math.floor((now + 3000) / 1000) * 1000 + 1000;
+    await pollUntil('the admin certificate to expire', () => request(`${env.url}/healthz`, { ca: env.ca }), () => Date.now() >= expiredAt, 10_000);
+    const resumed = await tls12Request(env.url, creds, '/v1/devices', undefined, first.session);
+    expect(resumed.reused).toBe(true);
+    expect(resumed.status).toBe(401);
+    expect(resumed.json.error.code).toBe('unauthorized');
   });
 
   it('cancels every outstanding token of a device revoked through the API; a token minted afterwards re-admits it', async () => {

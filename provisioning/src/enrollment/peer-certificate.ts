@@ -5,10 +5,13 @@ import type { Store } from '../storage/store.js';
 import { checkLineage, type RenewalGrant } from './renewal-lineage.js';
 
 /**
- * The verified client certificate on a TLS socket, or a typed error: none or unverifiable
- * is `unauthorized`; a certificate outside our profile is `forbidden`.
+ * The verified client certificate on a TLS socket, or a typed error: none, unverifiable or
+ * expired is `unauthorized`; a certificate outside our profile is `forbidden`. The expiry is
+ * checked here on every request because `socket.authorized` is the verdict of the handshake
+ * that created the TLS session: a resumed session (RFC 5246 §7.4, RFC 8446 §2.2) carries it
+ * past the certificate's notAfter.
  */
-export function peerCertificate(socket: TLSSocket, trustDomain: string): PeerCertificate {
+export function peerCertificate(socket: TLSSocket, trustDomain: string, nowMs: number = Date.now()): PeerCertificate {
   const raw = socket.getPeerCertificate?.()?.raw;
   if (!raw) throw new TlsfleetError('unauthorized', 'A client certificate is required.');
   if (!socket.authorized) {
@@ -16,6 +19,7 @@ export function peerCertificate(socket: TLSSocket, trustDomain: string): PeerCer
   }
   const peer = identifyPeer(new X509Certificate(raw), trustDomain);
   if (typeof peer === 'string') throw new TlsfleetError('forbidden', `The client certificate is not a tlsfleet identity (${peer}).`);
+  refuseExpired(peer, nowMs);
   return peer;
 }
 
@@ -28,9 +32,7 @@ export function peerCertificate(socket: TLSSocket, trustDomain: string): PeerCer
  */
 export async function authorizeRenewal(store: Store, peer: PeerCertificate, nowMs: number): Promise<RenewalGrant> {
   if (peer.identity.kind === 'admin') throw new TlsfleetError('forbidden', 'Admin certificates are not renewed through enrollment.');
-  if (nowMs >= peer.notAfterMs) {
-    throw new TlsfleetError('unauthorized', `The client certificate expired at ${new Date(peer.notAfterMs).toISOString()}; an expired certificate never renews.`);
-  }
+  refuseExpired(peer, nowMs);
   const record = await store.findCertificate(peer.serial);
   if (!record || record.subject !== peer.identity.name) throw new TlsfleetError('forbidden', 'This certificate was not issued by this service.');
   if (record.revokedAt !== undefined) throw new TlsfleetError('revoked');
@@ -44,4 +46,10 @@ export async function authorizeRenewal(store: Store, peer: PeerCertificate, nowM
     presentedSerial: peer.serial,
     ...(supersededBy ? { supersededBy } : {}),
   };
+}
+
+function refuseExpired(peer: PeerCertificate, nowMs: number): void {
+  if (nowMs >= peer.notAfterMs) {
+    throw new TlsfleetError('unauthorized', `The client certificate expired at ${new Date(peer.notAfterMs).toISOString()}; an expired certificate authenticates nothing.`);
+  }
 }
