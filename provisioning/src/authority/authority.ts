@@ -238,7 +238,11 @@ export class Authority {
     return crl;
   }
 
-  /** A device id and a service name may not share a name: the broker's ACL keys on it. */
+  /**
+   * A device id and a service name may not share a name: the broker's ACL keys on it. An
+   * early, friendly refusal only; the store's recordEnrollment checks the kind and inserts in
+   * one statement, which is what holds when two instances enroll one name at once.
+   */
   private async checkSubjectKind(identity: Identity): Promise<void> {
     const existing = await this.store.findDevice(identity.name);
     if (existing && existing.kind !== identity.kind) {
