@@ -66,11 +66,12 @@ type Refuse = (client: { id: string } | null, limit: LimitName, detail: Record<s
  * At most `max` distinct filters per session; a SUBSCRIBE for a filter the session holds
  * already replaces it and costs nothing. Aedes judges a packet's filters concurrently, so
  * filters granted and not yet added count too. Aedes stores every filter of a persistent
- * session's SUBSCRIBE once one is granted (lib/handlers/subscribe.js storeSubscriptions),
- * refused ones included: those are taken out again before they reach the store.
+ * session's SUBSCRIBE as soon as one is granted (lib/handlers/subscribe.js
+ * storeSubscriptions), refused ones and ones not judged yet included: only filters granted
+ * here reach the store (each granted one's own store call follows its grant).
  */
 function capSubscriptions(aedes: Aedes, persistence: LimitedPersistence, max: number, refuse: Refuse): void {
-  const refused = new WeakSet<Subscription>();
+  const granted = new WeakSet<Subscription>();
   const pending = new WeakMap<Client, Set<string>>();
   const admits = (client: Client, filter: string): boolean => {
     const held = (client as Client & { subscriptions: Record<string, unknown> }).subscriptions;
@@ -85,20 +86,19 @@ function capSubscriptions(aedes: Aedes, persistence: LimitedPersistence, max: nu
   };
   const authorize = aedes.authorizeSubscribe.bind(aedes);
   aedes.authorizeSubscribe = (client: Client, sub: Subscription, done: SubscribeDone) => {
-    authorize(client, sub, (err, granted) => {
-      if (err || !granted) {
-        refused.add(sub);
-        return done(err, granted);
+    authorize(client, sub, (err, allowed) => {
+      if (err || !allowed) return done(err, allowed);
+      if (admits(client, allowed.topic)) {
+        granted.add(sub);
+        return done(null, allowed);
       }
-      if (admits(client, granted.topic)) return done(null, granted);
-      refused.add(sub);
-      refuse(client, 'subscriptions', { filter: granted.topic.slice(0, 200), max });
+      refuse(client, 'subscriptions', { filter: allowed.topic.slice(0, 200), max });
       done(null, null);
     });
   };
   const add = persistence.addSubscriptions.bind(persistence);
   persistence.addSubscriptions = async (client, subs) => {
-    const kept = subs.filter((sub) => !refused.has(sub));
+    const kept = subs.filter((sub) => granted.has(sub));
     if (kept.length > 0) await add(client, kept);
   };
 }
