@@ -100,6 +100,25 @@ describe('per-client resource limits (defaults)', () => {
     await back.endAsync();
   });
 
+  it('never stores a filter the ACL refused beside one it granted: a persistent session gets nothing queued from another device\'s topics', async () => {
+    const [thief, victim] = [await env.enroll('acl-thief'), await env.enroll('acl-victim')];
+    const c = await open(thief, { clean: false });
+    const granted = await c.subscribeAsync([`devices/${victim.id}/#`, `devices/${thief.id}/commands/x`], { qos: 1 }).catch((err: { packet?: { granted?: number[] } }) => err.packet?.granted?.map((qos) => ({ qos })));
+    expect(granted?.map((g) => g.qos)).toEqual([SUBACK_FAILURE, 1]);
+    await c.endAsync();
+    const v = await open(victim);
+    await v.publishAsync(`devices/${victim.id}/secret`, 'victim-secret', { qos: 1 });
+    await v.endAsync();
+    const svc = await open(ingest, { clientId: 'ingest' });
+    await svc.publishAsync(`devices/${thief.id}/commands/x`, 'own-command', { qos: 1 });
+    await svc.endAsync();
+    const back = await open(thief, { clean: false });
+    const box = inbox(back);
+    await box.next((m) => m.payload === 'own-command');
+    expect(box.messages.map((m) => m.payload)).toEqual(['own-command']);
+    await back.endAsync();
+  });
+
   it('closes the connection of a device past 100 retained messages, and gives the share back as it clears them', async () => {
     const d = await env.enroll('retain-1');
     const bytesBefore = await value('tlsfleet_broker_retained_bytes');
