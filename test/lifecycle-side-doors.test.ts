@@ -130,6 +130,9 @@ describe('certificate lifecycle side doors', () => {
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/exactly one of --token and --token-file/);
     expect(both.stderr).toContain('--token-file FILE');
+    const help = await runCli(['device', 'enroll', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--token-file FILE');
     const neither = await runCli(['device', 'enroll', '--state', join(env.dir, 'state-tf-3'), ...base]);
     expect(neither.code).toBe(2);
     const missing = await runCli(['device', 'enroll', '--token-file', join(env.dir, 'nope.txt'), '--state', join(env.dir, 'state-tf-4'), ...base]);

@@ -37,6 +37,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tlsfleet: unknown command "${name}"\n${usage()}`);
     return 2;
   }
+  // DESIGN.md: `tlsfleet <command> --help` (and `tlsfleet device enroll --help`) prints that command's usage and exits 0.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`usage: ${USAGE[name]}\n`);
+    return 0;
+  }
   try {
     return await (await COMMANDS[name]())(rest);
   } catch (err) {

@@ -24,12 +24,25 @@ export interface PendingEnrollment {
   createdAt: string;
 }
 
+/**
+ * A key made for renewing the certificate `serial`, not answered yet: retries and a restart
+ * after a power cut reuse it, so the service answers the certificate it may already have
+ * issued for it (the same old certificate and new key within 10 minutes), where a new key
+ * would find the old certificate superseded.
+ */
+export interface PendingRenewal {
+  privateKeyPem: string;
+  serial: string;
+  createdAt: string;
+}
+
 export interface StoredState {
   /** The working identity. */
   current?: DeviceIdentity;
   /** A renewed identity not yet proven by a broker connection. */
   candidate?: DeviceIdentity;
   pendingEnrollment?: PendingEnrollment;
+  pendingRenewal?: PendingRenewal;
 }
 
 /**
@@ -42,7 +55,10 @@ export interface CredentialStore {
   savePendingEnrollment(pending: PendingEnrollment): Promise<void>;
   /** Stores the first identity as current and forgets the pending enrollment. */
   saveEnrolled(identity: DeviceIdentity): Promise<void>;
+  /** Stores a renewed identity as candidate and forgets the pending renewal. */
   saveCandidate(identity: DeviceIdentity): Promise<void>;
+  /** Keeps the key of a renewal in flight (optional: without it, only retries within one run reuse the key). */
+  savePendingRenewal?(pending: PendingRenewal): Promise<void>;
   /** The candidate becomes the current identity (the old one is gone). */
   promoteCandidate(): Promise<void>;
   discardCandidate(): Promise<void>;

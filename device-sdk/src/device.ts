@@ -9,7 +9,8 @@ import { ProvisioningClient } from './enrollment-client.js';
 import { enrollWithStore } from './enroll.js';
 import { DeviceError, toDeviceError } from './errors.js';
 import { FileCredentialStore } from './file-credential-store.js';
-import { generateDeviceKey, type DeviceKey, type KeyAlgorithm } from './keys.js';
+import type { KeyAlgorithm } from './keys.js';
+import { RenewalKey } from './renewal-key.js';
 import { OutboundQueue } from './outbound-queue.js';
 import { isExpired, renewAtMs } from './renewal.js';
 
@@ -97,12 +98,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private renewing: Promise<boolean> | undefined;
-  /**
-   * The key of the renewal in progress, kept across its retries: the service answers the same
-   * certificate again for the same certificate and key within 10 minutes, so an answer lost
-   * in transit is recovered, while a new key would find the certificate superseded.
-   */
-  private renewalKey: { key: DeviceKey; for: string } | undefined;
+  private readonly renewalKey: RenewalKey;
   private reenrollReason: DeviceError | undefined;
   private _state: DeviceState = 'idle';
 
@@ -113,6 +109,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (broker.protocol !== 'mqtts:') throw new DeviceError('invalid_request', `broker URL must be mqtts:// (got ${opts.brokerUrl})`);
     this.opts = opts;
     this.store = opts.store ?? new FileCredentialStore(opts.stateDir!);
+    this.renewalKey = new RenewalKey(this.store, opts.keyAlgorithm);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.renewBackoff = new Backoff({ initialDelayMs: 1000, maxDelayMs: 5 * 60_000, random: this.random, ...opts.renewalRetry });
@@ -300,14 +297,13 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (this._state !== 'running') return false;
     const authenticating = this.newest();
     try {
-      if (this.renewalKey?.for !== authenticating.serial) this.renewalKey = { key: await generateDeviceKey(this.opts.keyAlgorithm), for: authenticating.serial };
-      const { key } = this.renewalKey;
+      const key = await this.renewalKey.for(authenticating.serial);
       const client = new ProvisioningClient(authenticating.provisioningUrl);
       const renewed = await client.renew(createCsr(key, authenticating.deviceId), key, authenticating);
       if (this._state !== 'running') return false;
       await this.store.saveCandidate(renewed);
       this.candidate = renewed;
-      this.renewalKey = undefined;
+      this.renewalKey.forget();
       this.renewBackoff.reset();
       this.emit('renewed', summary(renewed));
       this.scheduleRenewal();
@@ -324,11 +320,11 @@ export class Device extends EventEmitter<DeviceEvents> {
         // Renewed elsewhere (a lost answer older than 10 minutes, or a copy of this key):
         // never again with this certificate. It still connects until it expires, when the
         // expiry timer asks for re-enrollment.
-        this.renewalKey = undefined;
+        this.renewalKey.forget();
         clearTimeout(this.renewTimer);
         return false;
       }
-      if (err.code === 'key_rejected') this.renewalKey = undefined;
+      if (err.code === 'key_rejected') this.renewalKey.forget();
       // Transient or not, retry while the certificate is valid; honour the service's Retry-After.
       const delay = Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next());
       clearTimeout(this.renewTimer);

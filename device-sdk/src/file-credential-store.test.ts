@@ -35,6 +35,24 @@ describe('the file credential store', () => {
     expect(await store.load()).toEqual({ current: id });
   });
 
+  it('keeps the key of a renewal in flight until its answer is stored as the candidate, and drops a broken one', async () => {
+    const dir = stateDir();
+    const store = new FileCredentialStore(dir);
+    const id = await testIdentity();
+    await store.saveEnrolled(id);
+    const pending = { privateKeyPem: (await testIdentity()).privateKeyPem, serial: id.serial, createdAt: 'now' };
+    await store.savePendingRenewal(pending);
+    expect(statSync(join(dir, STATE_FILES.pendingRenewal)).mode & 0o777).toBe(0o600);
+    expect((await new FileCredentialStore(dir).load()).pendingRenewal).toEqual(pending);
+    await store.saveCandidate(await testIdentity());
+    expect((await store.load()).pendingRenewal).toBeUndefined();
+    writeFileSync(join(dir, STATE_FILES.pendingRenewal), '{"format":1}', { mode: 0o600 });
+    const state = await store.load();
+    expect(state.pendingRenewal).toBeUndefined();
+    expect(state.current).toEqual(id);
+    expect(existsSync(join(dir, STATE_FILES.pendingRenewal))).toBe(false);
+  });
+
   it('promotes a candidate with one rename and keeps the working identity until then', async () => {
     const store = new FileCredentialStore(stateDir());
     const a = await testIdentity();

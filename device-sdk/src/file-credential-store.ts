@@ -3,7 +3,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAtomicWriteTemp, syncDirectory, writeFileAtomic, type WriteStep } from '@tlsfleet/common';
-import type { CredentialStore, DeviceIdentity, PendingEnrollment, StoredState } from './credential-store.js';
+import type { CredentialStore, DeviceIdentity, PendingEnrollment, PendingRenewal, StoredState } from './credential-store.js';
 import { DeviceError } from './errors.js';
 
 /** File names in the state directory (stable: operators back them up and inspect them). */
@@ -11,6 +11,7 @@ export const STATE_FILES = {
   current: 'identity.json',
   candidate: 'identity.next.json',
   pendingEnrollment: 'enrollment.pending.json',
+  pendingRenewal: 'renewal.pending.json',
 } as const;
 
 type Slot = keyof typeof STATE_FILES;
@@ -54,6 +55,13 @@ export class FileCredentialStore implements CredentialStore {
     }
     const pending = await this.read('pendingEnrollment');
     if (pending !== undefined) state.pendingEnrollment = checkPending(pending, join(this.dir, STATE_FILES.pendingEnrollment));
+    // Like a broken candidate, a broken pending renewal only costs a fresh key.
+    try {
+      const renewal = await this.read('pendingRenewal');
+      if (renewal !== undefined) state.pendingRenewal = checkPendingRenewal(renewal, join(this.dir, STATE_FILES.pendingRenewal));
+    } catch {
+      await this.remove('pendingRenewal');
+    }
     return state;
   }
 
@@ -68,6 +76,11 @@ export class FileCredentialStore implements CredentialStore {
 
   async saveCandidate(identity: DeviceIdentity): Promise<void> {
     await this.write('candidate', identity);
+    await this.remove('pendingRenewal');
+  }
+
+  async savePendingRenewal(pending: PendingRenewal): Promise<void> {
+    await this.write('pendingRenewal', pending);
   }
 
   async promoteCandidate(): Promise<void> {
@@ -144,4 +157,12 @@ function checkPending(value: Record<string, unknown>, path: string): PendingEnro
     throw new DeviceError('state_corrupt', `${path}: pending enrollment is incomplete`);
   }
   return { privateKeyPem, provisioningUrl, createdAt };
+}
+
+function checkPendingRenewal(value: Record<string, unknown>, path: string): PendingRenewal {
+  const { privateKeyPem, serial, createdAt } = value;
+  if (typeof privateKeyPem !== 'string' || typeof serial !== 'string' || typeof createdAt !== 'string') {
+    throw new DeviceError('state_corrupt', `${path}: pending renewal is incomplete`);
+  }
+  return { privateKeyPem, serial, createdAt };
 }

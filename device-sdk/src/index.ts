@@ -2,7 +2,7 @@ export { createDevice, Device, type DeviceOptions, type DeviceEvents, type Devic
 export { enrollWithStore, type EnrollOptions } from './enroll.js';
 export { DeviceError, DEVICE_ERROR_CODES, type DeviceErrorCode } from './errors.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
-export type { CredentialStore, DeviceIdentity, PendingEnrollment, StoredState } from './credential-store.js';
+export type { CredentialStore, DeviceIdentity, PendingEnrollment, PendingRenewal, StoredState } from './credential-store.js';
 export { FileCredentialStore, STATE_FILES, type FileCredentialStoreOptions } from './file-credential-store.js';
 export { generateDeviceKey, loadDeviceKey, KEY_ALGORITHMS, type KeyAlgorithm, type DeviceKey } from './keys.js';
 export { createCsr } from './csr.js';
