@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 /** Debian package → a command that proves it is installed. */
 const PEERS = [
   { pkg: 'openssl', bin: 'openssl', why: 'verifies every certificate, CSR, CRL and PKCS#7 we emit' },
+  { pkg: 'util-linux', bin: 'prlimit', why: 'raises the open-file limit at start, and runs a service under a lowered one in test/provisioning-attack-idle-connections.test.ts' },
   { pkg: 'curl', bin: 'curl', why: 'runs the README enrollment recipe' },
   { pkg: 'mosquitto-clients', bin: 'mosquitto_pub', why: 'real MQTT clients (mosquitto_pub/mosquitto_sub) against the broker' },
   { pkg: 'mosquitto', bin: '/usr/sbin/mosquitto', why: 'the reference broker in npm run bench:broker' },

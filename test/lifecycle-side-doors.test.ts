@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,10 +61,19 @@ describe('certificate lifecycle side doors', () => {
     return { key: key.privatePem, chain: res.json().chain, notAfter: res.json().notAfter };
   }
   const admin = () => ({ authorization: `Bearer ${env.adminToken}` });
+  /** Until `atMs` has passed, by the service's answers to /healthz on one kept-alive connection (each a real request). */
+  async function untilPast(atMs: number): Promise<void> {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await pollUntil(`the clock to pass ${new Date(atMs).toISOString()}`, () => request(`${env.url}/healthz`, { ca: env.ca, agent }), () => Date.now() >= atMs, 20_000);
+    } finally {
+      agent.destroy();
+    }
+  }
   const enrollWith = async (token: string) => postJson(`${env.url}/v1/enroll`, { token, csr: await makeCsr(newKey()) }, { ca: env.ca });
 
   it('never renews an expired certificate, over a resumed TLS 1.2 session or a fresh handshake (401 unauthorized)', async () => {
-    const held = await enroll('expiring-1', undefined, '3s');
+    const held = await enroll('expiring-1', undefined, '5s');
     const creds = { ca: env.ca, cert: held.chain, key: held.key };
     // A first, full handshake while the certificate is valid; its session is kept.
     const first = await tls12Request(env.url, creds, '/v1/renew', JSON.stringify({ csr: 'not a csr' }));
@@ -72,7 +82,7 @@ describe('certificate lifecycle side doors', () => {
     expect(first.session).toBeDefined();
     // Until the certificate has expired, by the service's answers (each a real request).
     const expiredAt = Date.parse(held.notAfter) + 1000;
-    await pollUntil('the certificate to expire', () => request(`${env.url}/healthz`, { ca: env.ca }), () => Date.now() >= expiredAt, 10_000);
+    await untilPast(expiredAt);
     const resumed = await tls12Request(env.url, creds, '/v1/renew', JSON.stringify({ csr: await makeCsr(newKey()) }), first.session);
     expect(resumed.reused).toBe(true);
     expect(resumed.status).toBe(401);
@@ -86,12 +96,12 @@ describe('certificate lifecycle side doors', () => {
 
   it('refuses an admin certificate past its notAfter on a resumed TLS 1.2 session (401 unauthorized)', async () => {
     const now = Date.now();
-    const admin = await clientCertificate(env.dataDir, { cn: 'short-admin', uri: 'spiffe://tlsfleet.local/admin/short-admin', notBefore: new Date(now - 60_000), notAfter: new Date(now + 3000) });
+    const admin = await clientCertificate(env.dataDir, { cn: 'short-admin', uri: 'spiffe://tlsfleet.local/admin/short-admin', notBefore: new Date(now - 60_000), notAfter: new Date(now + 5000) });
     const creds = { ca: env.ca, cert: admin.certPem, key: admin.keyPem };
     const first = await tls12Request(env.url, creds, '/v1/devices', undefined);
     expect(first.status).toBe(200);
-    const expiredAt = Math.floor((now + 3000) / 1000) * 1000 + 1000;
-    await pollUntil('the admin certificate to expire', () => request(`${env.url}/healthz`, { ca: env.ca }), () => Date.now() >= expiredAt, 10_000);
+    const expiredAt = Math.floor((now + 5000) / 1000) * 1000 + 1000;
+    await untilPast(expiredAt);
     const resumed = await tls12Request(env.url, creds, '/v1/devices', undefined, first.session);
     expect(resumed.reused).toBe(true);
     expect(resumed.status).toBe(401);

@@ -2,7 +2,7 @@
 export const USAGE = {
   init: 'tlsfleet init --data-dir DIR [--trust-domain TD] [--server-name NAME]...',
   provisioning:
-    'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite|postgres://USER@HOST:PORT/DB] [--max-inflight 64] [--client-rate 20] [--client-burst 40] [--crl-validity 24h]',
+    'tlsfleet provisioning --data-dir DIR [--host H] [--port 8443] [--store sqlite|postgres://USER@HOST:PORT/DB] [--max-inflight 64] [--renewal-reserve 16 (places only certificate-authenticated renewals take)] [--max-inflight-per-client 8 (0: off)] [--client-rate 20] [--client-burst 40] [--body-timeout 5s] [--idle-timeout 15s (no TLS handshake / no request)] [--max-connections 10000 (kept below the open-file limit)] [--crl-validity 24h]',
   broker:
     'tlsfleet broker --data-dir DIR [--host H] [--port 8883] [--ws-port P] [--health-port P] [--acl FILE] [--crl-url URL] [--crl-interval 1s] [--max-packet-size 131072] [--max-connections N (default: below the open-file limit, at most 100000)] [--max-connections-per-address N (off: CGNAT shares addresses)] [--max-queued-messages 1000] [--max-subscriptions-per-client 100] [--max-retained-bytes-per-client 1048576] [--max-retained-messages-per-client 100] [--max-inflight-qos2 100] [--max-subscriber-backlog 1048576 (bytes, per device)] [--connect-timeout 10s] [--proxy-protocol] [--ws-forwarded-cert nginx|envoy] [--trusted-proxy CIDR...] [--cluster redis://host:port|rediss://host:port [--cluster-ca FILE] [--cluster-timeout 30s]] [--tls-session-tickets]',
   token: 'tlsfleet token --data-dir DIR (--device ID | --service NAME) [--ttl 24h] [--cert-ttl 7d] [--store postgres://...]',

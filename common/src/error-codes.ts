@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   not_found: { status: 404, message: 'Not found.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   rate_limited: { status: 429, message: 'Too many requests; retry later.' },
+  request_timeout: { status: 408, message: 'The request did not arrive in time; the connection is closed.' },
   invalid_request: { status: 400, message: 'The request is malformed.' },
   overloaded: { status: 503, message: 'The service is busy; retry later.' },
   internal_error: { status: 500, message: 'Internal error.' },

@@ -20,7 +20,7 @@ export const DEVICE_ERROR_CODES = {
 export type DeviceErrorCode = ErrorCode | keyof typeof DEVICE_ERROR_CODES;
 
 /** Stable codes a retry can fix: transient service or network trouble. */
-const RETRYABLE = new Set<DeviceErrorCode>(['network', 'rate_limited', 'overloaded', 'internal_error', 'bad_response', 'connection_refused', 'not_connected', 'queue_full']);
+const RETRYABLE = new Set<DeviceErrorCode>(['network', 'rate_limited', 'request_timeout', 'overloaded', 'internal_error', 'bad_response', 'connection_refused', 'not_connected', 'queue_full']);
 
 /** An error with a stable `code` and whether retrying the same call later can succeed. */
 export class DeviceError extends Error {

@@ -40,8 +40,36 @@ export class ProvisioningMetrics {
   });
   readonly shed = new Counter({
     name: 'tlsfleet_issuance_shed_total',
-    help: 'Issuance requests refused to protect the service, by reason (overloaded, rate_limited).',
+    help: 'Issuance requests refused to protect the service, by reason: overloaded, rate_limited (the per-client rate), client_in_flight (the per-client open requests).',
     labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly issuanceBodiesReading = new Gauge({
+    name: 'tlsfleet_issuance_bodies_reading',
+    help: 'Enrollment and renewal requests whose body is still arriving (read under --body-timeout, before admission).',
+    registers: [this.registry],
+  });
+  readonly connectionTimeouts = new Counter({
+    name: 'tlsfleet_provisioning_connection_timeouts_total',
+    help: 'Connections closed for silence or slowness, by phase: handshake (no TLS handshake within --idle-timeout), request (no complete request headers in time), body (an issuance body not within --body-timeout, answered 408).',
+    labelNames: ['phase'] as const,
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new Counter({
+    name: 'tlsfleet_provisioning_connections_refused_total',
+    help: 'TCP connections closed on arrival, by reason: max_connections (--max-connections were open).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly openConnections = new Gauge({
+    name: 'tlsfleet_provisioning_open_connections',
+    help: 'TCP connections open to the service, TLS handshake done or not.',
+    registers: [this.registry],
+  });
+  readonly maxConnections = new Gauge({
+    name: 'tlsfleet_provisioning_max_connections',
+    help: 'The connection cap in force (--max-connections, kept below the open-file limit).',
     registers: [this.registry],
   });
 

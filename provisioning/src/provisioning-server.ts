@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { connectionCapBelow, raiseFdLimit } from '@tlsfleet/common';
 import type { Authority } from './authority/authority.js';
 import { authorityFromDataDir, crlFilesOf } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
@@ -9,6 +10,8 @@ import { IssuanceGate, type IssuanceGateOptions } from './api/issuance-gate.js';
 import { DataDir } from './data-dir.js';
 import { createLogger, type Logger } from './logger.js';
 import { ProvisioningMetrics } from './metrics.js';
+import { checkingIntervalFor, guardConnections } from './server/connection-guard.js';
+import { RefusalLog } from './server/refusal-log.js';
 import { describeStore, openStore } from './storage/open-store.js';
 import type { Store } from './storage/store.js';
 
@@ -25,6 +28,12 @@ export interface ProvisioningOptions {
   gate?: IssuanceGateOptions;
   /** Largest request body, bytes; default 16 KiB. */
   maxBodyBytes?: number;
+  /** Time an enrollment or renewal body may take to arrive after its headers, ms; default 5 s. Later: 408 `request_timeout`, connection closed. */
+  bodyTimeoutMs?: number;
+  /** Silence allowed before the TLS handshake is done and before each request's headers, ms; default 15 s. */
+  idleTimeoutMs?: number;
+  /** Connections open at once; default 10,000. Always kept below the open-file limit (raised to its hard limit at start). */
+  maxConnections?: number;
   crlValiditySeconds?: number;
   logger?: Logger;
 }
@@ -54,10 +63,15 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
   let draining = false;
+  const metrics = new ProvisioningMetrics();
+  const refusals = new RefusalLog(logger);
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 15_000;
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 5_000;
+  const maxConnections = connectionCap(opts.maxConnections, logger);
   const app = createApp({
     authority,
     store,
-    metrics: new ProvisioningMetrics(),
+    metrics,
     gate: new IssuanceGate(opts.gate),
     logger,
     trustDomain,
@@ -65,6 +79,8 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     caBundlePem,
     caCertificatesPem: caBundlePem,
     maxBodyBytes: opts.maxBodyBytes ?? 16 * 1024,
+    bodyTimeoutMs,
+    refusals,
     draining: () => draining,
     crlPublisher,
   });
@@ -78,19 +94,21 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      handshakeTimeout: idleTimeoutMs,
+      connectionsCheckingInterval: checkingIntervalFor(idleTimeoutMs),
     },
     app,
   );
-  // Slow-loris bounds: headers within 10 s, a whole request within 30 s.
-  server.headersTimeout = 10_000;
+  // Slow-loris bounds: a whole request within 30 s; silence and headers as guardConnections says.
   server.requestTimeout = 30_000;
+  guardConnections(server, { maxConnections, idleTimeoutMs, metrics, refusals });
   server.listen(opts.port ?? 8443, opts.host ?? '127.0.0.1');
   await once(server, 'listening');
   crlPublisher.start();
   const { port } = server.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ url, trustDomain }, 'provisioning listening');
+  logger.info({ url, trustDomain, maxConnections, idleTimeoutMs, bodyTimeoutMs }, 'provisioning listening');
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
@@ -106,4 +124,12 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       logger.info('provisioning stopped');
     })());
   return { url, port, server, authority, close };
+}
+
+/** The connection cap: the one asked for (default 10,000), kept below the open-file limit after raising it. */
+function connectionCap(asked: number | undefined, logger: Logger): number {
+  const limit = raiseFdLimit();
+  const cap = connectionCapBelow(limit, asked ?? 10_000);
+  if (asked !== undefined && cap < asked) logger.warn({ asked, cap, openFileLimit: limit?.soft }, '--max-connections lowered below the open-file limit');
+  return cap;
 }

@@ -65,8 +65,8 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string):
     const [code] = (await once(init, 'exit')) as [number | null];
     if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
   }
-  // Simulated devices share one address: the per-client rate limit meant for the internet is off.
-  const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight', '256'], /provisioning listening on (https:\/\/\S+)/);
+  // Simulated devices share one address: the per-client limits meant for the internet are off.
+  const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight-per-client', '0', '--max-inflight', '256'], /provisioning listening on (https:\/\/\S+)/);
   const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0'];
   let broker = await startTlsfleet(cmd, brokerArgs(0), /broker listening on (mqtts:\/\/\S+)/);
   const brokerPort = Number(new URL(broker.url).port);

@@ -37,8 +37,10 @@ export interface Service {
  * Starts a long-running `tlsfleet` command and resolves once it prints a line matching
  * `ready` (its first capture group is the URL). Rejects if it exits first.
  */
-export async function startService(args: string[], ready: RegExp, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Service> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+export async function startService(args: string[], ready: RegExp, opts: { cwd?: string; env?: NodeJS.ProcessEnv; prefix?: string[] } = {}): Promise<Service> {
+  // `prefix`: a command that runs the CLI, e.g. ['prlimit', '--nofile=300:300'].
+  const [command, ...prefixArgs] = [...(opts.prefix ?? []), process.execPath];
+  const child = spawn(command!, [...prefixArgs, CLI, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, TLSFLEET_LOG_LEVEL: 'debug', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -19,6 +19,8 @@ export interface RequestOptions {
   key?: string;
   /** Connections to reuse (keep-alive); default none: a new connection per request. */
   agent?: Agent;
+  /** Source address, e.g. another 127.0.0.x to appear as another client; default the system's choice. */
+  localAddress?: string;
 }
 
 /** One HTTPS request, on a new connection unless an agent is given, verifying the server against `ca`. */
@@ -34,6 +36,7 @@ export function request(url: string, opts: RequestOptions): Promise<HttpAnswer> 
         cert: opts.cert,
         key: opts.key,
         agent: opts.agent ?? false,
+        localAddress: opts.localAddress,
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -14,6 +14,8 @@ export interface PartialUpload {
    * connection, if any); resolves with every answer once the server closes the connection.
    */
   finish(pipelined?: string): Promise<RawAnswer[]>;
+  /** Sends nothing more; resolves with the answers once the server closes the connection. */
+  closed(): Promise<RawAnswer[]>;
   /** Drops the connection mid-upload. */
   destroy(): void;
 }
@@ -26,10 +28,10 @@ export interface PartialUpload {
  */
 export async function startPartialUpload(
   url: string,
-  opts: { ca: string; path: string; body: Buffer; sentBytes: number; contentType?: string; keepAlive?: boolean },
+  opts: { ca: string; path: string; body: Buffer; sentBytes: number; contentType?: string; keepAlive?: boolean; localAddress?: string; headers?: Record<string, string> },
 ): Promise<PartialUpload> {
   const { hostname, port } = new URL(url);
-  const socket = connect({ host: hostname, port: Number(port), ca: opts.ca, ALPNProtocols: ['http/1.1'] });
+  const socket = connect({ host: hostname, port: Number(port), ca: opts.ca, ALPNProtocols: ['http/1.1'], ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
   await once(socket, 'secureConnect');
   let received = '';
   socket.setEncoding('utf8').on('data', (d: string) => (received += d));
@@ -41,7 +43,9 @@ export async function startPartialUpload(
   ended.catch(() => undefined); // a destroyed upload never reads its answer
   socket.write(
     `POST ${opts.path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: ${opts.contentType ?? 'application/json'}\r\n` +
-      `Content-Length: ${opts.body.length}\r\nConnection: ${opts.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n`,
+      `Content-Length: ${opts.body.length}\r\nConnection: ${opts.keepAlive ? 'keep-alive' : 'close'}\r\n` +
+      Object.entries(opts.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('') +
+      '\r\n',
   );
   socket.write(opts.body.subarray(0, opts.sentBytes));
   return {
@@ -49,6 +53,9 @@ export async function startPartialUpload(
     async finish(pipelined) {
       socket.write(opts.body.subarray(opts.sentBytes));
       if (pipelined) socket.write(pipelined);
+      return parseAnswers(await ended);
+    },
+    async closed() {
       return parseAnswers(await ended);
     },
     destroy() {

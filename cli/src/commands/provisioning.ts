@@ -1,3 +1,4 @@
+import { parseDurationMs } from '@tlsfleet/common';
 import { isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
@@ -12,9 +13,17 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     'max-inflight': { type: 'string' },
     'client-rate': { type: 'string' },
     'client-burst': { type: 'string' },
+    'max-inflight-per-client': { type: 'string' },
+    'renewal-reserve': { type: 'string' },
+    'body-timeout': { type: 'string' },
+    'idle-timeout': { type: 'string' },
+    'max-connections': { type: 'string' },
     'crl-validity': { type: 'string' },
   });
   const storeUrl = checkStore(f.store);
+  const maxInFlight = positiveInt(f['max-inflight'], '--max-inflight', 64);
+  const renewalReserve = positiveInt(f['renewal-reserve'], '--renewal-reserve', Math.floor(maxInFlight / 4), 0);
+  if (renewalReserve >= maxInFlight) throw new UsageError(`--renewal-reserve must be below --max-inflight (${maxInFlight}), so enrollments keep a place`);
   // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
   const signalled = untilSignal();
   const running = await startProvisioning({
@@ -22,17 +31,30 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     host: f.host,
     port: port(f.port, '--port', 8443),
     gate: {
-      maxInFlight: positiveInt(f['max-inflight'], '--max-inflight', 64),
+      maxInFlight,
+      renewalReserve,
+      maxInFlightPerClient: positiveInt(f['max-inflight-per-client'], '--max-inflight-per-client', 8, 0),
       perClientRate: positiveInt(f['client-rate'], '--client-rate', 20, 0),
       perClientBurst: positiveInt(f['client-burst'], '--client-burst', 40),
     },
     crlValiditySeconds: duration(f['crl-validity'], '--crl-validity'),
+    bodyTimeoutMs: durationMs(f['body-timeout'], '--body-timeout'),
+    idleTimeoutMs: durationMs(f['idle-timeout'], '--idle-timeout'),
+    maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
     storeUrl,
   });
   process.stdout.write(`provisioning listening on ${running.url}\n`);
   await signalled;
   await running.close();
   return 0;
+}
+
+/** A duration flag in milliseconds (`500ms`, `5s`, `1m`); undefined when absent. */
+function durationMs(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms < 1) throw new UsageError(`${flag} takes a duration such as 500ms, 5s or 1m, not ${JSON.stringify(value)}`);
+  return ms;
 }
 
 /**

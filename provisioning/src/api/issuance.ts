@@ -8,23 +8,18 @@ export type Operation = 'enroll' | 'renew';
 const TOKEN_CODES = new Set(['invalid_token', 'token_used', 'token_expired']);
 
 /**
- * Runs one enrollment or renewal under the issuance gate, timing it and counting its
- * result. Admission is taken before the body is read, so slow uploads count as in flight.
+ * The runner of one admitted enrollment or renewal: counts it in flight until the answer
+ * ends, times it from the start of the request, and counts its result. `release` gives
+ * its place in the issuance gate back.
  */
-export function gated(ctx: ApiContext, operation: Operation, req: Request, res: Response): (work: () => Promise<Issued>) => Promise<Issued> {
-  const started = process.hrtime.bigint();
-  let release: (() => void) | undefined;
-  try {
-    release = ctx.gate.admit(req.socket.remoteAddress ?? 'unknown');
-  } catch (err) {
-    if (err instanceof TlsfleetError) ctx.metrics.shed.inc({ reason: err.code });
-    throw err;
-  }
+export function runIssuance(ctx: ApiContext, operation: Operation, req: Request, res: Response, release: () => void): (work: () => Promise<Issued>) => Promise<Issued> {
+  const started = (res.locals.started as bigint | undefined) ?? process.hrtime.bigint();
+  let held = true;
   ctx.metrics.issuanceInFlight.inc();
   const end = () => {
-    if (!release) return;
+    if (!held) return;
+    held = false;
     release();
-    release = undefined;
     ctx.metrics.issuanceInFlight.dec();
   };
   res.once('close', end);

@@ -16,17 +16,16 @@ export function routes(ctx: ApiContext): Router {
   // EST bodies are base64 text under any content type (application/pkcs10 normally).
   const raw = express.raw({ limit: ctx.maxBodyBytes, type: () => true });
   const admin = requireAdmin(ctx);
-  const enroll = admitIssuance(ctx, 'enroll');
-  const renew = admitIssuance(ctx, 'renew');
   const r = Router();
   r.use(withContext(ctx));
 
   r.get('/.well-known/est/cacerts', estCacertsRoute);
-  r.post('/.well-known/est/simpleenroll', enroll, raw, estSimpleEnrollRoute);
-  r.post('/.well-known/est/simplereenroll', renew, raw, estSimpleReenrollRoute);
+  // Issuance bodies are read under --body-timeout before they take any capacity.
+  r.post('/.well-known/est/simpleenroll', ...admitIssuance(ctx, 'enroll', raw), estSimpleEnrollRoute);
+  r.post('/.well-known/est/simplereenroll', ...admitIssuance(ctx, 'renew', raw), estSimpleReenrollRoute);
 
-  r.post('/v1/enroll', enroll, json, enrollRoute);
-  r.post('/v1/renew', renew, json, renewRoute);
+  r.post('/v1/enroll', ...admitIssuance(ctx, 'enroll', json), enrollRoute);
+  r.post('/v1/renew', ...admitIssuance(ctx, 'renew', json), renewRoute);
   r.post('/v1/tokens', admin, json, tokensRoute);
   r.get('/v1/devices', admin, listDevicesRoute);
   r.get('/v1/devices/:id', admin, getDeviceRoute);

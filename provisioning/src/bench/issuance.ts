@@ -11,6 +11,7 @@ import { DataDir } from '../data-dir.js';
 import { initDataDir } from '../init.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
 import { benchIssuanceCore, makeIssuanceCoreFixture, type Rate } from './issuance-core.js';
+import { costOfRefusals } from './refusal-cost.js';
 import { processCpuSeconds } from '@tlsfleet/common';
 
 // npm run bench:issuance — every figure in one run, each as a ratio to raw crypto.sign:
@@ -51,6 +52,8 @@ try {
     done++;
   }
   const withStore: Rate = rate(done, performance.now() - started);
+  // Issue 19 item 2: what a refused costly CSR (made-up token, RSA-3072 with a 3000-bit e) costs.
+  const refusals = await costOfRefusals(authority);
   const httpsTokens = await mint(HTTPS_MAX, 'https');
   await store.close();
 
@@ -78,12 +81,17 @@ try {
   row('    @peculiar/x509 CSR verify + certificate create', core.naiveLibrary.opsPerSecond);
   row('    the same steps with asn1js + pkijs for the DER', core.libraryDer.opsPerSecond);
   row('    WebCrypto raw import of a P-256 public key', core.importWebCryptoRaw.opsPerSecond);
-  row('(b) core: parseCsr + checkKeyPolicy + build + sign', core.core.opsPerSecond);
+  row('(b) core: readCsr + policy + verify + build + sign', core.core.opsPerSecond);
+  row('    the same before issue 19 (verify, then policy)', core.coreBefore.opsPerSecond, `  (now ${signed(core.core.opsPerSecond / core.coreBefore.opsPerSecond - 1)}, rounds interleaved)`);
   row('(c) core + token lookup + SQLite record (Authority)', withStore.opsPerSecond);
   const target = 4_000;
   console.log(
     `target: core (c) ≥ ${target}/s on one core — ${withStore.opsPerSecond >= target ? 'reached' : 'NOT reached'} (${withStore.opsPerSecond}/s); ` +
       `OpenSSL alone (key import + verify + sign) bounds it near ${Math.round(1 / (1 / core.importWebCryptoRaw.opsPerSecond + 1 / core.rawVerify.opsPerSecond + 1 / sign))}/s here`,
+  );
+  console.log(
+    `refusing a costly CSR with a made-up token: ${refusals.refusedMicros.toFixed(0)} µs per request now (no verification); ` +
+      `verifying it first, as before issue 19, alone cost ${refusals.verifyFirstMicros.toFixed(0)} µs`,
   );
   const perCpu = (d: Driven) => `  (${d.ok} ok, ${d.failed} failed; ${Math.round(d.ok / d.serverCpuSeconds)} per server CPU-second)`;
   row(`    TLS handshake + GET /healthz, ${HTTPS_CONCURRENCY} clients`, handshakes.rate.opsPerSecond, perCpu(handshakes));
@@ -95,6 +103,10 @@ try {
   if (https.failed + handshakes.failed > 0) process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+function signed(fraction: number): string {
+  return `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(1)} %`;
 }
 
 function rate(ops: number, ms: number): Rate {

@@ -4,7 +4,7 @@ import { createPrivateKey, generatePrimeSync, randomBytes, type KeyObject } from
  * An RSA private key with a `modulusBits` modulus and a random odd public exponent of
  * `exponentBits` bits, which Node's generateKeyPair cannot make (its exponent is a
  * number). An exponent nearly as long as the modulus makes each verification cost
- * milliseconds: the key the issue-19 attack used. Test-only.
+ * milliseconds: the key the issue-19 attack used. For the benchmark and tests.
  */
 export function rsaKeyWithExponent(modulusBits: number, exponentBits: number): KeyObject {
   for (;;) {

@@ -5,7 +5,8 @@ import { startProvisioning } from '../provisioning-server.js';
 const running = await startProvisioning({
   dataDir: process.argv[2] as string,
   port: 0,
-  gate: { maxInFlight: 1024, perClientRate: 0 },
+  // One load generator on one address: per-client bounds off, as --client-rate 0 --max-inflight-per-client 0.
+  gate: { maxInFlight: 1024, perClientRate: 0, maxInFlightPerClient: 0 },
   logger: (await import('../logger.js')).createLogger('bench', 'warn'),
 });
 process.stdout.write(`listening ${running.url}\n`);

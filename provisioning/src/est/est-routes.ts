@@ -1,10 +1,8 @@
-import type { TLSSocket } from 'node:tls';
 import type { RequestHandler, Response } from 'express';
-import { pemCertificates, TlsfleetError } from '@tlsfleet/common';
+import { pemCertificates, TlsfleetError, type PeerCertificate } from '@tlsfleet/common';
 import type { Issued } from '../authority/authority.js';
 import type { ApiContext } from '../api/context.js';
 import type { Runner } from '../api/admit-issuance.js';
-import { peerCertificate } from '../enrollment/peer-certificate.js';
 import { base64Body, certsOnlyPkcs7 } from './pkcs7.js';
 import { decodeEstCsrBody } from './request-body.js';
 import { tokenFromAuthorization } from './token-auth.js';
@@ -34,7 +32,8 @@ export const estSimpleEnrollRoute: RequestHandler = async (req, res) => {
 /** POST /.well-known/est/simplereenroll: authenticated by the current client certificate (RFC 7030 §4.2.2). */
 export const estSimpleReenrollRoute: RequestHandler = async (req, res) => {
   const ctx = res.locals.ctx as ApiContext;
-  const peer = peerCertificate(req.socket as TLSSocket, ctx.trustDomain);
+  // Verified by admitIssuance before the body was read.
+  const peer = res.locals.peer as PeerCertificate;
   const csr = decodeEstCsrBody(rawBody(req.body), ctx.maxBodyBytes);
   const issued = await (res.locals.run as Runner)(() => ctx.authority.renew(peer, csr));
   sendIssued(res, issued, 200);
