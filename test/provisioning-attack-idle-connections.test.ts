@@ -77,7 +77,7 @@ describe('provisioning under idle connections', () => {
     const s = tcpConnect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' });
     await once(s, 'connect');
     const closed = closedByServer(s);
-    // A TLS record header, a byte every 300 ms: activity that Node's handshakeTimeout alone would keep alive.
+    // A TLS record header, a byte every 300 ms: trickled bytes must not extend the handshake's deadline.
     const bytes = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, ...Array.from({ length: 40 }, () => 0)];
     let sent = 0;
     const drip = setInterval(() => {

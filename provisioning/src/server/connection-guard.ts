@@ -26,7 +26,8 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
  * - at most `maxConnections` TCP connections (Node's `server.maxConnections`); the rest are
  *   closed on arrival, counted and logged (rate-limited);
  * - a connection must finish its TLS handshake within `idleTimeoutMs` of arriving, however
- *   slowly it trickles bytes (Node's own handshakeTimeout restarts on every byte);
+ *   slowly it trickles bytes (tls handshakeTimeout, set by the caller: a deadline, since
+ *   handshake bytes never reach the socket's idle timer);
  * - after the handshake and between keep-alive requests, the next request's headers must
  *   arrive within `idleTimeoutMs` (Node's headersTimeout, checked often enough to hold).
  */
@@ -39,39 +40,35 @@ export function guardConnections(server: Server, opts: ConnectionGuardOptions): 
     refusals.note('max_connections', 'connection refused: --max-connections are open', { maxConnections: opts.maxConnections, client: data?.remoteAddress });
   });
 
-  const handshaking = new WeakMap<Socket, NodeJS.Timeout>();
   server.on('connection', (socket: Socket) => {
     metrics.openConnections.inc();
-    const timer = setTimeout(() => {
-      metrics.connectionTimeouts.inc({ phase: 'handshake' });
-      refusals.note('handshake_timeout', 'connection closed: no TLS handshake in time', { idleTimeoutMs, client: socket.remoteAddress });
-      socket.destroy();
-    }, idleTimeoutMs);
-    handshaking.set(socket, timer);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      metrics.openConnections.dec();
-    });
+    socket.once('close', () => metrics.openConnections.dec());
   });
-  server.on('secureConnection', (tls: TLSSocket) => {
-    // The TLS socket wraps the TCP socket of the 'connection' event.
-    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
-    if (raw) clearTimeout(handshaking.get(raw));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    if (err.code !== 'ERR_TLS_HANDSHAKE_TIMEOUT') return;
+    metrics.connectionTimeouts.inc({ phase: 'handshake' });
+    refusals.note('handshake_timeout', 'connection closed: no TLS handshake in time', { idleTimeoutMs, client: socket.remoteAddress });
   });
 
   // Node closes a connection whose request headers are late only when its periodic check
   // runs (every 30 s by default); check often enough that silence ends within the bound.
   server.headersTimeout = Math.min(10_000, idleTimeoutMs);
   server.keepAliveTimeout = Math.min(5_000, idleTimeoutMs);
-  // Answering as Node would, but counted: with a listener Node leaves the answer to us.
+  // https.Server passes TLS errors (a handshake timeout among them) on as 'clientError' and
+  // destroys the socket only when nobody listens; answered as Node would, but counted.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    const code = err.code ?? '';
+    if (code !== 'ERR_HTTP_REQUEST_TIMEOUT' && !code.startsWith('HPE_')) {
+      socket.destroy(); // a TLS-level failure: no HTTP answer is possible
+      return;
+    }
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       metrics.connectionTimeouts.inc({ phase: 'request' });
       refusals.note('request_timeout', 'connection closed: no complete request in time', { headersTimeoutMs: server.headersTimeout, client: socket.remoteAddress });
     }
     // As Node does: answer only where no answer has begun on this connection.
     const answering = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-    if (socket.writable && !answering?.headersSent) socket.write(ANSWERS[err.code ?? ''] ?? BAD_REQUEST);
+    if (socket.writable && !answering?.headersSent) socket.write(ANSWERS[code] ?? BAD_REQUEST);
     socket.destroySoon();
   });
 }
