@@ -1,20 +1,10 @@
-import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { aedesMqttPacket } from './aedes-parser.fixture.js';
 import { guardConnection } from './connection-guard.js';
 import { guardedAedes, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
 import { acknowledgementsRead, installPublishReader, publishesReadHere, readAcknowledgement, readPublish } from './publish-reader.js';
-
-interface AedesParser {
-  parse(buf: Buffer): number;
-  on(event: 'packet', listener: (p: Packet) => void): void;
-  on(event: 'error', listener: (e: Error) => void): void;
-  client?: { conn: unknown };
-}
-/** The copy of mqtt-packet Aedes loads: the one installPublishReader changes. */
-const aedesMqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { parser: () => AedesParser };
-
 
 /** What mqtt-packet's own parser emits for `bytes`, read in one piece, and the first error. */
 function referenceRead(bytes: Buffer): { packets: Packet[]; error: string | undefined } {
