@@ -135,6 +135,15 @@ describe('Authority', () => {
     expect(audit.map((a) => a.action)).toEqual(['token', 'issue', 'revoke']);
   });
 
+  it('withdraws the tokens of a device that never enrolled, and answers not_found when there is nothing to revoke', async () => {
+    const leaked = await mint('never-enrolled');
+    expect(await authority.revoke('never-enrolled', 'admin')).toEqual([]);
+    expect(await codeOf(authority.enroll(leaked, makeTestCsr().der))).toBe('invalid_token');
+    expect(await codeOf(authority.revoke('never-enrolled', 'admin'))).toBe('not_found');
+    expect(await codeOf(authority.revoke('nobody', 'admin'))).toBe('not_found');
+    expect(await codeOf(authority.enroll(await mint('never-enrolled'), makeTestCsr().der))).toBe('ok');
+  });
+
   it('sees a revocation made by another process sharing the store', async () => {
     const first = await authority.enroll(await mint(), makeTestCsr().der);
     const crl1 = await authority.crl();

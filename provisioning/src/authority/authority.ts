@@ -171,11 +171,15 @@ export class Authority {
     return { token, expiresAt: new Date(expiresAt) };
   }
 
-  /** Revokes every live certificate of the device; `not_found` for an unknown device. */
+  /**
+   * Revokes every live certificate of the device and cancels the tokens minted for it so far;
+   * `not_found` only when there was neither a device nor a token to cancel.
+   */
   async revoke(deviceId: string, by: string): Promise<string[]> {
     if (!isValidName(deviceId)) throw new TlsfleetError('invalid_request', 'Not a valid device id.');
-    if (!(await this.store.findDevice(deviceId))) throw new TlsfleetError('not_found', `No device ${deviceId}.`);
-    const serials = await this.store.revokeDevice(deviceId, this.now(), by);
+    const known = (await this.store.findDevice(deviceId)) !== undefined;
+    const { serials, tokensCancelled } = await this.store.revokeDevice(deviceId, this.now(), by);
+    if (!known && tokensCancelled === 0) throw new TlsfleetError('not_found', `No device ${deviceId}.`);
     if (serials.length > 0) for (const issuer of Object.values(this.crlIssuers)) if (issuer) issuer.cache = undefined;
     return serials;
   }

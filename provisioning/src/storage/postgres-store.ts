@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import type { AuditEvent, CertificateRecord, DeviceRecord, DeviceRevocation, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
 import { kindClash } from './kind-clash.js';
 import { POSTGRES_MIGRATION_LOCK, POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE } from './postgres-migrations.js';
 import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
@@ -170,19 +170,21 @@ export class PostgresStore implements Store {
     return rows.map(certificateFromRow);
   }
 
-  async revokeDevice(deviceId: string, at: number, by: string): Promise<string[]> {
+  async revokeDevice(deviceId: string, at: number, by: string): Promise<DeviceRevocation> {
     return this.tx(async (client) => {
       // Tokens first, in the order an enrollment locks (token row, then device row), so the two
       // never deadlock: an enrollment spending one of them commits first (its certificate is
       // then live below and revoked with the rest) or finds the token cancelled.
-      await client.query('UPDATE tokens SET cancelled_at = $1 WHERE subject = $2 AND consumed_at IS NULL AND cancelled_at IS NULL', [at, deviceId]);
+      const cancelled = await client.query('UPDATE tokens SET cancelled_at = $1 WHERE subject = $2 AND consumed_at IS NULL AND cancelled_at IS NULL', [at, deviceId]);
+      const tokensCancelled = cancelled.rowCount ?? 0;
+      if (tokensCancelled > 0) await client.query(INSERT_AUDIT, [at, by, 'revoke', deviceId, null, null]);
       await client.query('SELECT id FROM devices WHERE id = $1 FOR UPDATE', [deviceId]);
       const live = await client.query<Row>(
         'SELECT serial FROM certificates WHERE subject = $1 AND revoked_at IS NULL ORDER BY issued_at, serial FOR UPDATE',
         [deviceId],
       );
       const serials = live.rows.map((r) => String(r.serial));
-      if (serials.length === 0) return serials;
+      if (serials.length === 0) return { serials, tokensCancelled };
       await client.query('UPDATE certificates SET revoked_at = $1, revoked_by = $2 WHERE serial = ANY($3::text[])', [at, by, serials]);
       await client.query(
         `INSERT INTO audit (at, actor, action, subject, serial, not_after)
@@ -191,7 +193,7 @@ export class PostgresStore implements Store {
       );
       // Every instance's CRL publisher polls this counter: the bump is how they learn of it.
       await client.query("UPDATE counters SET value = value + 1 WHERE name = 'revocations'");
-      return serials;
+      return { serials, tokensCancelled };
     });
   }
 

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { AuditEvent, CertificateRecord, DeviceRecord, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import type { AuditEvent, CertificateRecord, DeviceRecord, DeviceRevocation, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
 import { createPrivateFile } from './private-file.js';
 import { kindClash } from './kind-clash.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
@@ -136,16 +136,17 @@ export class SqliteStore implements Store {
     return (this.stmt.listCertificates.all(deviceId) as Row[]).map(certificateFromRow);
   }
 
-  async revokeDevice(deviceId: string, at: number, by: string): Promise<string[]> {
+  async revokeDevice(deviceId: string, at: number, by: string): Promise<DeviceRevocation> {
     return this.db.transaction(() => {
+      const tokensCancelled = this.stmt.cancelTokens.run(at, deviceId).changes;
+      if (tokensCancelled > 0) this.stmt.insertAudit.run(at, by, 'revoke', deviceId, null, null);
       const serials = (this.stmt.liveSerials.all(deviceId) as Row[]).map((r) => String(r.serial));
       for (const serial of serials) {
         this.stmt.revoke.run(at, by, serial);
         this.stmt.insertAudit.run(at, by, 'revoke', deviceId, serial, null);
       }
       if (serials.length > 0) this.stmt.bump.get('revocations');
-      this.stmt.cancelTokens.run(at, deviceId);
-      return serials;
+      return { serials, tokensCancelled };
     }).immediate();
   }
 

@@ -174,7 +174,7 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       await store.createToken({ ...token, hash: 'h2' });
       await store.createToken({ ...token, hash: 'other', subject: 'd2' });
       await store.recordEnrollment(enrollment('aa'));
-      await store.revokeDevice('d1', 3_000, 'admin');
+      expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual({ serials: ['aa'], tokensCancelled: 1 });
       expect((await store.findToken('h2'))?.cancelledAt).toBe(3_000);
       expect((await store.findToken('h1'))?.cancelledAt).toBeUndefined();
       expect((await store.findToken('other'))?.cancelledAt).toBeUndefined();
@@ -184,16 +184,28 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       expect((await store.findDevice('d1'))?.currentSerial).toBe('cc');
     });
 
+    it('cancels the tokens of a device that never enrolled, with one audit entry and no CRL change', async () => {
+      await store.createToken(token);
+      await store.createToken({ ...token, hash: 'h2' });
+      const v0 = await store.revocationVersion();
+      expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual({ serials: [], tokensCancelled: 2 });
+      expect((await store.findToken('h1'))?.cancelledAt).toBe(3_000);
+      expect(await store.revocationVersion()).toBe(v0);
+      expect(await store.findDevice('d1')).toBeUndefined();
+      expect(await store.listAudit('d1')).toContainEqual({ at: 3_000, actor: 'admin', action: 'revoke', subject: 'd1', serial: undefined, notAfter: undefined });
+      expect(await store.revokeDevice('d1', 4_000, 'admin')).toEqual({ serials: [], tokensCancelled: 0 });
+    });
+
     it('refuses a renewal when the presented certificate was revoked first, and bumps the revocation version', async () => {
       await store.createToken(token);
       await store.recordEnrollment(enrollment('aa'));
       const v0 = await store.revocationVersion();
-      expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual(['aa']);
+      expect(await store.revokeDevice('d1', 3_000, 'admin')).toEqual({ serials: ['aa'], tokensCancelled: 0 });
       expect(await store.revocationVersion()).toBe(v0 + 1);
       const renewal = { ...enrollment('cc').certificate, issuedBy: 'renewal:aa' };
       expect(await store.recordRenewal(renewal, 'aa')).toBe('revoked');
       expect(await store.findCertificate('cc')).toBeUndefined();
-      expect(await store.revokeDevice('d1', 4_000, 'admin')).toEqual([]);
+      expect(await store.revokeDevice('d1', 4_000, 'admin')).toEqual({ serials: [], tokensCancelled: 0 });
       expect(await store.revocationVersion()).toBe(v0 + 1);
       expect(await store.findCertificate('aa')).toMatchObject({ revokedAt: 3_000, revokedBy: 'admin' });
       expect((await store.listAudit('d1')).at(-1)).toEqual({ at: 3_000, actor: 'admin', action: 'revoke', subject: 'd1', serial: 'aa', notAfter: undefined });
@@ -204,7 +216,7 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       await store.recordEnrollment(enrollment('aa'));
       const v0 = await store.revocationVersion();
       const other = await b.another();
-      expect(await other.revokeDevice('d1', 3_000, 'other')).toEqual(['aa']);
+      expect((await other.revokeDevice('d1', 3_000, 'other')).serials).toEqual(['aa']);
       await other.close();
       expect(await store.revocationVersion()).not.toBe(v0);
       expect((await store.listRevoked(5_000)).map((r) => r.serial)).toEqual(['aa']);

@@ -94,9 +94,11 @@ export interface Store {
   /**
    * Revokes every live certificate of the device and, in the same transaction, cancels every
    * token minted for it and not yet spent (a token minted later works: re-admission); returns
-   * the revoked serials (possibly none).
+   * the revoked serials (possibly none) and how many tokens were cancelled. Cancelled tokens
+   * get one audit entry (action `revoke`, no serial), so a device that never enrolled can be
+   * revoked too: that is how an operator withdraws a leaked token.
    */
-  revokeDevice(deviceId: string, at: number, by: string): Promise<string[]>;
+  revokeDevice(deviceId: string, at: number, by: string): Promise<DeviceRevocation>;
   /** Revoked certificates that have not yet expired at `now`: what a CRL must list. */
   listRevoked(now: number): Promise<RevokedEntry[]>;
   /** Changes whenever a revocation is recorded, by any process sharing the store. */
@@ -108,6 +110,12 @@ export interface Store {
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What one revocation of a device changed. */
+export interface DeviceRevocation {
+  readonly serials: string[];
+  readonly tokensCancelled: number;
 }
 
 export type RenewalOutcome = 'recorded' | 'revoked' | 'superseded';
