@@ -1,4 +1,4 @@
-import { TlsfleetError } from '@tlsfleet/common';
+import { TlsfleetError, VERSION } from '@tlsfleet/common';
 import { UsageError } from './usage-error.js';
 import { USAGE } from './usage.js';
 
@@ -19,7 +19,7 @@ const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
 };
 
 function usage(): string {
-  return ['usage:', ...Object.values(USAGE).map((u) => `  ${u}`)].join('\n') + '\n';
+  return ['usage:', ...Object.values(USAGE).map((u) => `  ${u}`), '  tlsfleet --version'].join('\n') + '\n';
 }
 
 function isCommand(name: string): name is keyof typeof USAGE {
@@ -29,6 +29,10 @@ function isCommand(name: string): name is keyof typeof USAGE {
 /** Runs one `tlsfleet` subcommand; returns the exit status (0 ok, 1 failed, 2 usage). */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`tlsfleet ${VERSION}\n`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;

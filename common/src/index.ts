@@ -14,3 +14,4 @@ export * from './process-stats.js';
 export * from './atomic-file.js';
 export * from './certificate-links.js';
 export * from './fd-limit.js';
+export * from './version.js';
