@@ -289,13 +289,8 @@ describe('service operations', () => {
         expect(sample(await metrics(), 'tlsfleet_issuance_in_flight')).toBe(0);
         const ok = await postJson(`${env.url}/v1/enroll`, { token: waitingToken, csr: await makeCsr(newKey()) }, { ca: env.ca });
         expect(ok.status, ok.text()).toBe(201);
-        const estToken = await mintToken(env, 'est-while-slow');
-        const est = await request(`${env.url}/.well-known/est/simpleenroll`, {
-          ca: env.ca,
-          method: 'POST',
-          headers: { 'content-type': 'application/pkcs10', authorization: `Bearer ${estToken}` },
-          body: await makeCsr(newKey()),
-        });
+        const estAuthorization = `Bearer ${await mintToken(env, 'est-while-slow')}`;
+        const est = await request(`${env.url}/.well-known/est/simpleenroll`, { ca: env.ca, method: 'POST', headers: { 'content-type': 'application/pkcs10', authorization: estAuthorization }, body: await makeCsr(newKey()) });
         expect(est.status, est.text()).toBe(200);
         for (const path of ['/healthz', '/readyz', '/v1/ca']) expect((await request(`${env.url}${path}`, { ca: env.ca })).status, path).toBe(200);
         expect(sample(await metrics(), 'tlsfleet_issuance_shed_total', { reason: 'overloaded' })).toBe(0);
