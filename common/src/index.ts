@@ -15,3 +15,8 @@ export * from './atomic-file.js';
 export * from './certificate-links.js';
 export * from './fd-limit.js';
 export * from './version.js';
+export * from './command-definition.js';
+export * from './command-line.js';
+export * from './did-you-mean.js';
+export * from './flag-checks.js';
+export * from './usage-text.js';

@@ -1,0 +1,42 @@
+import { checks, defineCommand } from '@tlsfleet/common';
+import { CONFIG_FLAG, DATA_DIR, HOST, FORWARDED_CERT_FORMAT_NAMES, LOG_FLAG_DEFINITIONS } from './shared-flags.js';
+
+export const BROKER = defineCommand({
+  name: 'broker',
+  summary: 'Runs the MQTT 3.1.1 broker over TLS; every client presents a certificate from the fleet CA.',
+  configurable: true,
+  flags: {
+    'data-dir': DATA_DIR,
+    host: HOST,
+    port: { type: 'string', value: 'PORT', help: 'MQTT over TLS port; 0 picks a free one', default: '8883', check: checks.port },
+    'ws-port': { type: 'string', value: 'PORT', help: 'also serve MQTT over WebSockets (wss) on this port', check: checks.port },
+    'health-port': { type: 'string', value: 'PORT', help: 'serve /healthz, /readyz and /metrics on this 127.0.0.1 port', check: checks.port },
+    acl: { type: 'string', value: 'FILE', help: 'ACL file (reloaded on SIGHUP and on change)', default: 'each device its own topics', complete: 'file' },
+    'crl-url': { type: 'string', value: 'URL', help: 'fetch the CRL from provisioning\'s https://.../v1/crl instead of the data dir\'s crl.der' },
+    'crl-interval': { type: 'string', value: 'DURATION', help: 'how often the CRL is read again', default: '1s', check: checks.durationSeconds },
+    'max-packet-size': { type: 'string', value: 'BYTES', help: 'largest MQTT packet accepted', default: '131072', check: checks.wholeNumber(64) },
+    'max-connections': { type: 'string', value: 'N', help: 'clients connected at once', default: 'below the open-file limit, at most 100000', check: checks.wholeNumber(1) },
+    'max-connections-per-address': { type: 'string', value: 'N', help: 'connections from one client address (devices behind CGNAT share one)', default: 'off', check: checks.wholeNumber(1) },
+    'max-queued-messages': { type: 'string', value: 'N', help: 'messages queued for one offline persistent session', default: '1000', check: checks.wholeNumber(1) },
+    'max-subscriptions-per-client': { type: 'string', value: 'N', help: 'subscriptions one client may hold', default: '100', check: checks.wholeNumber(1) },
+    'max-retained-bytes-per-client': { type: 'string', value: 'BYTES', help: 'retained payload bytes one client may keep', default: '1048576', check: checks.wholeNumber(1) },
+    'max-retained-messages-per-client': { type: 'string', value: 'N', help: 'retained messages one client may keep', default: '100', check: checks.wholeNumber(1) },
+    'max-inflight-qos2': { type: 'string', value: 'N', help: 'unfinished QoS 2 exchanges per client', default: '100', check: checks.wholeNumber(1) },
+    'max-subscriber-backlog': { type: 'string', value: 'BYTES', help: 'bytes waiting for one slow subscriber before it is disconnected', default: '1048576', check: checks.wholeNumber(1) },
+    'connect-timeout': { type: 'string', value: 'DURATION', help: 'time from TCP accept to CONNECT', default: '10s', check: checks.durationSeconds },
+    'proxy-protocol': { type: 'boolean', help: 'read a PROXY protocol header before TLS, from --trusted-proxy addresses only' },
+    'trusted-proxy': { type: 'string', value: 'CIDR', help: 'load balancer or ingress addresses allowed to send PROXY headers or forwarded certificates', multiple: true },
+    'ws-forwarded-cert': { type: 'string', value: 'FORMAT', help: 'on --ws-port, take the client certificate this ingress forwards', check: checks.oneOf(FORWARDED_CERT_FORMAT_NAMES), complete: FORWARDED_CERT_FORMAT_NAMES },
+    cluster: { type: 'string', value: 'URL', help: 'share sessions with other brokers through Redis: redis://HOST:PORT or rediss://HOST:PORT', secret: true },
+    'cluster-password-file': { type: 'string', value: 'FILE', help: 'file holding the Redis password (trailing newline dropped)', complete: 'file' },
+    'cluster-ca': { type: 'string', value: 'FILE', help: 'trust anchors for a rediss:// --cluster', complete: 'file' },
+    'cluster-timeout': { type: 'string', value: 'DURATION', help: 'how long to wait for Redis at start', default: '30s', check: checks.durationSeconds },
+    'tls-session-tickets': { type: 'boolean', help: 'resume TLS sessions with tickets (faster reconnects)' },
+    ...LOG_FLAG_DEFINITIONS,
+    ...CONFIG_FLAG,
+  },
+  notes: [
+    '--proxy-protocol and --ws-forwarded-cert need at least one --trusted-proxy; --ws-forwarded-cert needs --ws-port.',
+    'SIGHUP reloads the ACL file and the TLS material.',
+  ],
+});

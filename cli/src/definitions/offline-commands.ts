@@ -1,0 +1,36 @@
+import { checks, defineCommand } from '@tlsfleet/common';
+import { DATA_DIR, STORE_FLAGS } from './shared-flags.js';
+
+export const INIT = defineCommand({
+  name: 'init',
+  summary: 'Creates a data dir: root and intermediate CA, server certificates, admin token. Refuses a non-empty directory.',
+  flags: {
+    'data-dir': { ...DATA_DIR, help: 'directory to create (must be empty or absent)' },
+    'trust-domain': { type: 'string', value: 'TD', help: 'SPIFFE trust domain of every identity', default: 'tlsfleet.local' },
+    'server-name': { type: 'string', value: 'NAME', help: 'extra DNS name or IP address of the server certificates (always localhost, 127.0.0.1, ::1)', multiple: true },
+  },
+});
+
+export const TOKEN = defineCommand({
+  name: 'token',
+  summary: 'Mints a one-time enrollment token offline against the store; prints the token alone on stdout.',
+  flags: {
+    'data-dir': DATA_DIR,
+    device: { type: 'string', value: 'ID', help: 'device id the token enrolls' },
+    service: { type: 'string', value: 'NAME', help: 'service name the token enrolls' },
+    ttl: { type: 'string', value: 'DURATION', help: 'how long the token may be used (at most 30d)', default: '24h', check: checks.durationSeconds },
+    'cert-ttl': { type: 'string', value: 'DURATION', help: 'lifetime of the certificates it leads to, renewals included', default: '7d', check: checks.durationSeconds },
+    ...STORE_FLAGS,
+  },
+  notes: ['Exactly one of --device and --service is required.'],
+});
+
+export const REVOKE = defineCommand({
+  name: 'revoke',
+  summary: 'Revokes every live certificate of a device in the store and rewrites the data dir\'s crl.der.',
+  flags: {
+    'data-dir': DATA_DIR,
+    device: { type: 'string', value: 'ID', help: 'device whose certificates are revoked', required: true },
+    ...STORE_FLAGS,
+  },
+});

@@ -1,0 +1,31 @@
+import { defineCommand } from '@tlsfleet/common';
+
+const SCENARIO_NAMES = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation'] as const;
+
+/** Flag names, help and completion; values are checked by the simulator's own parseSimulateArgs. */
+export const SIMULATE = defineCommand({
+  name: 'simulate',
+  summary: 'Fleet simulator: enrolls N devices, connects and publishes; exits 0 when every verdict of its scenario passes.',
+  flags: {
+    devices: { type: 'string', value: 'N', help: 'simulated devices (1 to 200000)', required: true },
+    ramp: { type: 'string', value: 'N', help: 'new devices per second', default: '100' },
+    'publish-interval': { type: 'string', value: 'DURATION', help: 'time between one device\'s messages', default: '10s' },
+    qos: { type: 'string', value: 'QOS', help: 'MQTT QoS of the messages', default: '1', complete: ['0', '1'] },
+    'payload-bytes': { type: 'string', value: 'N', help: 'message size', default: '100' },
+    duration: { type: 'string', value: 'DURATION', help: 'length of the run after the ramp', default: '60s' },
+    'cert-ttl': { type: 'string', value: 'DURATION', help: 'device certificate lifetime', default: '7d' },
+    scenario: { type: 'string', value: 'NAME', help: 'what happens during the run', default: 'steady', complete: SCENARIO_NAMES },
+    'revoke-percent': { type: 'string', value: 'N', help: 'share of the fleet revoked in the revocation scenario, percent', default: '10' },
+    'restart-hook': { type: 'string', value: 'CMD', help: 'shell command that restarts a broker the simulator did not start' },
+    provisioning: { type: 'string', value: 'URL', help: 'an existing provisioning service (with --broker)' },
+    broker: { type: 'string', value: 'URL', help: 'an existing broker (with --provisioning)' },
+    'data-dir': { type: 'string', value: 'DIR', help: 'the existing deployment\'s data dir, to mint tokens', complete: 'dir' },
+    'admin-token': { type: 'string', value: 'T', help: 'admin token of an existing deployment (with --ca)', secret: true },
+    ca: { type: 'string', value: 'FILE', help: 'trust bundle of an existing deployment (with --admin-token)', complete: 'file' },
+    identities: { type: 'string', value: 'DIR', help: 'keep device identities here and reuse them next run', complete: 'dir' },
+    workers: { type: 'string', value: 'N', help: 'worker threads', default: 'one per CPU' },
+    report: { type: 'string', value: 'DIR', help: 'write summary.json and report.html here', complete: 'dir' },
+    prefix: { type: 'string', value: 'NAME', help: 'device ids are NAME-<n>', default: 'sim' },
+  },
+  notes: ['Without --provisioning and --broker the simulator starts its own services.'],
+});
