@@ -55,7 +55,22 @@ export function admitIssuance(ctx: ApiContext, operation: Operation, body: Reque
     res.locals.run = runIssuance(ctx, operation, req, res, release);
     next();
   };
-  return [identify, enter, read, admit];
+  return [closingOnRefusal(identify), closingOnRefusal(enter), read, admit];
+}
+
+/**
+ * A refusal before the body was read also closes the connection: draining an unread body
+ * (whatever Content-Length it claims) would keep the connection up to the request timeout.
+ */
+function closingOnRefusal(step: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    try {
+      step(req, res, next);
+    } catch (err) {
+      res.setHeader('Connection', 'close');
+      throw err;
+    }
+  };
 }
 
 /** Runs one admission step, counting a refusal in `tlsfleet_issuance_shed_total` by `reason` (default: its code). */
