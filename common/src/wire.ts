@@ -48,6 +48,8 @@ export interface CertificateSummary {
   status: CertificateStatus;
   issuedAt: string;
   revokedAt?: string;
+  /** RFC 5280 §5.3.1 name, when it was revoked on its own (`POST /v1/certificates/:serial/revoke`). */
+  revocationReason?: string;
 }
 
 export interface DeviceSummary {
@@ -56,6 +58,43 @@ export interface DeviceSummary {
   createdAt: string;
   certTtlSeconds: number;
   certificates: CertificateSummary[];
+  /** Its current (newest) certificate's status, in listings: `active`, `revoked` or `expired`. */
+  status?: 'active' | 'revoked' | 'expired';
+  currentSerial?: string;
+}
+
+/** `GET /v1/devices?limit=&cursor=&status=&expiringBefore=`: one page; `nextCursor` is null on the last. */
+export interface DevicePage {
+  items: DeviceSummary[];
+  nextCursor: string | null;
+  /** Same array as `items`, only when the request has no parameters: what callers before paging read. Deprecated. */
+  devices?: DeviceSummary[];
+}
+
+/** `POST /v1/certificates/:serial/revoke` → 200, also when it was revoked before (`alreadyRevoked`, first reason kept). */
+export interface CertificateRevokeResponse {
+  serial: string;
+  deviceId: string;
+  reason: string;
+  revokedAt: string;
+  alreadyRevoked: boolean;
+}
+
+/** One audit record, as `GET /v1/audit` and `tlsfleet audit` give it. */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string;
+  action: 'token' | 'issue' | 'renew' | 'revoke';
+  subject: string;
+  serial?: string;
+  notAfter?: string;
+  reason?: string;
+}
+
+export interface AuditPage {
+  items: AuditEntry[];
+  nextCursor: string | null;
 }
 
 export interface RevokeResponse {

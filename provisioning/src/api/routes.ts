@@ -7,6 +7,8 @@ import { renewRoute } from './renew-route.js';
 import { tokensRoute } from './tokens-route.js';
 import { getDeviceRoute, listDevicesRoute } from './devices-route.js';
 import { revokeRoute } from './revoke-route.js';
+import { certificateRevokeRoute } from './certificate-revoke-route.js';
+import { auditRoute } from './audit-route.js';
 import { caRoute, crlRoute, previousCrlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
 import { estCacertsRoute, estSimpleEnrollRoute, estSimpleReenrollRoute } from '../est/est-routes.js';
 
@@ -30,6 +32,8 @@ export function routes(ctx: ApiContext): Router {
   r.get('/v1/devices', admin, listDevicesRoute);
   r.get('/v1/devices/:id', admin, getDeviceRoute);
   r.post('/v1/devices/:id/revoke', admin, revokeRoute);
+  r.post('/v1/certificates/:serial/revoke', admin, json, certificateRevokeRoute);
+  r.get('/v1/audit', admin, auditRoute);
   r.get('/v1/crl', crlRoute);
   r.get('/v1/crl/previous', previousCrlRoute);
   r.get('/v1/ca', caRoute);

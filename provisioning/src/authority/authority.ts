@@ -21,6 +21,7 @@ import { checkKeyPolicy } from './key-policy.js';
 import { verifyPossession } from './verify-possession.js';
 import { buildDeviceCertificate, randomSerial } from './device-certificate.js';
 import { buildCrl } from './crl.js';
+import { revokeCertificate, type CertificateRevoked } from './revoke-certificate.js';
 
 export interface AuthorityOptions {
   store: Store;
@@ -39,6 +40,8 @@ export interface AuthorityOptions {
    * nothing but its own CRL (`previousCrl()`), so relying parties can check those certificates.
    */
   previousIssuer?: { certificatePem: string; privateKey: KeyObject };
+  /** RFC 5280 §4.2.1.13: the URL of `/v1/crl` every issued certificate names (`--public-url`); default none. */
+  crlDistributionPoint?: string;
   /** Proof of possession, injected so tests can see when it runs; default verifyPossession. */
   verifyPossession?: (csr: CsrParts) => Promise<KeyObject>;
 }
@@ -95,6 +98,7 @@ export class Authority {
   private readonly crlValidityMs: number;
   private readonly crlIssuers: { current: CrlIssuer; previous: CrlIssuer | undefined };
   private readonly verifyPossession: (csr: CsrParts) => Promise<KeyObject>;
+  private readonly crlDistributionPoint: string | undefined;
 
   constructor(opts: AuthorityOptions) {
     this.store = opts.store;
@@ -105,6 +109,7 @@ export class Authority {
     this.now = opts.now ?? Date.now;
     this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
     this.verifyPossession = opts.verifyPossession ?? verifyPossession;
+    this.crlDistributionPoint = opts.crlDistributionPoint;
     this.crlIssuers = {
       current: { certificatePem: this.intermediatePem, privateKey: this.signer.privateKey },
       previous: opts.previousIssuer && { ...opts.previousIssuer },
@@ -184,6 +189,13 @@ export class Authority {
     return serials;
   }
 
+  /** Revokes one certificate with an RFC 5280 reason; see revokeCertificate. */
+  async revokeCertificate(serialHex: string, reason: unknown, by: string): Promise<CertificateRevoked> {
+    const revoked = await revokeCertificate(this.store, serialHex, reason, by, this.now());
+    if (!revoked.alreadyRevoked) for (const issuer of Object.values(this.crlIssuers)) if (issuer) issuer.cache = undefined;
+    return revoked;
+  }
+
   async device(id: string): Promise<{ device: DeviceRecord; certificates: CertificateRecord[] }> {
     if (!isValidName(id)) throw new TlsfleetError('invalid_request', 'Not a valid device id.');
     const device = await this.store.findDevice(id);
@@ -232,7 +244,7 @@ export class Authority {
     const der = await buildCrl({
       issuerCertificatePem: issuer.certificatePem,
       issuerKey: issuer.privateKey,
-      entries: entries.map((e) => ({ serialHex: e.serial, revokedAt: new Date(e.revokedAt) })),
+      entries: entries.map((e) => ({ serialHex: e.serial, revokedAt: new Date(e.revokedAt), reason: e.reason })),
       thisUpdate,
       nextUpdate,
       crlNumber: number,
@@ -273,6 +285,7 @@ export class Authority {
       serial,
       notBefore,
       notAfter,
+      crlDistributionPoint: this.crlDistributionPoint,
     });
     return {
       serial: normalizeSerialHex(serial.toString('hex')),

@@ -248,3 +248,27 @@ describe('buildCrl refuses', () => {
     expect(await codeOf({ crlNumber: 2n ** 159n - 1n })).toBeUndefined();
   });
 });
+
+describe('buildCrl with revocation reasons (RFC 5280 §5.3.1)', () => {
+  it('gives each entry revoked for a reason a non-critical reasonCode, and none to unspecified ones', async () => {
+    await writeCrl('reasons', {
+      entries: [
+        { serialHex: '0a', revokedAt: new Date('2025-05-01T08:00:00Z'), reason: 'keyCompromise' },
+        { serialHex: '0b', revokedAt: new Date('2025-05-01T08:00:00Z'), reason: 'unspecified' },
+        { serialHex: '0c', revokedAt: new Date('2025-05-01T08:00:00Z') },
+        { serialHex: '0d', revokedAt: new Date('2025-05-01T08:00:00Z'), reason: 'aACompromise' },
+        { serialHex: '0e', revokedAt: new Date('2025-05-01T08:00:00Z'), reason: 'cessationOfOperation' },
+      ],
+    });
+    const text = mustOpenssl('crl', '-inform', 'DER', '-in', 'reasons.der', '-noout', '-text');
+    const entry = (serial: string) => text.slice(text.indexOf(`Serial Number: ${serial}`)).split(/Serial Number:|Signature Algorithm/)[1] ?? '';
+    expect(entry('0A')).toMatch(/X509v3 CRL Reason Code:\s*\n\s*Key Compromise/);
+    expect(entry('0B')).not.toContain('Reason Code');
+    expect(entry('0C')).not.toContain('Reason Code');
+    expect(entry('0D')).toMatch(/X509v3 CRL Reason Code:\s*\n\s*AA Compromise/);
+    expect(entry('0E')).toMatch(/X509v3 CRL Reason Code:\s*\n\s*Cessation Of Operation/);
+    expect(text).not.toMatch(/CRL Reason Code: critical/);
+    const verified = openssl('crl', '-inform', 'DER', '-in', 'reasons.der', '-CAfile', 'intermediate.pem', '-noout', '-verify');
+    expect(verified.output).toContain('verify OK');
+  });
+});

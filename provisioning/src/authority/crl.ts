@@ -2,11 +2,15 @@ import { createHash, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { pemToDer, TlsfleetError } from '@tlsfleet/common';
+import type { RevocationReason } from '../storage/store.js';
+import { REVOCATION_REASON_CODES } from './revocation-reason.js';
 
 export interface CrlEntry {
   /** Serial number of the revoked certificate, hex in any case; leading zeros are ignored. */
   serialHex: string;
   revokedAt: Date;
+  /** RFC 5280 §5.3.1; `unspecified` or absent leaves the reasonCode extension out, as the RFC asks. */
+  reason?: RevocationReason | undefined;
 }
 
 export interface BuildCrlParams {
@@ -29,10 +33,12 @@ const SIGNATURE_ALGORITHMS: Record<string, { hash: string; oid: string }> = {
 const ID_CE_SUBJECT_KEY_IDENTIFIER = '2.5.29.14';
 const ID_CE_CRL_NUMBER = '2.5.29.20';
 const ID_CE_AUTHORITY_KEY_IDENTIFIER = '2.5.29.35';
+const ID_CE_CRL_REASONS = '2.5.29.21';
 
 /**
  * An X.509 v2 CRL (RFC 5280 §5) in DER, signed by the issuer key, with the
- * authorityKeyIdentifier and cRLNumber extensions and no per-entry reasonCode.
+ * authorityKeyIdentifier and cRLNumber extensions, and a reasonCode on each entry revoked
+ * for a stated reason.
  *
  * Built from pkijs/asn1js parts and signed with Node's crypto.sign on the KeyObject itself:
  * the issuer Name is copied from the certificate without re-encoding, the key needs no
@@ -66,7 +72,11 @@ export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
     ],
   });
   const revoked = params.entries.map((entry) =>
-    new pkijs.RevokedCertificate({ userCertificate: serialNumber(entry.serialHex), revocationDate: time(entry.revokedAt) }).toSchema(),
+    new pkijs.RevokedCertificate({
+      userCertificate: serialNumber(entry.serialHex),
+      revocationDate: time(entry.revokedAt),
+      ...reasonExtension(entry.reason),
+    }).toSchema(),
   );
   // TBSCertList, field by field as in RFC 5280 §5.1.
   const tbsCertList = new asn1js.Sequence({
@@ -91,6 +101,13 @@ export async function buildCrl(params: BuildCrlParams): Promise<Buffer> {
     value: [tbsCertList, signatureAlgorithmId.toSchema(), new asn1js.BitString({ valueHex: signature })],
   });
   return Buffer.from(certificateList.toBER());
+}
+
+/** RFC 5280 §5.3.1: reasonCode, non-critical, ENUMERATED; absent rather than unspecified (0). */
+function reasonExtension(reason: RevocationReason | undefined): { crlEntryExtensions?: pkijs.Extensions } {
+  const code = reason === undefined ? 0 : REVOCATION_REASON_CODES[reason];
+  if (code === 0) return {};
+  return { crlEntryExtensions: new pkijs.Extensions({ extensions: [extension(ID_CE_CRL_REASONS, new asn1js.Enumerated({ value: code }))] }) };
 }
 
 function signatureAlgorithm(key: KeyObject): { hash: string; oid: string } {

@@ -12,6 +12,7 @@ import type { CaSigner } from './ca-signer.js';
 import { parseCsr } from './csr.js';
 import { buildDeviceCertificate, randomSerial, type DeviceCertificateParams } from './device-certificate.js';
 import { loadCaSigner } from './load-ca-signer.js';
+import { buildCrl } from './crl.js';
 import { OPENSSL_CA_CONFIG } from './openssl-ca.fixture.js';
 
 const device: Identity = { kind: 'device', name: 'device-42', trustDomain: 'tlsfleet.local' };
@@ -22,6 +23,7 @@ let fileCount = 0;
 let p256Issuer: CaSigner;
 let p384Issuer: CaSigner;
 let caFiles: { p256: string; p384: string };
+let p256CertPem: string;
 
 function openssl(...args: string[]): string {
   return execFileSync('openssl', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -62,7 +64,10 @@ function hostileCsr(privateKey: KeyObject): Buffer {
   return readFileSync(csrFile);
 }
 
-async function issue(privateKey: KeyObject, options: { issuer?: CaSigner; identity?: Identity; notBefore?: Date; notAfter?: Date; serial?: Buffer } = {}): Promise<Buffer> {
+async function issue(
+  privateKey: KeyObject,
+  options: { issuer?: CaSigner; identity?: Identity; notBefore?: Date; notAfter?: Date; serial?: Buffer; crlDistributionPoint?: string } = {},
+): Promise<Buffer> {
   const now = Date.now();
   return buildDeviceCertificate({
     issuer: options.issuer ?? p256Issuer,
@@ -71,6 +76,7 @@ async function issue(privateKey: KeyObject, options: { issuer?: CaSigner; identi
     serial: options.serial ?? randomSerial(),
     notBefore: options.notBefore ?? new Date(now - 5 * 60_000),
     notAfter: options.notAfter ?? new Date(now + 7 * 24 * 3600_000),
+    crlDistributionPoint: options.crlDistributionPoint,
   });
 }
 
@@ -95,6 +101,7 @@ beforeAll(async () => {
   const p256 = makeCa('/O=tlsfleet test/CN=Test Intermediate P-256', 'intermediate', 'prime256v1', root);
   const p384 = makeCa('/O=tlsfleet test/CN=Test Intermediate P-384', 'intermediate', 'secp384r1', root);
   p256Issuer = loadCaSigner(p256.certPem, p256.keyPem);
+  p256CertPem = p256.certPem;
   p384Issuer = loadCaSigner(p384.certPem, p384.keyPem);
   caFiles = { p256: writeTemp('ca-p256.pem', root.certPem + p256.certPem), p384: writeTemp('ca-p384.pem', root.certPem + p384.certPem) };
 });
@@ -241,5 +248,46 @@ describe('randomSerial', () => {
     const serial = randomSerial((size) => Buffer.alloc(size, fill));
     expect(serial[0]).toBe(first);
     expect(serial.subarray(1).every((b) => b === fill)).toBe(true);
+  });
+});
+
+describe('buildDeviceCertificate with a CRL Distribution Point (RFC 5280 §4.2.1.13)', () => {
+  const url = 'https://ca.example.net:8443/v1/crl';
+
+  async function crlFile(revokedSerialHex: string[]): Promise<string> {
+    const now = Date.now();
+    const der = await buildCrl({
+      issuerCertificatePem: p256CertPem,
+      issuerKey: p256Issuer.privateKey,
+      entries: revokedSerialHex.map((serialHex) => ({ serialHex, revokedAt: new Date(now - 1000), reason: 'keyCompromise' as const })),
+      thisUpdate: new Date(now - 60_000),
+      nextUpdate: new Date(now + 3600_000),
+      crlNumber: 7n,
+    });
+    return writeTemp('device.crl.pem', derToPem(der, 'X509 CRL'));
+  }
+
+  it('names the URL as a fullName URI, not critical, and openssl checks the certificate against that CRL', async () => {
+    const serial = randomSerial();
+    const der = await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, { serial, crlDistributionPoint: url });
+    expect(opensslText(der)).toMatch(new RegExp(`X509v3 CRL Distribution Points: ?\\n\\s+Full Name:\\s+URI:${url.replace(/[.]/g, '\\.')}\\n`));
+    expect(new X509Certificate(der).toString()).toBeTruthy();
+    const pem = writeTemp('device.pem', derToPem(der, 'CERTIFICATE'));
+    expect(openssl('verify', '-x509_strict', '-crl_check', '-CRLfile', await crlFile([]), '-CAfile', caFiles.p256, pem)).toMatch(/: OK\s*$/);
+    let refused = '';
+    try {
+      openssl('verify', '-x509_strict', '-crl_check', '-CRLfile', await crlFile([serial.toString('hex')]), '-CAfile', caFiles.p256, pem);
+    } catch (err) {
+      refused = String((err as { stderr?: string; stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+    }
+    expect(refused).toMatch(/certificate revoked/);
+  });
+
+  it('leaves the extension out when no URL is given', async () => {
+    expect(opensslText(await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey))).not.toContain('CRL Distribution Points');
+  });
+
+  it.each(['ftp://ca.example/crl', 'https://ca.example/cr l', 'https://ca.exämple/crl', ''])('refuses %j as a distribution point', async (bad) => {
+    await expect(issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, { crlDistributionPoint: bad })).rejects.toThrow(RangeError);
   });
 });

@@ -19,6 +19,7 @@ const OID_SUBJECT_ALT_NAME = oid('551d11'); // 2.5.29.17
 const OID_BASIC_CONSTRAINTS = oid('551d13'); // 2.5.29.19
 const OID_AUTHORITY_KEY_IDENTIFIER = oid('551d23'); // 2.5.29.35
 const OID_EXT_KEY_USAGE = oid('551d25'); // 2.5.29.37
+const OID_CRL_DISTRIBUTION_POINTS = oid('551d1f'); // 2.5.29.31
 const OID_CLIENT_AUTH = oid('2b06010505070302'); // 1.3.6.1.5.5.7.3.2
 
 // RFC 5280 §4.1.2.1: extensions present, so v3, encoded as the INTEGER 2.
@@ -54,6 +55,8 @@ export interface DeviceCertificateParams {
   readonly notBefore: Date;
   /** Truncated to the second. */
   readonly notAfter: Date;
+  /** An absolute http(s) URL of the issuer's CRL, written as a CRL Distribution Point; default none. */
+  readonly crlDistributionPoint?: string | undefined;
 }
 
 /**
@@ -61,7 +64,7 @@ export interface DeviceCertificateParams {
  * returns its DER. Throws RangeError for arguments the caller should never pass.
  */
 export function buildDeviceCertificate(params: DeviceCertificateParams): Buffer {
-  const { issuer, subjectPublicKeyDer, identity, serial, notBefore, notAfter } = params;
+  const { issuer, subjectPublicKeyDer, identity, serial, notBefore, notAfter, crlDistributionPoint } = params;
   checkSerial(serial);
   if (!isValidName(identity.name) || !isValidTrustDomain(identity.trustDomain)) throw new RangeError('invalid identity');
   if (!(notBefore.getTime() < notAfter.getTime())) throw new RangeError('notBefore must be before notAfter');
@@ -89,6 +92,7 @@ export function buildDeviceCertificate(params: DeviceCertificateParams): Buffer 
         extension(OID_SUBJECT_KEY_IDENTIFIER, false, der(TAG.OCTET_STRING, createHash('sha1').update(subjectPublicKeyBits(subjectPublicKeyDer)).digest())),
         // RFC 5280 §4.2.1.1: keyIdentifier [0] only, equal to the issuer's subjectKeyIdentifier.
         extension(OID_AUTHORITY_KEY_IDENTIFIER, false, der(TAG.SEQUENCE, der(TAG_CONTEXT_0, issuer.keyIdentifier))),
+        ...(crlDistributionPoint === undefined ? [] : [crlDistributionPoints(crlDistributionPoint)]),
       ),
     ),
   );
@@ -113,6 +117,18 @@ function checkSerial(serial: Buffer): void {
   if (first === undefined || serial.length > MAX_SERIAL_OCTETS) throw new RangeError('serial must be 1..20 octets');
   if (first >= 0x80) throw new RangeError('serial must be positive');
   if (first === 0 && (serial.length === 1 || (serial[1] as number) < 0x80)) throw new RangeError('serial must be minimally encoded and non-zero');
+}
+
+/**
+ * RFC 5280 §4.2.1.13, not critical: one DistributionPoint whose distributionPoint [0] is a
+ * fullName [0] holding one uniformResourceIdentifier [6]; no reasons, no cRLIssuer (the CA
+ * that issued the certificate signs the CRL).
+ */
+function crlDistributionPoints(url: string): Buffer {
+  // IA5String: a URL already percent-encoded to ASCII (RFC 5280 §4.2.1.13 / §7.4).
+  if (!/^https?:\/\/[\x21-\x7e]+$/.test(url)) throw new RangeError('crlDistributionPoint must be an ASCII http(s) URL');
+  const fullName = der(TAG.CONTEXT_0_CONSTRUCTED, der(TAG_CONTEXT_6, Buffer.from(url, 'ascii')));
+  return extension(OID_CRL_DISTRIBUTION_POINTS, false, der(TAG.SEQUENCE, der(TAG.SEQUENCE, der(TAG.CONTEXT_0_CONSTRUCTED, fullName))));
 }
 
 /** Name ::= SEQUENCE OF SET OF AttributeTypeAndValue, here CN=<name> as a UTF8String (RFC 5280 §4.1.2.6). */

@@ -1,3 +1,5 @@
+import { ADMIN_SCALE_MIGRATION } from './sqlite-migrations.js';
+
 /**
  * Versioned schema of the PostgreSQL store: migration N, once applied, is row N of
  * `tlsfleet_schema_migrations`. Times are ms since the epoch in BIGINT (the driver answers
@@ -61,6 +63,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    CREATE INDEX tokens_subject ON tokens(subject) WHERE consumed_at IS NULL AND cancelled_at IS NULL;
    UPDATE devices d SET current_serial =
      (SELECT serial FROM certificates c WHERE c.subject = d.id ORDER BY c.issued_at DESC, c.serial DESC LIMIT 1);`,
+  ADMIN_SCALE_MIGRATION,
 ];
 
 /** Where applied versions are recorded; created by the first start, outside the numbered list. */

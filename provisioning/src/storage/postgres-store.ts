@@ -1,8 +1,13 @@
 import pg from 'pg';
-import type { AuditEvent, CertificateRecord, DeviceRecord, DeviceRevocation, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import type {
+  AuditEvent, AuditPageQuery, AuditRecord, CertificateListing, CertificateRecord, CertificateRevocation, DevicePageQuery, DeviceRecord,
+  DeviceRevocation, Enrollment, NewToken, PruneCount, RenewalOutcome, RevocationReason, RevokedEntry, Store, TokenRecord,
+} from './store.js';
+import { auditPageQuery, devicePageQuery, LISTING_COLUMNS, PRUNABLE_CERTIFICATES, PRUNABLE_TOKENS } from './admin-queries.js';
 import { kindClash } from './kind-clash.js';
 import { POSTGRES_MIGRATION_LOCK, POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE } from './postgres-migrations.js';
-import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
+import { COUNT_EXPIRING } from './expiring-query.js';
+import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
 
 const INSERT_CERTIFICATE = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
@@ -199,10 +204,10 @@ export class PostgresStore implements Store {
 
   async listRevoked(now: number): Promise<RevokedEntry[]> {
     const { rows } = await this.pool.query<Row>(
-      'SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial',
+      'SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial',
       [now],
     );
-    return rows.map((r) => ({ serial: String(r.serial), revokedAt: Number(r.revoked_at) }));
+    return rows.map(revokedFromRow);
   }
 
   async revocationVersion(): Promise<number> {
@@ -222,6 +227,54 @@ export class PostgresStore implements Store {
         ? await this.pool.query<Row>('SELECT * FROM audit ORDER BY id')
         : await this.pool.query<Row>('SELECT * FROM audit WHERE subject = $1 ORDER BY id', [deviceId]);
     return rows.map(auditFromRow);
+  }
+
+  async countExpiring(now: number, before: number): Promise<number> {
+    const { rows } = await this.pool.query<Row>(COUNT_EXPIRING, [now, before]);
+    return Number(rows[0]?.n);
+  }
+
+  async listDevicePage(q: DevicePageQuery): Promise<DeviceRecord[]> {
+    const { text, params } = devicePageQuery(q);
+    return (await this.pool.query<Row>(text, params)).rows.map(deviceFromRow);
+  }
+
+  async listCertificatesOf(ids: readonly string[]): Promise<CertificateListing[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query<Row>(
+      `SELECT ${LISTING_COLUMNS} FROM certificates WHERE subject = ANY($1::text[]) ORDER BY subject, issued_at, serial`,
+      [ids],
+    );
+    return rows.map(listingFromRow);
+  }
+
+  async revokeCertificate(serial: string, at: number, by: string, reason: RevocationReason): Promise<CertificateRevocation> {
+    return this.tx(async (client): Promise<CertificateRevocation> => {
+      // The row lock orders this against a device revocation or another revocation of it.
+      const found = (await client.query<Row>('SELECT * FROM certificates WHERE serial = $1 FOR UPDATE', [serial])).rows[0];
+      if (!found) return { outcome: 'not_found' };
+      if (found.revoked_at !== null) return { outcome: 'already', certificate: certificateFromRow(found) };
+      const updated = await client.query<Row>(
+        'UPDATE certificates SET revoked_at = $1, revoked_by = $2, revocation_reason = $3 WHERE serial = $4 RETURNING *',
+        [at, by, reason, serial],
+      );
+      await client.query('INSERT INTO audit (at, actor, action, subject, serial, not_after, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+        at, by, 'revoke', found.subject, serial, null, reason,
+      ]);
+      await client.query("UPDATE counters SET value = value + 1 WHERE name = 'revocations'");
+      return { outcome: 'revoked', certificate: certificateFromRow(updated.rows[0] as Row) };
+    });
+  }
+
+  async listAuditPage(q: AuditPageQuery): Promise<AuditRecord[]> {
+    const { text, params } = auditPageQuery(q);
+    return (await this.pool.query<Row>(text, params)).rows.map(auditRecordFromRow);
+  }
+
+  async prune(cutoff: number, batch: number): Promise<PruneCount> {
+    const certificates = await this.pool.query(`DELETE FROM certificates WHERE serial IN (${PRUNABLE_CERTIFICATES})`, [cutoff, batch]);
+    const tokens = await this.pool.query(`DELETE FROM tokens WHERE hash IN (${PRUNABLE_TOKENS})`, [cutoff, batch]);
+    return { certificates: certificates.rowCount ?? 0, tokens: tokens.rowCount ?? 0 };
   }
 
   async ping(): Promise<void> {

@@ -1,3 +1,15 @@
+/**
+ * Admin API at fleet scale (issue 20): per-certificate revocation reasons (RFC 5280 §5.3.1),
+ * the reason in the audit trail, and the indexes retention's batched deletes walk. The same
+ * text in both dialects: SQLite migration 3 and PostgreSQL migration 3.
+ */
+export const ADMIN_SCALE_MIGRATION = `ALTER TABLE certificates ADD COLUMN revocation_reason TEXT;
+   ALTER TABLE audit ADD COLUMN reason TEXT;
+   CREATE INDEX certificates_not_after ON certificates(not_after);
+   CREATE INDEX tokens_expires_at ON tokens(expires_at);
+   CREATE INDEX tokens_consumed_at ON tokens(consumed_at) WHERE consumed_at IS NOT NULL;
+   CREATE INDEX tokens_cancelled_at ON tokens(cancelled_at) WHERE cancelled_at IS NOT NULL;`;
+
 /** Versioned schema of the SQLite store: migration N brings `PRAGMA user_version` to N. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `CREATE TABLE tokens (
@@ -57,4 +69,5 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    CREATE INDEX tokens_subject ON tokens(subject) WHERE consumed_at IS NULL AND cancelled_at IS NULL;
    UPDATE devices SET current_serial =
      (SELECT serial FROM certificates c WHERE c.subject = devices.id ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1);`,
+  ADMIN_SCALE_MIGRATION,
 ];

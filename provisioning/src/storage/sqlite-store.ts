@@ -1,9 +1,14 @@
 import Database from 'better-sqlite3';
-import type { AuditEvent, CertificateRecord, DeviceRecord, DeviceRevocation, Enrollment, NewToken, RenewalOutcome, RevokedEntry, Store, TokenRecord } from './store.js';
+import type {
+  AuditEvent, AuditPageQuery, AuditRecord, CertificateListing, CertificateRecord, CertificateRevocation, DevicePageQuery, DeviceRecord,
+  DeviceRevocation, Enrollment, NewToken, PruneCount, RenewalOutcome, RevocationReason, RevokedEntry, Store, TokenRecord,
+} from './store.js';
+import { auditPageQuery, devicePageQuery, forSqlite, LISTING_COLUMNS, PRUNABLE_CERTIFICATES, PRUNABLE_TOKENS, type Query } from './admin-queries.js';
 import { createPrivateFile } from './private-file.js';
 import { kindClash } from './kind-clash.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row } from './store-rows.js';
+import { COUNT_EXPIRING } from './expiring-query.js';
+import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
 
 /**
  * The embedded store: one SQLite file in the data dir, WAL so the CLI (`tlsfleet token`,
@@ -13,6 +18,7 @@ import { auditFromRow, certificateFromRow, deviceFromRow, tokenFromRow, type Row
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmt;
+  private readonly prepared = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -54,7 +60,11 @@ export class SqliteStore implements Store {
       liveSerials: db.prepare('SELECT serial FROM certificates WHERE subject = ? AND revoked_at IS NULL'),
       revoke: db.prepare('UPDATE certificates SET revoked_at = ?, revoked_by = ? WHERE serial = ? AND revoked_at IS NULL'),
       isRevoked: db.prepare('SELECT revoked_at FROM certificates WHERE serial = ?'),
-      listRevoked: db.prepare('SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at'),
+      listRevoked: db.prepare('SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at'),
+      revokeOne: db.prepare('UPDATE certificates SET revoked_at = ?, revoked_by = ?, revocation_reason = ? WHERE serial = ? AND revoked_at IS NULL'),
+      insertAuditReason: db.prepare('INSERT INTO audit (at, actor, action, subject, serial, not_after, reason) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      pruneCertificates: db.prepare(`DELETE FROM certificates WHERE serial IN (${forSqlite({ text: PRUNABLE_CERTIFICATES, params: [] }).text})`),
+      pruneTokens: db.prepare(`DELETE FROM tokens WHERE hash IN (${forSqlite({ text: PRUNABLE_TOKENS, params: [] }).text})`),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
       bump: db.prepare('UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value'),
       listAudit: db.prepare('SELECT * FROM audit ORDER BY id'),
@@ -151,7 +161,7 @@ export class SqliteStore implements Store {
   }
 
   async listRevoked(now: number): Promise<RevokedEntry[]> {
-    return (this.stmt.listRevoked.all(now) as Row[]).map((r) => ({ serial: String(r.serial), revokedAt: Number(r.revoked_at) }));
+    return (this.stmt.listRevoked.all(now) as Row[]).map(revokedFromRow);
   }
 
   async revocationVersion(): Promise<number> {
@@ -165,6 +175,51 @@ export class SqliteStore implements Store {
   async listAudit(deviceId?: string): Promise<AuditEvent[]> {
     const rows = (deviceId === undefined ? this.stmt.listAudit.all() : this.stmt.listAuditFor.all(deviceId)) as Row[];
     return rows.map(auditFromRow);
+  }
+
+  async listDevicePage(q: DevicePageQuery): Promise<DeviceRecord[]> {
+    return (this.run(devicePageQuery(q)) as Row[]).map(deviceFromRow);
+  }
+
+  async listCertificatesOf(ids: readonly string[]): Promise<CertificateListing[]> {
+    if (ids.length === 0) return [];
+    const sql = `SELECT ${LISTING_COLUMNS} FROM certificates WHERE subject IN (${ids.map(() => '?').join(', ')}) ORDER BY subject, issued_at, serial`;
+    return (this.db.prepare(sql).all(...ids) as Row[]).map(listingFromRow);
+  }
+
+  async revokeCertificate(serial: string, at: number, by: string, reason: RevocationReason): Promise<CertificateRevocation> {
+    return this.db.transaction((): CertificateRevocation => {
+      const found = this.stmt.findCertificate.get(serial) as Row | undefined;
+      if (!found) return { outcome: 'not_found' };
+      if (found.revoked_at !== null) return { outcome: 'already', certificate: certificateFromRow(found) };
+      this.stmt.revokeOne.run(at, by, reason, serial);
+      this.stmt.insertAuditReason.run(at, by, 'revoke', found.subject, serial, null, reason);
+      this.stmt.bump.get('revocations');
+      return { outcome: 'revoked', certificate: certificateFromRow(this.stmt.findCertificate.get(serial) as Row) };
+    }).immediate();
+  }
+
+  async listAuditPage(q: AuditPageQuery): Promise<AuditRecord[]> {
+    return (this.run(auditPageQuery(q)) as Row[]).map(auditRecordFromRow);
+  }
+
+  async prune(cutoff: number, batch: number): Promise<PruneCount> {
+    return this.db.transaction(() => ({
+      certificates: this.stmt.pruneCertificates.run(cutoff, batch).changes,
+      tokens: this.stmt.pruneTokens.run(cutoff, cutoff, cutoff, batch).changes,
+    })).immediate();
+  }
+
+  /** Runs a shared `$n` query, preparing each of its few shapes (filters used or not) once. */
+  private run(q: Query): unknown[] {
+    const { text, params } = forSqlite(q);
+    let statement = this.prepared.get(text);
+    if (!statement) this.prepared.set(text, (statement = this.db.prepare(text)));
+    return statement.all(...params);
+  }
+
+  async countExpiring(now: number, before: number): Promise<number> {
+    return Number((this.db.prepare(COUNT_EXPIRING.replace(/\$\d/g, '?')).get(now, before) as Row).n);
   }
 
   async ping(): Promise<void> {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Enrollment, NewToken, Store } from './store.js';
+import { describeAdminStoreContract } from './store-admin-contract.fixture.js';
 
 /** One backing storage for one test: a fresh store on it, and a way to open a second handle. */
 export interface StoreBacking {
@@ -238,5 +239,6 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
     it('answers ping while open', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
+    describeAdminStoreContract(() => store);
   });
 }

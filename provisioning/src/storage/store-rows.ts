@@ -1,4 +1,4 @@
-import type { AuditEvent, CertificateRecord, DeviceRecord, TokenRecord } from './store.js';
+import type { AuditEvent, AuditRecord, CertificateListing, CertificateRecord, DeviceRecord, RevocationReason, RevokedEntry, TokenRecord } from './store.js';
 
 /** A row as either SQL store reads it: snake_case columns; integers as numbers (SQLite) or decimal strings (PostgreSQL BIGINT). */
 export type Row = Record<string, unknown>;
@@ -24,18 +24,24 @@ export function tokenFromRow(r: Row): TokenRecord {
 }
 
 export function certificateFromRow(r: Row): CertificateRecord {
+  return { ...listingFromRow(r), pem: String(r.pem) };
+}
+
+/** A certificate row read without its PEM column. */
+export function listingFromRow(r: Row): CertificateListing {
+  const reason = str(r.revocation_reason) as RevocationReason | undefined;
   return {
     serial: String(r.serial),
     subject: String(r.subject),
     kind: r.kind as CertificateRecord['kind'],
     spkiHash: String(r.spki_hash),
-    pem: String(r.pem),
     notBefore: Number(r.not_before),
     notAfter: Number(r.not_after),
     issuedAt: Number(r.issued_at),
     issuedBy: String(r.issued_by),
     revokedAt: num(r.revoked_at),
     revokedBy: str(r.revoked_by),
+    ...(reason === undefined ? {} : { revocationReason: reason }),
   };
 }
 
@@ -58,4 +64,14 @@ export function auditFromRow(r: Row): AuditEvent {
     serial: str(r.serial),
     notAfter: num(r.not_after),
   };
+}
+
+export function auditRecordFromRow(r: Row): AuditRecord {
+  const reason = str(r.reason) as RevocationReason | undefined;
+  return { id: Number(r.id), ...auditFromRow(r), ...(reason === undefined ? {} : { reason }) };
+}
+
+export function revokedFromRow(r: Row): RevokedEntry {
+  const reason = str(r.revocation_reason) as RevocationReason | undefined;
+  return { serial: String(r.serial), revokedAt: Number(r.revoked_at), ...(reason === undefined ? {} : { reason }) };
 }

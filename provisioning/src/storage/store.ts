@@ -34,7 +34,12 @@ export interface CertificateRecord {
   issuedBy: string;
   revokedAt: number | undefined;
   revokedBy: string | undefined;
+  /** RFC 5280 §5.3.1 reason given when it was revoked on its own; absent for `unspecified`. */
+  revocationReason?: RevocationReason | undefined;
 }
+
+/** A certificate as listings read it: everything but the PEM. */
+export type CertificateListing = Omit<CertificateRecord, 'pem'>;
 
 export interface DeviceRecord {
   id: string;
@@ -52,6 +57,8 @@ export interface DeviceRecord {
 export interface RevokedEntry {
   serial: string;
   revokedAt: number;
+  /** Absent for `unspecified` (RFC 5280 §5.3.1: the extension is then left out). */
+  reason?: RevocationReason;
 }
 
 export interface Enrollment {
@@ -107,9 +114,80 @@ export interface Store {
   nextCrlNumber(): Promise<bigint>;
   /** Audit trail of issuances and revocations, newest last. */
   listAudit(deviceId?: string): Promise<AuditEvent[]>;
+  /** One page of devices in id order (keyset: ids after `after`); reads at most `limit` device rows. */
+  listDevicePage(query: DevicePageQuery): Promise<DeviceRecord[]>;
+  /** The certificates of these devices (one page), without PEMs, by device then issue time. */
+  listCertificatesOf(deviceIds: readonly string[]): Promise<CertificateListing[]>;
+  /**
+   * Revokes one certificate with a reason (and its audit entry), bumping the revocation
+   * version; `already` changes nothing and answers the earlier revocation.
+   */
+  revokeCertificate(serial: string, at: number, by: string, reason: RevocationReason): Promise<CertificateRevocation>;
+  /** One page of the audit trail in record order, after record `afterId`. */
+  listAuditPage(query: AuditPageQuery): Promise<AuditRecord[]>;
+  /**
+   * Deletes at most `batch` certificates that expired before `cutoff` (never a device's
+   * current one) and at most `batch` tokens spent, cancelled or expired before it. The audit
+   * trail is kept. Returns how many of each went.
+   */
+  prune(cutoff: number, batch: number): Promise<PruneCount>;
+  /** Devices whose current certificate is unrevoked and expires after `now` and at or before `before` (ms): the expiry gauges. */
+  countExpiring(now: number, before: number): Promise<number>;
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A device's status is its current certificate's: `active` (unrevoked, not expired at
+ * `now`), `revoked`, or `expired` (unrevoked, notAfter ≤ now).
+ */
+export type DeviceStatus = 'active' | 'revoked' | 'expired';
+
+export interface DevicePageQuery {
+  /** Exclusive lower bound on the id (the last id of the previous page); default: from the start. */
+  after?: string | undefined;
+  limit: number;
+  status?: DeviceStatus | undefined;
+  /** Only devices whose current certificate's notAfter is before this, ms. */
+  expiringBefore?: number | undefined;
+  /** The time `status` is judged at, ms. */
+  now: number;
+}
+
+export interface AuditPageQuery {
+  /** Exclusive lower bound on the record id; default: from the first. */
+  afterId?: number | undefined;
+  limit: number;
+  deviceId?: string | undefined;
+}
+
+/** An audit event with its record id (the cursor) and, for a revocation, its reason. */
+export interface AuditRecord extends AuditEvent {
+  id: number;
+  reason?: RevocationReason;
+}
+
+/** RFC 5280 §5.3.1 CRLReason names this service records (certificateHold and removeFromCRL are refused). */
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'cACompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation'
+  | 'privilegeWithdrawn'
+  | 'aACompromise';
+
+export interface CertificateRevocation {
+  readonly outcome: 'revoked' | 'already' | 'not_found';
+  /** The certificate after the call (absent for not_found). */
+  readonly certificate?: CertificateRecord;
+}
+
+export interface PruneCount {
+  readonly certificates: number;
+  readonly tokens: number;
 }
 
 /** What one revocation of a device changed. */
