@@ -1,12 +1,11 @@
-import { TlsfleetError, VERSION } from '@tlsfleet/common';
-import { UsageError } from './usage-error.js';
-import { USAGE } from './usage.js';
+import { CommandLineError, didYouMean, TlsfleetError, VERSION } from '@tlsfleet/common';
+import { commandHelp, topUsage, usageHint } from './help.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
 // Loaded on use: `tlsfleet --help` and usage errors stay fast, and each command loads only
 // the packages it needs.
-const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
+const COMMANDS: Record<string, () => Promise<Command>> = {
   init: async () => (await import('./commands/init.js')).initCommand,
   provisioning: async () => (await import('./commands/provisioning.js')).provisioningCommand,
   broker: async () => (await import('./commands/broker.js')).brokerCommand,
@@ -16,13 +15,10 @@ const COMMANDS: Record<keyof typeof USAGE, () => Promise<Command>> = {
   device: async () => (await import('./commands/device.js')).deviceCommand,
   simulate: async () => (await import('./commands/simulate.js')).simulateCommand,
   ca: async () => (await import('./commands/ca.js')).caCommand,
+  completion: async () => (await import('./commands/completion.js')).completionCommand,
 };
 
-function usage(): string {
-  return ['usage:', ...Object.values(USAGE).map((u) => `  ${u}`), '  tlsfleet --version'].join('\n') + '\n';
-}
-
-function isCommand(name: string): name is keyof typeof USAGE {
+function isCommand(name: string): boolean {
   return Object.hasOwn(COMMANDS, name);
 }
 
@@ -34,23 +30,25 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
+    process.stdout.write(topUsage());
     return name === undefined ? 2 : 0;
   }
   if (!isCommand(name)) {
-    process.stderr.write(`tlsfleet: unknown command "${name}"\n${usage()}`);
+    const guess = didYouMean(name, Object.keys(COMMANDS));
+    process.stderr.write(`tlsfleet: unknown command "${name}"${guess === undefined ? '' : ` (did you mean "${guess}"?)`}\n${topUsage()}`);
     return 2;
   }
   // DESIGN.md: `tlsfleet <command> --help` (and `tlsfleet device enroll --help`) prints that command's usage and exits 0.
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`usage: ${USAGE[name]}\n`);
+    process.stdout.write(commandHelp(name, rest));
     return 0;
   }
   try {
-    return await (await COMMANDS[name]())(rest);
+    return await (await COMMANDS[name]!())(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`tlsfleet ${name}: ${err.message}\nusage: ${USAGE[name]}\n`);
+    // Flags, TLSFLEET_* variables and --config files alike: exit 2, the message names the source.
+    if (err instanceof CommandLineError) {
+      process.stderr.write(`tlsfleet ${name}: ${err.message}\n${usageHint(name, rest)}`);
       return 2;
     }
     if (err instanceof TlsfleetError) {

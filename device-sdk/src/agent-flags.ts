@@ -14,10 +14,12 @@ export const ENROLL_DEFINITION = defineCommand({
   name: 'device enroll',
   summary: 'Enrolls this device with a one-time token; a no-op on a state dir that already holds an identity.',
   flags: {
-    ...ENROLL_FLAGS,
+    token: ENROLL_FLAGS.token,
+    'token-file': ENROLL_FLAGS['token-file'],
     provisioning: { ...ENROLL_FLAGS.provisioning, required: true },
     state: { type: 'string', value: 'DIR', help: 'state dir for the key, certificate and trust bundle', required: true, complete: 'dir' },
     'bootstrap-ca': { ...ENROLL_FLAGS['bootstrap-ca'], required: true },
+    'key-type': ENROLL_FLAGS['key-type'],
   },
   notes: ['Exactly one of --token and --token-file is required.'],
 });

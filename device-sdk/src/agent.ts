@@ -1,16 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { parseDurationSeconds } from '@tlsfleet/common';
+import { CommandLineError, helpText, parseCommandLine, parseDurationSeconds, synopsis } from '@tlsfleet/common';
+import { ENROLL_DEFINITION, RUN_DEFINITION } from './agent-flags.js';
 import { createDevice } from './device.js';
 import { enrollWithStore } from './enroll.js';
 import { DeviceError } from './errors.js';
 import { FileCredentialStore, type FileCredentialStoreOptions } from './file-credential-store.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 
-export const AGENT_USAGE = {
-  enroll: 'tlsfleet device enroll (--token T | --token-file FILE) --provisioning URL --state DIR --bootstrap-ca FILE [--key-type P-256|P-384|RSA-2048]',
-  run: 'tlsfleet device run --state DIR --broker URL [--heartbeat 30s] [--persist-queue] [--reconnect-max 60s] [(--token T | --token-file FILE) --provisioning URL --bootstrap-ca FILE]',
-} as const;
+/** One line per verb, from the same definitions that parse the flags (agent-flags.ts). */
+export const AGENT_USAGE = { enroll: synopsis(ENROLL_DEFINITION), run: synopsis(RUN_DEFINITION) } as const;
 
 /** Exit status when the identity is revoked or expired: systemd's RestartPreventExitStatus=3 stops the loop. */
 export const EXIT_REENROLL = 3;
@@ -24,12 +22,18 @@ class AgentUsageError extends Error {}
  */
 export async function runAgent(argv: string[], hooks: { store?: FileCredentialStoreOptions } = { store: faultFromEnv() }): Promise<number> {
   const [verb, ...rest] = argv;
+  const def = verb === 'enroll' ? ENROLL_DEFINITION : verb === 'run' ? RUN_DEFINITION : undefined;
+  // DESIGN.md "Operations": `tlsfleet device enroll --help` prints that command's usage and exits 0.
+  if (def !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(helpText(def));
+    return 0;
+  }
   try {
     if (verb === 'enroll') return await enroll(rest, hooks);
     if (verb === 'run') return await run(rest, hooks);
     throw new AgentUsageError(verb === undefined ? 'a subcommand is required' : `unknown subcommand "${verb}"`);
   } catch (err) {
-    if (err instanceof AgentUsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof AgentUsageError || err instanceof CommandLineError) {
       process.stderr.write(`tlsfleet device: ${(err as Error).message}\nusage:\n  ${AGENT_USAGE.enroll}\n  ${AGENT_USAGE.run}\n`);
       return 2;
     }
@@ -106,18 +110,7 @@ function log(event: string, fields: object = {}): void {
 }
 
 async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOptions }): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      token: { type: 'string' },
-      'token-file': { type: 'string' },
-      provisioning: { type: 'string' },
-      state: { type: 'string' },
-      'bootstrap-ca': { type: 'string' },
-      'key-type': { type: 'string' },
-    },
-    strict: true,
-  });
+  const values = parseCommandLine(ENROLL_DEFINITION, argv);
   required(values, 'provisioning', 'state', 'bootstrap-ca');
   const token = tokenOf(values, true)!;
   const store = new FileCredentialStore(values.state!, hooks.store);
@@ -139,23 +132,7 @@ async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOption
 }
 
 async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      state: { type: 'string' },
-      broker: { type: 'string' },
-      heartbeat: { type: 'string' },
-      'persist-queue': { type: 'boolean' },
-      'reconnect-min': { type: 'string' },
-      'reconnect-max': { type: 'string' },
-      token: { type: 'string' },
-      'token-file': { type: 'string' },
-      provisioning: { type: 'string' },
-      'bootstrap-ca': { type: 'string' },
-      'key-type': { type: 'string' },
-    },
-    strict: true,
-  });
+  const values = parseCommandLine(RUN_DEFINITION, argv);
   required(values, 'state', 'broker');
   const token = tokenOf(values, false);
   const heartbeatMs = durationMs('heartbeat', values.heartbeat, 30);

@@ -35,6 +35,8 @@ export interface ProvisioningOptions {
   /** Connections open at once; default 10,000. Always kept below the open-file limit (raised to its hard limit at start). */
   maxConnections?: number;
   crlValiditySeconds?: number;
+  /** The admin bearer token (`provisioning --admin-token-file`); default: the data dir's admin.token. */
+  adminToken?: string;
   logger?: Logger;
 }
 
@@ -53,7 +55,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const logger = opts.logger ?? createLogger('provisioning');
   const trustDomain = dataDir.config.trustDomain;
   const caBundlePem = dataDir.read('caBundle');
-  const adminToken = dataDir.readSecret('adminToken').trim();
+  const adminToken = opts.adminToken ?? dataDir.readSecret('adminToken').trim();
   // The URL is logged only with its password masked.
   const store =
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));

@@ -34,3 +34,15 @@ export const REVOKE = defineCommand({
     ...STORE_FLAGS,
   },
 });
+
+export const AUDIT = defineCommand({
+  name: 'audit',
+  summary: 'Prints the audit record as JSON lines (the entries of GET /v1/audit), oldest first, read directly from the store.',
+  flags: {
+    'data-dir': DATA_DIR,
+    device: { type: 'string', value: 'ID', help: 'only the records of this device' },
+    limit: { type: 'string', value: 'N', help: 'stop after N records', default: 'all', check: checks.wholeNumber(1) },
+    after: { type: 'string', value: 'ID', help: 'resume after the record with this id', check: checks.wholeNumber(0) },
+    ...STORE_FLAGS,
+  },
+});
