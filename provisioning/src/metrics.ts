@@ -72,6 +72,12 @@ export class ProvisioningMetrics {
     help: 'The connection cap in force (--max-connections, kept below the open-file limit).',
     registers: [this.registry],
   });
+  readonly retentionPruned = new Counter({
+    name: 'tlsfleet_provisioning_retention_pruned_total',
+    help: 'Rows deleted by retention (--retention), by kind: certificate (expired that long ago), token (spent, cancelled or expired that long ago).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -13,6 +13,8 @@ import { ProvisioningMetrics } from './metrics.js';
 import { checkingIntervalFor, guardConnections } from './server/connection-guard.js';
 import { RefusalLog } from './server/refusal-log.js';
 import { describeStore, openStore } from './storage/open-store.js';
+import { DEFAULT_RETENTION_MS, RetentionPruner } from './retention-pruner.js';
+import { crlUrlOf } from './public-url.js';
 import type { Store } from './storage/store.js';
 
 export interface ProvisioningOptions {
@@ -35,6 +37,10 @@ export interface ProvisioningOptions {
   /** Connections open at once; default 10,000. Always kept below the open-file limit (raised to its hard limit at start). */
   maxConnections?: number;
   crlValiditySeconds?: number;
+  /** `--public-url`: the https URL relying parties reach this service at; issued certificates then name `<it>/v1/crl` as CRL Distribution Point. Default none. */
+  publicUrl?: string;
+  /** `--retention`: expired certificates and spent or expired tokens older than this go, ms; 0 keeps everything. Default 90 days. */
+  retentionMs?: number;
   /** The admin bearer token (`provisioning --admin-token-file`); default: the data dir's admin.token. */
   adminToken?: string;
   logger?: Logger;
@@ -60,7 +66,8 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const store =
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
   if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
-  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds });
+  const crlDistributionPoint = opts.publicUrl === undefined ? undefined : crlUrlOf(opts.publicUrl);
+  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint });
   const crlPublisher = crlFilesOf(dataDir, authority, logger);
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
@@ -107,10 +114,22 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   server.listen(opts.port ?? 8443, opts.host ?? '127.0.0.1');
   await once(server, 'listening');
   crlPublisher.start();
+  const retentionMs = opts.retentionMs ?? DEFAULT_RETENTION_MS;
+  const pruner = retentionMs > 0 ? new RetentionPruner({
+    store,
+    retentionMs,
+    onPruned: (c) => {
+      metrics.retentionPruned.inc({ kind: 'certificate' }, c.certificates);
+      metrics.retentionPruned.inc({ kind: 'token' }, c.tokens);
+      logger.info({ certificates: c.certificates, tokens: c.tokens, retentionMs }, 'retention pruned');
+    },
+    onError: (err) => logger.warn({ err }, 'retention sweep failed; the next one retries'),
+  }) : undefined;
+  pruner?.start();
   const { port } = server.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ url, trustDomain, maxConnections, idleTimeoutMs, bodyTimeoutMs }, 'provisioning listening');
+  logger.info({ url, trustDomain, maxConnections, idleTimeoutMs, bodyTimeoutMs, crlDistributionPoint: crlDistributionPoint ?? null, retentionMs }, 'provisioning listening');
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
@@ -122,6 +141,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       await closed;
       clearTimeout(timer);
       await crlPublisher.stop();
+      await pruner?.stop();
       await store.close();
       logger.info('provisioning stopped');
     })());

@@ -15,7 +15,10 @@ export async function devCommand(argv: string[]): Promise<number> {
   }
   // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
   const signalled = untilSignal();
-  const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: port(f.port, '--port', 8443) });
+  const provisioningPort = port(f.port, '--port', 8443);
+  // The server certificate names localhost: certificates point relying parties at this CRL.
+  const publicUrl = provisioningPort === 0 ? undefined : `https://localhost:${provisioningPort}`;
+  const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: provisioningPort, publicUrl });
   // The broker reads revocations from the shared data dir's crl.der, published by provisioning.
   const broker = await startBroker({ dataDir: dir, host: '127.0.0.1', port: port(f['broker-port'], '--broker-port', 8883), healthPort: port(f['health-port'], '--health-port', 9883) });
   process.stdout.write(

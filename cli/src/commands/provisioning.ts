@@ -1,5 +1,5 @@
 import { parseDurationMs } from '@tlsfleet/common';
-import { isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
+import { crlUrlOf, isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { untilSignal } from '../signals.js';
@@ -19,6 +19,8 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     'idle-timeout': { type: 'string' },
     'max-connections': { type: 'string' },
     'crl-validity': { type: 'string' },
+    'public-url': { type: 'string' },
+    retention: { type: 'string' },
   });
   const storeUrl = checkStore(f.store);
   const maxInFlight = positiveInt(f['max-inflight'], '--max-inflight', 64);
@@ -42,11 +44,36 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     idleTimeoutMs: durationMs(f['idle-timeout'], '--idle-timeout'),
     maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
     storeUrl,
+    publicUrl: publicUrl(f['public-url']),
+    retentionMs: retention(f.retention),
   });
   process.stdout.write(`provisioning listening on ${running.url}\n`);
   await signalled;
   await running.close();
   return 0;
+}
+
+/** `--public-url`: checked here so a bad one is a usage error before anything starts. */
+function publicUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    crlUrlOf(value);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return value;
+}
+
+/**
+ * `--retention 90d` (default), `0` or `off` to keep everything. At least 1h: a spent token
+ * answers an interrupted enrollment again for 10 minutes and must outlive that.
+ */
+function retention(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === '0' || value === 'off') return 0;
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms < 3_600_000) throw new UsageError(`--retention takes a duration of at least 1h such as 90d, or 0/off to keep everything, not ${JSON.stringify(value)}`);
+  return ms;
 }
 
 /** A duration flag in milliseconds (`500ms`, `5s`, `1m`); undefined when absent. */
