@@ -17,6 +17,7 @@ const PEERS = [
   { pkg: 'haproxy', bin: '/usr/sbin/haproxy', why: 'a real TCP-passthrough load balancer (mode tcp, send-proxy-v2) in front of the broker for the PROXY protocol tests' },
   { pkg: 'nginx', bin: '/usr/sbin/nginx', why: 'a real TLS-terminating ingress (mTLS, X-SSL-Client-Cert to the wss port) for the --ws-forwarded-cert tests' },
   { pkg: 'redis-server', bin: 'redis-server', why: 'a throwaway Redis (127.0.0.1, no persistence) shared by two brokers for the --cluster tests' },
+  { pkg: 'zsh', bin: 'zsh', why: 'checks the generated zsh completion script (test/cli-help.test.ts)' },
   // A module, not a command: its file proves the package is there, for Debian's own /usr/bin/python3.
   { pkg: 'python3-paho-mqtt', bin: '/usr/lib/python3/dist-packages/paho/mqtt/client.py', why: 'the Eclipse Paho Python client, for the Paho overlapping-subscriptions QoS check (test/broker-qos-grant.test.ts)' },
 ];

@@ -1,4 +1,4 @@
-import { checks } from '@tlsfleet/common';
+import { checks, type ValueCheck } from '@tlsfleet/common';
 
 // Kept here rather than imported from provisioning and broker so `--help` and completion load
 // no service code; cli/src/definitions/definitions.test.ts checks they match the services' lists.
@@ -16,7 +16,14 @@ export const CONFIG_FLAG = {
 
 /** `--store` and the password kept off the command line, for every command that opens the store. */
 export const STORE_FLAGS = {
-  store: { type: 'string', value: 'URL', help: 'sqlite (the data dir\'s file) or postgres://USER@HOST:PORT/DB', default: 'sqlite', secret: true },
+  store: {
+    type: 'string',
+    value: 'URL',
+    help: 'sqlite (the data dir\'s file) or postgres://USER@HOST:PORT/DB',
+    default: 'sqlite',
+    secret: true,
+    check: ((v: string) => (v === 'sqlite' || (/^postgres(ql)?:\/\//.test(v) && URL.canParse(v)) ? undefined : 'takes "sqlite" or a postgres://user@host:port/database URL (special characters percent-encoded)')) as ValueCheck,
+  },
   'store-password-file': { type: 'string', value: 'FILE', help: 'file holding the PostgreSQL password (trailing newline dropped)', complete: 'file' },
 } as const;
 
