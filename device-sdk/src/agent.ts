@@ -5,6 +5,7 @@ import { createDevice } from './device.js';
 import { enrollWithStore } from './enroll.js';
 import { DeviceError } from './errors.js';
 import { FileCredentialStore, type FileCredentialStoreOptions } from './file-credential-store.js';
+import { identityStatus } from './identity-status.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 
 /** One line per verb, from the same definitions that parse the flags (agent-flags.ts). */
@@ -12,6 +13,8 @@ export const AGENT_USAGE = { enroll: synopsis(ENROLL_DEFINITION), run: synopsis(
 
 /** Exit status when the identity is revoked or expired: systemd's RestartPreventExitStatus=3 stops the loop. */
 export const EXIT_REENROLL = 3;
+/** Exit status of a configuration error (wrong bootstrap CA, unknown host, refused port): sysexits' EX_CONFIG. */
+export const EXIT_CONFIG = 78;
 
 class AgentUsageError extends Error {}
 
@@ -39,6 +42,7 @@ export async function runAgent(argv: string[], hooks: { store?: FileCredentialSt
     }
     if (err instanceof DeviceError) {
       process.stderr.write(`tlsfleet device ${verb}: ${err.message} (${err.code})\n`);
+      if (err.configuration) return EXIT_CONFIG;
       return err.code === 'expired' || err.code === 'revoked' ? EXIT_REENROLL : 1;
     }
     throw err;
@@ -114,20 +118,28 @@ async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOption
   required(values, 'provisioning', 'state', 'bootstrap-ca');
   const token = tokenOf(values, true)!;
   const store = new FileCredentialStore(values.state!, hooks.store);
-  // Re-running a provisioning script after a power cut must not fail: the identity is there.
-  const { current } = await store.load();
-  if (current !== undefined) {
-    log('already-enrolled', { deviceId: current.deviceId, serial: current.serial, notAfter: current.notAfter });
-    return 0;
+  // Re-running a provisioning script after a power cut must not fail: a live identity is
+  // kept and the token not spent. A revoked or expired one is replaced (DESIGN: re-enrollment).
+  const { current, candidate } = await store.load();
+  const stored = candidate ?? current;
+  if (stored !== undefined) {
+    const status = await identityStatus(stored);
+    if (status.state === 'live' || status.state === 'unknown') {
+      const unknown = status.state === 'unknown' ? { revocationUnknown: { code: status.error.code, message: status.error.message } } : {};
+      log('already-enrolled', { deviceId: stored.deviceId, serial: stored.serial, notAfter: stored.notAfter, ...unknown });
+      return 0;
+    }
+    log('reenrolling', { deviceId: stored.deviceId, serial: stored.serial, reason: status.state });
   }
   const identity = await enrollWithStore(store, {
+    replaceDeadIdentity: stored !== undefined,
     token,
     provisioningUrl: values.provisioning!,
     bootstrapCa: readPem(values['bootstrap-ca']!),
     keyAlgorithm: keyType(values['key-type']),
     onRetry: (err, delayMs) => log('enroll-retry', { code: err.code, message: err.message, delayMs }),
   });
-  log('enrolled', { deviceId: identity.deviceId, serial: identity.serial, notAfter: identity.notAfter, renewAfter: identity.renewAfter });
+  log('enrolled', { deviceId: identity.deviceId, serial: identity.serial, notAfter: identity.notAfter, renewAfter: identity.renewAfter, ...(stored ? { replaced: stored.serial } : {}) });
   return 0;
 }
 
@@ -150,9 +162,13 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   const startedAt = Date.now();
   device.on('enrolled', (id) => log('enrolled', { ...id }));
   device.on('renewed', (id) => log('renewed', { ...id }));
-  device.on('connected', (info) => log('connected', { ...info, afterMs: Date.now() - startedAt }));
+  // afterMs: the attempt that connected, from its start to CONNACK (not since the agent started).
+  device.on('connected', ({ attemptMs, ...info }) => log('connected', { ...info, afterMs: attemptMs, sinceStartMs: Date.now() - startedAt }));
   device.on('disconnected', (info) => log('disconnected', info));
-  device.on('error', (err) => log('error', { code: err.code, retryable: err.retryable, message: err.message }));
+  const once = onceUntilChanged();
+  device.on('error', (err) => once(`error:${errorKey(err)}`, () => log('error', errorFields(err))));
+  device.on('reconnecting', ({ error, delayMs, slow }) => once(`retry:${errorKey(error)}:${slow}`, () => log('reconnecting', { ...errorFields(error), delayMs, slow })));
+  device.on('connected', () => once.reset());
   const finished = new Promise<number>((resolve) => {
     device.once('reenrollment-required', (err) => {
       log('reenrollment-required', { code: err.code, message: err.message });
@@ -178,4 +194,27 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   await device.close();
   log('stopped', { status });
   return status;
+}
+
+function errorKey(err: DeviceError): string {
+  return `${err.code}:${err.systemCode ?? ''}`;
+}
+
+function errorFields(err: DeviceError): object {
+  return { code: err.code, retryable: err.retryable, message: err.message, ...(err.configuration ? { configuration: true } : {}), ...(err.systemCode ? { reason: err.systemCode } : {}) };
+}
+
+/**
+ * Logs a repeated failure once per change of reason (a device retrying for hours must not
+ * print the same line every few seconds); a connection starts the count afresh.
+ */
+function onceUntilChanged(): ((key: string, write: () => void) => void) & { reset(): void } {
+  const last = new Map<string, string>();
+  const said = (key: string, write: () => void) => {
+    const kind = key.slice(0, key.indexOf(':'));
+    if (last.get(kind) === key) return;
+    last.set(kind, key);
+    write();
+  };
+  return Object.assign(said, { reset: () => last.clear() });
 }

@@ -4,19 +4,24 @@ import type { Backoff } from './backoff.js';
 import type { DeviceIdentity } from './credential-store.js';
 import { DeviceError } from './errors.js';
 import type { OutboundQueue, QueuedMessage } from './outbound-queue.js';
+import { RetryPacer } from './retry-pacer.js';
 import { identityContext } from './tls-context.js';
+import { transportError } from './transport-error.js';
 
 /** What the connection asks of the device at each step. */
 export interface ConnectionHooks {
   /** The identity to present now (a renewed candidate before the proven one); undefined stops the loop. */
   credentials(): DeviceIdentity | undefined;
-  connected(identity: DeviceIdentity, sessionPresent: boolean): void | Promise<void>;
+  /** `attemptMs`: from the start of the attempt that succeeded to its CONNACK. */
+  connected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number): void | Promise<void>;
   disconnected(reason: string): void;
   /** 'retry' waits out the backoff; 'retry-now' tries again at once (another identity); 'stop' ends the loop. */
   connectFailed(err: DeviceError, identity: DeviceIdentity): Promise<'retry' | 'retry-now' | 'stop'>;
   message(topic: string, payload: Buffer, retained: boolean): void;
   /** Trouble the caller did not ask about directly (a refused re-subscription). */
   report(err: DeviceError): void;
+  /** A failed attempt will be retried after `delayMs`; `slow` when paced as a configuration error. */
+  retrying?(err: DeviceError, delayMs: number, slow: boolean): void;
 }
 
 export interface ConnectionOptions {
@@ -30,6 +35,11 @@ export interface ConnectionOptions {
   stableAfterMs?: number;
   /** How long a certificate swap waits for in-flight PUBACKs before it cuts the old link, ms. Default 2000. */
   swapDrainMs?: number;
+  /** Ceiling of the retry delay after a configuration error (certificate, host, lasting refusal), ms. Default 300000. */
+  configurationMaxDelayMs?: number;
+  /** A refused port that lasts this long counts as a configuration error, ms. Default 120000. */
+  configurationAfterMs?: number;
+  random?: () => number;
   backoff: Backoff;
   queue: OutboundQueue;
   hooks: ConnectionHooks;
@@ -51,7 +61,9 @@ interface Link {
  * (clean: false) with clientId = device id; subscriptions are renewed on every link.
  */
 export class Connection {
-  private readonly opts: Required<Omit<ConnectionOptions, 'hooks' | 'backoff' | 'queue'>> & Pick<ConnectionOptions, 'hooks' | 'backoff' | 'queue'>;
+  private readonly opts: Required<Omit<ConnectionOptions, 'hooks' | 'backoff' | 'queue' | 'configurationMaxDelayMs' | 'configurationAfterMs' | 'random'>> &
+    Pick<ConnectionOptions, 'hooks' | 'backoff' | 'queue'>;
+  private readonly pacer: RetryPacer;
   private readonly subscriptions = new Set<string>();
   private link: Link | undefined;
   private linkSeq = 0;
@@ -62,6 +74,7 @@ export class Connection {
 
   constructor(opts: ConnectionOptions) {
     this.opts = { keepaliveSeconds: 30, connectTimeoutMs: 10_000, stableAfterMs: 10_000, swapDrainMs: 2000, ...opts };
+    this.pacer = new RetryPacer({ backoff: opts.backoff, configurationMaxDelayMs: opts.configurationMaxDelayMs, configurationAfterMs: opts.configurationAfterMs, random: opts.random });
   }
 
   get connected(): boolean {
@@ -122,23 +135,30 @@ export class Connection {
   }
 
   private async run(): Promise<void> {
-    const { hooks, backoff } = this.opts;
+    const { hooks } = this.opts;
     while (!this.stopped) {
       const identity = hooks.credentials();
       if (identity === undefined) break;
       this.swapRequested = false;
       let client: MqttClient;
       let sessionPresent: boolean;
+      const attemptFrom = Date.now();
       try {
         ({ client, sessionPresent } = await this.open(identity));
-      } catch (err) {
-        const verdict = await hooks.connectFailed(toConnectError(err), identity);
+      } catch (caught) {
+        const err = toConnectError(caught, this.opts.brokerUrl);
+        const verdict = await hooks.connectFailed(err, identity);
         if (verdict === 'stop') break;
         // Always the backoff after a refusal, even if a renewal asked for a swap meanwhile:
         // a broker that refuses every fresh certificate must not get a tight loop.
-        if (verdict === 'retry') await this.sleep(backoff.next());
+        if (verdict === 'retry') {
+          const plan = this.pacer.next(err);
+          hooks.retrying?.(err, plan.delayMs, plan.slow);
+          await this.sleep(plan.delayMs);
+        }
         continue;
       }
+      this.pacer.connected();
       if (this.stopped) {
         client.end(true);
         break;
@@ -150,7 +170,7 @@ export class Connection {
       });
       client.on('message', (topic, payload, packet) => hooks.message(topic, payload, packet.retain));
       this.link = link;
-      await hooks.connected(identity, sessionPresent);
+      await hooks.connected(identity, sessionPresent, Date.now() - attemptFrom);
       void this.resubscribe(link);
       for (const m of this.opts.queue.pendingFor(link.id)) this.send(m);
       const reason = await closed;
@@ -159,8 +179,8 @@ export class Connection {
       this.opts.queue.linkLost(link.id);
       hooks.disconnected(reason);
       if (this.stopped) break;
-      if (Date.now() - upSince >= this.opts.stableAfterMs) backoff.reset();
-      if (!this.swapRequested) await this.sleep(backoff.next());
+      if (Date.now() - upSince >= this.opts.stableAfterMs) this.pacer.stable();
+      if (!this.swapRequested) await this.sleep(this.pacer.nextAfterDrop());
     }
     this.link = undefined;
   }
@@ -244,7 +264,7 @@ function subscribeOn(client: MqttClient, filters: string[]): Promise<void> {
 }
 
 /** CONNACK return codes [MQTT-3.2.2.3] and TLS alerts into stable codes. */
-function toConnectError(err: unknown): DeviceError {
+function toConnectError(err: unknown, brokerUrl: string): DeviceError {
   if (err instanceof DeviceError) return err;
   const e = err as Error & { code?: unknown };
   if (typeof e.code === 'number') {
@@ -256,5 +276,5 @@ function toConnectError(err: unknown): DeviceError {
   if (typeof e.code === 'string' && /ALERT_(CERTIFICATE|BAD_CERTIFICATE|UNKNOWN_CA|UNSUPPORTED_CERTIFICATE)/.test(e.code)) {
     return new DeviceError('unauthorized', `the broker refused our certificate during the TLS handshake (${e.code})`, { cause: err, retryable: true });
   }
-  return new DeviceError('network', e.message ?? String(err), { cause: err });
+  return transportError(err, `the broker ${brokerUrl}`) ?? new DeviceError('network', e.message ?? String(err), { cause: err });
 }

@@ -59,6 +59,12 @@ export interface CredentialStore {
   saveCandidate(identity: DeviceIdentity): Promise<void>;
   /** Keeps the key of a renewal in flight (optional: without it, only retries within one run reuse the key). */
   savePendingRenewal?(pending: PendingRenewal): Promise<void>;
+  /**
+   * Re-enrollment: stores `identity` as current in place of a revoked or expired one and
+   * forgets that one's candidate and pending renewal. Until it returns, the old identity
+   * stays whole (optional: without it, a state with an identity cannot enroll again).
+   */
+  replaceIdentity?(identity: DeviceIdentity): Promise<void>;
   /** The candidate becomes the current identity (the old one is gone). */
   promoteCandidate(): Promise<void>;
   discardCandidate(): Promise<void>;

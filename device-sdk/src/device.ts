@@ -26,8 +26,11 @@ export interface IdentitySummary {
 export interface DeviceEvents {
   enrolled: [identity: IdentitySummary];
   renewed: [identity: IdentitySummary];
-  connected: [info: { serial: string; sessionPresent: boolean }];
+  /** `attemptMs`: from the start of the connection attempt that succeeded to its CONNACK. */
+  connected: [info: { serial: string; sessionPresent: boolean; attemptMs: number }];
   disconnected: [info: { reason: string }];
+  /** A connection attempt failed and the next waits `delayMs`; `slow` when paced as a configuration error. */
+  reconnecting: [info: { error: DeviceError; delayMs: number; slow: boolean }];
   /** The certificate is revoked or expired: no more connecting or renewing until a new token enrolls it. */
   'reenrollment-required': [error: DeviceError];
   /** Emitted only while someone listens: a device never dies of an unhandled 'error'. */
@@ -51,8 +54,12 @@ export interface DeviceOptions {
   keyAlgorithm?: KeyAlgorithm;
   /** MQTT keepalive, s. Default 30. */
   keepaliveSeconds?: number;
-  /** Reconnect backoff; default 1 s doubling to 60 s, full jitter. */
-  reconnect?: BackoffOptions & { stableAfterMs?: number };
+  /**
+   * Reconnect backoff; default 1 s doubling to 60 s, full jitter. A configuration error
+   * (certificate does not verify, unknown host, or a refusal lasting `configurationAfterMs`,
+   * default 2 min) waits 30 s doubling to `configurationMaxDelayMs` (default 5 min) instead.
+   */
+  reconnect?: BackoffOptions & { stableAfterMs?: number; configurationMaxDelayMs?: number; configurationAfterMs?: number };
   /** Renewal retry backoff; default 1 s doubling to 5 min, full jitter, never past notAfter. */
   renewalRetry?: BackoffOptions;
   /** Offline QoS 1 queue. `persist` keeps it in stateDir/outbox.jsonl across restarts. */
@@ -71,6 +78,9 @@ export interface PublishOptions {
 export type MessageHandler = (subtopic: string, payload: Buffer, info: { topic: string; retained: boolean }) => void;
 
 export type DeviceState = 'idle' | 'starting' | 'running' | 'reenrollment-required' | 'closed';
+
+/** Least wait before renewing again after a configuration error, ms. */
+const CONFIGURATION_RETRY_MS = 30_000;
 
 /** setTimeout's ceiling (~24.8 days); longer waits re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -153,15 +163,19 @@ export class Device extends EventEmitter<DeviceEvents> {
       clientId: id,
       keepaliveSeconds: this.opts.keepaliveSeconds,
       stableAfterMs: this.opts.reconnect?.stableAfterMs,
-      backoff: new Backoff({ random: this.random, ...this.opts.reconnect }),
+      configurationMaxDelayMs: this.opts.reconnect?.configurationMaxDelayMs,
+      configurationAfterMs: this.opts.reconnect?.configurationAfterMs,
+      random: this.random,
+      backoff: new Backoff({ random: this.random, initialDelayMs: this.opts.reconnect?.initialDelayMs, maxDelayMs: this.opts.reconnect?.maxDelayMs }),
       queue: this.queue,
       hooks: {
         credentials: () => (this._state === 'running' ? (this.candidate ?? this.current) : undefined),
-        connected: (identity, sessionPresent) => this.onConnected(identity, sessionPresent),
+        connected: (identity, sessionPresent, attemptMs) => this.onConnected(identity, sessionPresent, attemptMs),
         disconnected: (reason) => this.emit('disconnected', { reason }),
         connectFailed: (err, identity) => this.onConnectFailed(err, identity),
         message: (topic, payload, retained) => this.dispatch(topic, payload, retained),
         report: (err) => this.report(err),
+        retrying: (error, delayMs, slow) => this.emit('reconnecting', { error, delayMs, slow }),
       },
     });
     this._state = 'running';
@@ -238,14 +252,14 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.candidate ?? this.current!;
   }
 
-  private async onConnected(identity: DeviceIdentity, sessionPresent: boolean): Promise<void> {
+  private async onConnected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number): Promise<void> {
     if (identity === this.candidate) {
       // Proven by the broker: only now does the renewed identity replace the working one.
       await this.store.promoteCandidate();
       this.current = identity;
       this.candidate = undefined;
     }
-    this.emit('connected', { serial: identity.serial, sessionPresent });
+    this.emit('connected', { serial: identity.serial, sessionPresent, attemptMs });
   }
 
   private async onConnectFailed(err: DeviceError, identity: DeviceIdentity): Promise<'retry' | 'retry-now' | 'stop'> {
@@ -326,7 +340,8 @@ export class Device extends EventEmitter<DeviceEvents> {
       }
       if (err.code === 'key_rejected') this.renewalKey.forget();
       // Transient or not, retry while the certificate is valid; honour the service's Retry-After.
-      const delay = Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next());
+      // A configuration error (the service's certificate does not verify, no such host) is never retried quickly.
+      const delay = Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next(), err.configuration && !err.retryable ? CONFIGURATION_RETRY_MS : 0);
       clearTimeout(this.renewTimer);
       if (this._state === 'running') this.armTimer('renew', Math.min(this.now() + delay, Date.parse(authenticating.notAfter)), () => void this.renew());
       return false;

@@ -17,6 +17,11 @@ export interface EnrollOptions {
   random?: () => number;
   /** Called before each retry with the error that caused it. */
   onRetry?: (err: DeviceError, delayMs: number) => void;
+  /**
+   * The stored identity is known to be revoked or expired (identityStatus): enroll afresh
+   * and replace it once the new one is issued. Default false: a stored identity is an error.
+   */
+  replaceDeadIdentity?: boolean;
 }
 
 /**
@@ -29,7 +34,9 @@ export async function enrollWithStore(store: CredentialStore, opts: EnrollOption
   if (!opts.bootstrapCa.includes('-----BEGIN CERTIFICATE-----')) throw new DeviceError('invalid_request', 'the bootstrap CA bundle holds no PEM certificate');
   const client = new ProvisioningClient(opts.provisioningUrl);
   const state = await store.load();
-  if (state.current !== undefined) throw new DeviceError('invalid_request', `this state already holds the identity of ${state.current.deviceId}`);
+  const replacing = state.current !== undefined;
+  if (replacing && !opts.replaceDeadIdentity) throw new DeviceError('invalid_request', `this state already holds the identity of ${state.current!.deviceId}`);
+  if (replacing && store.replaceIdentity === undefined) throw new DeviceError('invalid_request', 'this credential store cannot replace an identity');
   let pending = state.pendingEnrollment;
   if (pending === undefined || pending.provisioningUrl !== client.url) {
     const fresh = await generateDeviceKey(opts.keyAlgorithm);
@@ -43,12 +50,13 @@ export async function enrollWithStore(store: CredentialStore, opts: EnrollOption
   for (;;) {
     try {
       const identity = await client.enroll(opts.token, csr, key, opts.bootstrapCa);
-      await store.saveEnrolled(identity);
+      await (replacing ? store.replaceIdentity!(identity) : store.saveEnrolled(identity));
       return identity;
     } catch (caught) {
       const err = toDeviceError(caught);
       const delay = Math.max(err.retryAfterMs ?? 0, backoff.next());
-      if (!err.retryable || Date.now() + delay > deadline) throw err;
+      // A configuration error (wrong CA, host, port) is said at once, not retried for minutes.
+      if (!err.retryable || err.configuration || Date.now() + delay > deadline) throw err;
       opts.onRetry?.(err, delay);
       await new Promise((r) => setTimeout(r, delay));
     }

@@ -6,6 +6,7 @@ import type { DeviceIdentity } from './credential-store.js';
 import { DeviceError } from './errors.js';
 import type { DeviceKey } from './keys.js';
 import { identityContext, trustContext } from './tls-context.js';
+import { transportError } from './transport-error.js';
 
 /** Answers are a few KiB of PEM; anything bigger is not our service. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -111,7 +112,7 @@ export class ProvisioningClient {
         });
       });
       req.on('timeout', () => req.destroy(new DeviceError('network', `no answer from ${url.origin} within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof DeviceError ? err : new DeviceError('network', `${url.origin}: ${err.message}`, { cause: err })));
+      req.on('error', (err) => reject(err instanceof DeviceError ? err : (transportError(err, `the provisioning service ${url.origin}`) ?? new DeviceError('network', `${url.origin}: ${err.message}`, { cause: err }))));
       req.end(data);
     });
   }

@@ -74,6 +74,14 @@ export class FileCredentialStore implements CredentialStore {
     await this.remove('pendingEnrollment');
   }
 
+  async replaceIdentity(identity: DeviceIdentity): Promise<void> {
+    // The dead identity's leftovers go first: cut here, the old identity is still whole and
+    // the pending enrollment's key asks again. One rename then swaps identity.json.
+    await this.discardCandidate();
+    await this.remove('pendingRenewal');
+    await this.saveEnrolled(identity);
+  }
+
   async saveCandidate(identity: DeviceIdentity): Promise<void> {
     await this.write('candidate', identity);
     await this.remove('pendingRenewal');

@@ -8,3 +8,4 @@ export { generateDeviceKey, loadDeviceKey, KEY_ALGORITHMS, type KeyAlgorithm, ty
 export { createCsr } from './csr.js';
 export { ProvisioningClient } from './enrollment-client.js';
 export { renewAtMs, RENEWAL_JITTER } from './renewal.js';
+export { identityStatus, type IdentityStatus, type IdentityStatusOptions } from './identity-status.js';

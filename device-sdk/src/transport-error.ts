@@ -1,0 +1,59 @@
+import { DeviceError } from './errors.js';
+
+/**
+ * OpenSSL's X509_V_ERR_* names as Node reports them (`err.code`), plus Node's own host name
+ * check: the peer's certificate does not verify against the trust anchors we were given.
+ */
+const VERIFY_CODE = /^(UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|INVALID_CA|PATH_LENGTH_EXCEEDED|INVALID_PURPOSE|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)/;
+
+/**
+ * A socket-level failure to reach `target` (a provisioning or broker URL) as a typed
+ * DeviceError, or undefined when it is plain network trouble (reset, timeout, ...) that the
+ * caller reports as `network`. These are the failures a fast retry does not fix: a wrong
+ * bootstrap CA, a misspelt host, a port nobody listens on.
+ */
+export function transportError(err: unknown, target: string): DeviceError | undefined {
+  const code = systemCodeOf(err);
+  if (code === undefined) return undefined;
+  const reason = (err as Error).message;
+  if (VERIFY_CODE.test(code)) {
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'the certificate does not name this host' : 'is the trust bundle (--bootstrap-ca) the one of this service?';
+    return new DeviceError('tls_verification_failed', `the TLS certificate of ${target} does not verify: ${code} (${reason}); ${hint}`, {
+      cause: err,
+      retryable: false,
+      configuration: true,
+      systemCode: code,
+    });
+  }
+  // RFC 6761 §6.4: a name under "invalid." never resolves, whatever the resolver answered.
+  if (code === 'ENOTFOUND' || (code === 'EAI_AGAIN' && isInvalidName((err as { hostname?: unknown }).hostname))) {
+    return new DeviceError('host_not_found', `the host of ${target} does not resolve (${code === 'ENOTFOUND' ? 'ENOTFOUND' : 'a name under .invalid'}); check the host name`, { cause: err, retryable: false, configuration: true, systemCode: code });
+  }
+  if (code === 'EAI_AGAIN') {
+    // The resolver could not answer (no network yet, DNS server down): transient, unlike NXDOMAIN.
+    return new DeviceError('host_not_found', `the host of ${target} could not be resolved now (EAI_AGAIN: temporary resolver failure)`, { cause: err, retryable: true, systemCode: code });
+  }
+  if (code === 'ECONNREFUSED') {
+    // Retryable: a broker restarting refuses for a moment. Still a configuration suspect when it lasts.
+    return new DeviceError('connection_refused', `nothing accepts connections at ${target} (ECONNREFUSED); check the host and port, or the service is down`, {
+      cause: err,
+      retryable: true,
+      configuration: true,
+      systemCode: code,
+    });
+  }
+  return undefined;
+}
+
+function isInvalidName(host: unknown): boolean {
+  return typeof host === 'string' && /(^|\.)invalid\.?$/i.test(host);
+}
+
+/** `err.code` when it is a string, or the first inner error's (Node's happy eyeballs throws an AggregateError). */
+function systemCodeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return code;
+  const inner = (err as { errors?: unknown } | undefined)?.errors;
+  if (Array.isArray(inner) && inner.length > 0) return systemCodeOf(inner[0]);
+  return undefined;
+}
