@@ -1,18 +1,22 @@
-import type { RequestHandler } from 'express';
-import { TlsfleetError, type CertificateStatus, type CertificateSummary, type DevicePage, type DeviceSummary } from '@tlsfleet/common';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { RequestHandler, Response } from 'express';
+import { TlsfleetError, type CertificateStatus, type CertificateSummary, type DeviceSummary } from '@tlsfleet/common';
 import type { CertificateListing, DeviceRecord, DeviceStatus } from '../storage/store.js';
 import type { ApiContext } from './context.js';
 import { decodeCursor, onlyParams, page, pageLimit, queryParam } from './page-cursor.js';
 
 const DEVICE_STATUSES: readonly DeviceStatus[] = ['active', 'revoked', 'expired'];
+/** Devices whose certificates are read, summarised and written between two turns of the event loop. */
+const CHUNK = 20;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
 
 /**
  * GET /v1/devices?limit=&cursor=&status=&expiringBefore= (admin) → DevicePage. Keyset pages
- * from the store: two bounded queries per page (the devices, then their certificates), so
- * the cost of a page never grows with the fleet and the event loop is never held for long.
- * Without parameters it answers the first page, with `devices` beside `items` for callers
- * from before paging.
+ * from the store (the cost of a page never grows with the fleet), streamed CHUNK devices at a
+ * time: their certificates are read, summarised and written, then the event loop takes a turn,
+ * so a page of 1000 devices × 10 certificates never holds /readyz for long. Without
+ * parameters it answers the first page, with `devices` beside `items` for callers from
+ * before paging.
  */
 export const listDevicesRoute: RequestHandler = async (req, res) => {
   const ctx = res.locals.ctx as ApiContext;
@@ -25,11 +29,35 @@ export const listDevicesRoute: RequestHandler = async (req, res) => {
   const now = Date.now();
   const rows = await ctx.store.listDevicePage({ after: cursor === undefined ? undefined : decodeCursor('devices', cursor), limit: limit + 1, status, expiringBefore, now });
   const { items, nextCursor } = page('devices', rows, limit, (d) => d.id);
-  const certificates = groupBySubject(await ctx.store.listCertificatesOf(items.map((d) => d.id)));
-  const summaries = items.map((d) => summary(d, certificates.get(d.id) ?? [], now));
-  const answer: DevicePage = { items: summaries, nextCursor, ...(Object.keys(query).length === 0 ? { devices: summaries } : {}) };
-  res.json(answer);
+  const legacy = Object.keys(query).length === 0;
+  const written: string[] = [];
+  res.status(200).type('application/json');
+  await write(res, '{"items":[');
+  for (let i = 0; i < items.length; i += CHUNK) {
+    if (res.destroyed) return; // the admin went away: read no further
+    const chunk = items.slice(i, i + CHUNK);
+    const certificates = groupBySubject(await ctx.store.listCertificatesOf(chunk.map((d) => d.id)));
+    const text = chunk.map((d) => JSON.stringify(summary(d, certificates.get(d.id) ?? [], now))).join(',');
+    if (legacy) written.push(text);
+    await write(res, `${i === 0 ? '' : ','}${text}`);
+    await yieldToEventLoop();
+  }
+  // DevicePage: `devices` repeats `items` only on the parameterless first page (≤ 100 devices).
+  res.end(`],"nextCursor":${JSON.stringify(nextCursor)}${legacy ? `,"devices":[${written.join(',')}]` : ''}}`);
 };
+
+/** Writes, waiting for the socket to drain when its buffer is full (a slow admin client). */
+async function write(res: Response, text: string): Promise<void> {
+  if (text !== '' && !res.write(text) && !res.destroyed) await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 /** GET /v1/devices/:id (admin) → DeviceSummary. */
 export const getDeviceRoute: RequestHandler = async (req, res) => {
