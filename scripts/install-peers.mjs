@@ -18,6 +18,7 @@ const PEERS = [
   { pkg: 'nginx', bin: '/usr/sbin/nginx', why: 'a real TLS-terminating ingress (mTLS, X-SSL-Client-Cert to the wss port) for the --ws-forwarded-cert tests' },
   { pkg: 'redis-server', bin: 'redis-server', why: 'a throwaway Redis (127.0.0.1, no persistence) shared by two brokers for the --cluster tests' },
   { pkg: 'zsh', bin: 'zsh', why: 'checks the generated zsh completion script (test/cli-help.test.ts)' },
+  { pkg: 'systemd', bin: 'systemd-analyze', why: 'checks the units in deploy/systemd/ (systemd-analyze verify and security) in test/systemd-units.test.ts' },
   // A module, not a command: its file proves the package is there, for Debian's own /usr/bin/python3.
   { pkg: 'python3-paho-mqtt', bin: '/usr/lib/python3/dist-packages/paho/mqtt/client.py', why: 'the Eclipse Paho Python client, for the Paho overlapping-subscriptions QoS check (test/broker-qos-grant.test.ts)' },
 ];
