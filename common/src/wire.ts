@@ -20,7 +20,7 @@ export interface EnrollResponse {
   caBundle: string;
   /** ISO 8601. */
   notAfter: string;
-  /** ISO 8601: notBefore + 2/3 of the lifetime. */
+  /** ISO 8601: issuance + 2/3 of the lifetime (the backdating of notBefore not counted; common/rotation.ts). */
   renewAfter: string;
 }
 

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { isExpired, renewAtMs } from './renewal.js';
 
+// A fake clock: issued at T0, with notBefore backdated as the service does (5 min, never more than the lifetime).
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const validity = (lifetimeS: number) => ({
-  notBefore: new Date(T0).toISOString(),
+  notBefore: new Date(T0 - Math.min(300, lifetimeS) * 1000).toISOString(),
   notAfter: new Date(T0 + lifetimeS * 1000).toISOString(),
   renewAfter: new Date(T0 + (lifetimeS * 1000 * 2) / 3).toISOString(),
 });
@@ -13,8 +14,15 @@ describe('when to renew', () => {
     [0.5, 'renewAfter itself', T0 + 20_000],
     [0, '10% of the lifetime earlier', T0 + 20_000 - 3000],
     [1, '10% of the lifetime later', T0 + 20_000 + 3000],
-  ])('with random %s it renews at %s', (r, _label, expected) => {
+  ])('a 30 s certificate with random %s renews at %s (the backdated 30 s not counted)', (r, _label, expected) => {
     expect(renewAtMs(validity(30), () => r)).toBe(expected);
+  });
+
+  it('a 1 h certificate renews 40 minutes after issuance, ±6 minutes of jitter', () => {
+    const v = validity(3600);
+    expect(renewAtMs(v, () => 0.5)).toBe(T0 + 40 * 60_000);
+    expect(renewAtMs(v, () => 0)).toBe(T0 + 34 * 60_000);
+    expect(renewAtMs(v, () => 1)).toBe(T0 + 46 * 60_000);
   });
 
   it('keeps a 7-day certificate renewal within ±10% of its lifetime around 2/3', () => {
@@ -29,6 +37,11 @@ describe('when to renew', () => {
   it('never schedules past 90% of the lifetime, whatever the service said', () => {
     const v = { ...validity(30), renewAfter: new Date(T0 + 29_000).toISOString() };
     expect(renewAtMs(v, () => 1)).toBe(T0 + 27_000);
+  });
+
+  it('never schedules before issuance, whatever the service said', () => {
+    const v = { ...validity(30), renewAfter: new Date(T0 - 20_000).toISOString() };
+    expect(renewAtMs(v, () => 0)).toBe(T0);
   });
 
   it('knows a certificate is expired from notAfter on', () => {

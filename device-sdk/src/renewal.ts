@@ -1,3 +1,5 @@
+import { issuedAtMs } from '@tlsfleet/common';
+
 /** Fraction of the lifetime by which the renewal moment is spread either way (DESIGN.md: with jitter). */
 export const RENEWAL_JITTER = 0.1;
 
@@ -8,17 +10,18 @@ export interface Validity {
 }
 
 /**
- * When to renew, ms since the epoch: the service's `renewAfter` moved uniformly by up to
- * ±10% of the lifetime, so a fleet enrolled in one burst does not renew in one burst.
- * Never before notBefore and never later than 90% of the lifetime, which leaves time
- * for retries before notAfter.
+ * When to renew, ms since the epoch: the service's `renewAfter` (2/3 of the lifetime after
+ * issuance) moved uniformly by up to ±10% of the lifetime, so a fleet enrolled in one
+ * burst does not renew in one burst. The lifetime counts from issuance, not from the
+ * backdated notBefore (common/rotation.ts). Never before issuance and never later than
+ * 90% of the lifetime, which leaves time for retries before notAfter.
  */
 export function renewAtMs(validity: Validity, random: () => number = Math.random, jitter = RENEWAL_JITTER): number {
-  const notBefore = Date.parse(validity.notBefore);
   const notAfter = Date.parse(validity.notAfter);
-  const lifetime = notAfter - notBefore;
+  const issued = issuedAtMs(Date.parse(validity.notBefore), notAfter);
+  const lifetime = notAfter - issued;
   const at = Date.parse(validity.renewAfter) + (random() * 2 - 1) * jitter * lifetime;
-  return Math.round(Math.min(Math.max(at, notBefore), notBefore + 0.9 * lifetime));
+  return Math.round(Math.min(Math.max(at, issued), issued + 0.9 * lifetime));
 }
 
 export function isExpired(validity: Validity, nowMs: number): boolean {

@@ -72,6 +72,12 @@ export class ProvisioningMetrics {
     help: 'The connection cap in force (--max-connections, kept below the open-file limit).',
     registers: [this.registry],
   });
+  readonly certificateRevocations = new Counter({
+    name: 'tlsfleet_provisioning_certificate_revocations_total',
+    help: 'Certificates revoked one at a time (POST /v1/certificates/:serial/revoke) through this instance, by RFC 5280 reason; keyCompromise is the one to alert on.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly retentionPruned = new Counter({
     name: 'tlsfleet_provisioning_retention_pruned_total',
     help: 'Rows deleted by retention (--retention), by kind: certificate (expired that long ago), token (spent, cancelled or expired that long ago).',

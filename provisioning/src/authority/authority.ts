@@ -3,6 +3,7 @@ import {
   derToPem,
   isValidName,
   normalizeSerialHex,
+  NOT_BEFORE_BACKDATE_MS,
   renewAfterMs,
   TlsfleetError,
   type Identity,
@@ -82,7 +83,7 @@ export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
 export const DEFAULT_CERT_TTL_SECONDS = 7 * 86_400;
 export const MAX_CERT_TTL_SECONDS = 397 * 86_400;
 /** notBefore is backdated this much for clock skew, but never by more than the lifetime. */
-export const BACKDATE_MS = 5 * 60_000;
+export const BACKDATE_MS = NOT_BEFORE_BACKDATE_MS;
 
 /**
  * The certificate authority: enrollment, renewal, revocation and CRLs. Knows nothing of
