@@ -1,10 +1,9 @@
-import { once } from 'node:events';
 import { renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Service } from './harness/cli.js';
-import { enrollAt, startBrokerProcess, type DeviceCredentials } from './harness/broker-env.js';
+import { enrollAt, healthUrlOf, startBrokerProcess, type DeviceCredentials } from './harness/broker-env.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { startRedis, type RedisServer } from './harness/redis.js';
 import { countMatches, grantedQos, inbox, metric, metricUntil, mosquittoArgs, mosquittoSub, outputMatches, within, type Inbox } from './harness/broker-probe.js';
@@ -38,7 +37,7 @@ async function connectTo(url: string, ca: string, creds: DeviceCredentials, opts
   client.on('error', () => undefined);
   clients.push(client);
   const box = inbox(client);
-  await within(once(client, 'connect'), 10_000, `${creds.id} connecting`);
+  await within(new Promise((resolve) => client.once('connect', resolve)), 10_000, `${creds.id} connecting`);
   return { client, box };
 }
 
@@ -79,7 +78,7 @@ describe('broker: an ACL reload reaches live and stored subscriptions', () => {
     aclFile = join(env.dir, 'acl.json');
     replaceFile(aclFile, policy(true), ++mtime);
     broker = await startBrokerProcess(env.dataDir, ['--acl', aclFile]);
-    healthUrl = /health (http:\/\/\S+)/.exec(broker.output())?.[1] ?? '';
+    healthUrl = healthUrlOf(broker);
     watcher = await enrollAt(env, 'watcher', { kind: 'service' });
     archiver = await enrollAt(env, 'archiver', { kind: 'service' });
     sensor = await enrollAt(env, 'sensor');
@@ -204,7 +203,7 @@ describe('broker cluster: a reload reaches a session stored through the other in
   });
 
   it('drops the stored subscription as broker B restores the session, counts it, and delivers nothing queued for it', async () => {
-    const healthB = /health (http:\/\/\S+)/.exec(brokerB.output())?.[1] ?? '';
+    const healthB = healthUrlOf(brokerB);
     const archiver = await enrollAt(env, 'c-archiver', { kind: 'service' });
     const sensor = await connectTo(brokerA.url, env.ca, await enrollAt(env, 'c-sensor'), {}, clients);
     const first = await connectTo(brokerA.url, env.ca, archiver, { clean: false }, clients);

@@ -103,7 +103,7 @@ describe('broker: delivery QoS never above the grant', () => {
     again.on('error', () => undefined);
     clients.push(again);
     const arrived = publishes(again);
-    await within(once(again, 'connect'), 10_000, 'the reconnect');
+    await within(new Promise((resolve) => again.once('connect', resolve)), 10_000, 'the reconnect');
     await svc.publishAsync('devices/qg-6/commands/marker', 'marker', { qos: 1 });
     expect(await arrived.until('marker', 'queued')).toEqual([{ topic: 'devices/qg-6/commands/queued', qos: 1 }]);
   });

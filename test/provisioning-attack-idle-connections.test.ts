@@ -2,12 +2,12 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { postJson, request } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';
-import { runCli, startService } from './harness/cli.js';
+import { logged, runCli, startService } from './harness/cli.js';
 import { sample } from './harness/broker-probe.js';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -96,7 +96,8 @@ describe('provisioning under idle connections', () => {
   it('closes TLS connections that send no request, answering 408, and a keep-alive connection left silent after its answer', async () => {
     const silent = await Promise.all(
       Array.from({ length: 5 }, async () => {
-        const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca, servername: 'localhost', localAddress: '127.0.0.4', ALPNProtocols: ['http/1.1'] });
+        // net.connect's localAddress reaches the socket; @types/node leaves it out of tls.connect's options.
+        const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca, servername: 'localhost', localAddress: '127.0.0.4', ALPNProtocols: ['http/1.1'] } as ConnectionOptions);
         await once(s, 'secureConnect');
         return s;
       }),
@@ -124,7 +125,7 @@ describe('provisioning under a low open-file limit', () => {
       expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
       const service = await startService(
         ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--max-connections', '5000'],
-        /provisioning listening on (https:\/\/\S+)/,
+        logged('provisioning listening'),
         { prefix: ['prlimit', '--nofile=300:300'] },
       );
       try {
