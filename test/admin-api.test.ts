@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { closedAt, tryConnect, within } from './harness/broker-probe.js';
+import { closedAt, sample, tryConnect, within } from './harness/broker-probe.js';
 import { runCli } from './harness/cli.js';
 import { postJson, request, type HttpAnswer } from './harness/https-client.js';
 import { openssl } from './harness/openssl.js';
@@ -146,6 +146,8 @@ describe('admin API at fleet scale (issue 20)', () => {
       const text = await crlText();
       const entry = text.slice(text.indexOf(`Serial Number: ${d.serial.toUpperCase()}`)).split('Serial Number:')[1] ?? '';
       expect(entry).toMatch(/X509v3 CRL Reason Code:\s*\n\s*Key Compromise/);
+      const metrics = (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+      expect(sample(metrics, 'tlsfleet_provisioning_certificate_revocations_total', { reason: 'keyCompromise' })).toBe(1);
     });
 
     it('answers 200 alreadyRevoked with the first reason to a repeat, for the serial in any case and with leading zeros', async () => {
@@ -217,5 +219,18 @@ describe('admin API at fleet scale (issue 20)', () => {
       expect((await revokeSerial(d.serial, { reason: 'keyCompromise' })).status).toBe(200);
       expect(await verify()).toMatch(/certificate revoked/);
     });
+  });
+});
+
+describe('provisioning --public-url and --retention are checked at start', () => {
+  it.each([
+    [['--public-url', 'http://ca.example'], /--public-url must be an https:\/\/ URL/],
+    [['--public-url', 'https://user:pw@ca.example'], /user name or password/],
+    [['--retention', '30m'], /--retention takes a duration of at least 1h/],
+    [['--retention', 'forever'], /--retention takes a duration/],
+  ])('refuses %j with exit 2 naming the flag, before anything starts', async (args, message) => {
+    const r = await runCli(['provisioning', '--data-dir', '/nonexistent-tlsfleet-data', ...args]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(message);
   });
 });

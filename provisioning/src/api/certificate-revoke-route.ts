@@ -15,6 +15,7 @@ export const certificateRevokeRoute: RequestHandler = async (req, res) => {
   const revoked = await ctx.authority.revokeCertificate(String(req.params.serial), (body as { reason?: unknown }).reason, actor);
   if (!revoked.alreadyRevoked) {
     ctx.metrics.revocations.inc();
+    ctx.metrics.certificateRevocations.inc({ reason: revoked.reason });
     ctx.logger.info({ subject: revoked.deviceId, serial: revoked.serial, reason: revoked.reason, by: actor }, 'certificate revoked');
     // As for a device revocation: the record stands even if the file cannot be written.
     await ctx.crlPublisher?.publish().catch((err: unknown) => ctx.logger.error({ err, serial: revoked.serial }, 'revoked, but cannot publish the CRL file'));
