@@ -53,9 +53,17 @@ describe('tlsfleet simulate', () => {
   });
 
   it('reconnect-storm: the broker restarts mid-run, 99% are back in time, no QoS 1 message lost', async () => {
-    const { code, summary } = await simulate('reconnect-storm');
+    const { code, stdout, stderr, summary } = await simulate('reconnect-storm');
     expect(summary.scenario.pass, failed(summary)).toBe(true);
     expect(code).toBe(0);
+    // The restart's dropped links and refused ports are said to be expected, apart from the errors.
+    const reason = 'reconnecting: broker restarted (expected in this scenario)';
+    expect(summary.expectedErrors?.reason).toBe(reason);
+    expect(Object.values(summary.expectedErrors?.counts ?? {}).reduce((a, b) => a + b, 0), JSON.stringify(summary.errors)).toBeGreaterThan(0);
+    expect(Object.keys(summary.errors)).not.toContain('connection_refused');
+    expect(stdout).toContain(`${reason}: `);
+    // What received and sent count, once, before the first progress line.
+    expect(stderr).toMatch(/received may lead sent by the last 250 ms of traffic/);
     expect(summary.events.map((e) => e.label)).toEqual(['fleet up', 'broker restart', 'broker back']);
     expect(summary.scenario.verdicts.find((v) => v.name.startsWith('time until 99%'))?.pass).toBe(true);
   });

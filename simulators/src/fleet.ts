@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { enrollWithStore, FileCredentialStore } from '@tlsfleet/device-sdk';
 import { AdminClient } from './admin-client.js';
+import { ErrorTally } from './error-tally.js';
 import type { FleetConfig } from './fleet-config.js';
 import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
 import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
@@ -12,6 +13,7 @@ import { bucketize, LatencyHistogram } from './latency-histogram.js';
 import { Progress } from './progress.js';
 import type { FleetSummary, TimelinePoint } from './report/fleet-summary.js';
 import { SCENARIO_TABLE, type ScenarioContext } from './scenarios/index.js';
+import { RECOVERY_LIMIT_MS } from './scenarios/reconnect-storm.js';
 import { TelemetryChecker } from './telemetry-checker.js';
 
 export interface FleetRunOptions {
@@ -43,6 +45,9 @@ async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Pr
   const token = config.adminToken ?? readAdminToken(config.dataDir!);
   return { provisioningUrl: config.provisioningUrl, brokerUrl: config.brokerUrl, admin: new AdminClient(config.provisioningUrl, token, ca), ca, own: undefined };
 }
+
+/** How the output names the errors a planned broker restart causes. */
+const RESTART_REASON = 'reconnecting: broker restarted (expected in this scenario)';
 
 /** Runs `jobs` with at most `limit` in flight. */
 async function inParallel<T>(items: T[], limit: number, job: (item: T) => Promise<void>): Promise<void> {
@@ -85,7 +90,9 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
 
     const transitions: Transition[] = [];
     const events: FleetSummary['events'] = [];
-    const errors: Record<string, number> = {};
+    const tally = new ErrorTally();
+    const errors = tally.errors;
+    let restartSettle: { backAt: number; fleetBackAt?: number } | undefined;
     const enrollMs: number[] = [];
     const connectMs: number[] = [];
     const totals = { sent: 0, acked: 0, enrolled: 0, reused: 0, enrollFailed: 0, renewals: 0, connectedPeak: 0 };
@@ -102,15 +109,14 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       enrollMs.push(...r.enrollMs);
       connectMs.push(...r.connectMs);
       transitions.push(...r.transitions);
-      for (const [code, n] of Object.entries(r.errors)) {
-        errors[code] = (errors[code] ?? 0) + n;
-        errorsInInterval += n;
-      }
+      for (const [code, n] of Object.entries(r.errors)) if (tally.add(code, n)) errorsInInterval += n;
       connectedBy.set(w, r.connected);
       totals.connectedPeak = Math.max(totals.connectedPeak, connected());
       fleetUp();
     };
     let fleetUp = () => {};
+    // Devices expected connected: all but those told to enroll again (revoked).
+    const expectedBack = () => config.devices - new Set(transitions.filter((t) => t.kind === 'reenrollment-required').map((t) => t.index)).size;
     let fleetUpDeadline: NodeJS.Timeout | undefined;
     const connected = () => [...connectedBy.values()].reduce((a, b) => a + b, 0);
 
@@ -164,7 +170,27 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       errorsInInterval = 0;
       checker.interval.reset();
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      progress.update({ enrolled: totals.enrolled + totals.reused, connected: c, sent: totals.sent, received: checker.received, errors: Object.values(errors).reduce((a, b) => a + b, 0) });
+      // A planned restart is over once the fleet has been back a second (errors arrive up to
+      // 250 ms late, with the workers' reports), bounded by the scenario's recovery limit.
+      if (restartSettle) {
+        if (c >= expectedBack()) restartSettle.fleetBackAt ??= Date.now();
+        else restartSettle.fleetBackAt = undefined;
+        const settled = restartSettle.fleetBackAt !== undefined && Date.now() - restartSettle.fleetBackAt >= 1000;
+        if (settled || Date.now() - restartSettle.backAt > RECOVERY_LIMIT_MS) {
+          tally.settled();
+          restartSettle = undefined;
+        }
+      }
+      progress.update({
+        enrolled: totals.enrolled + totals.reused,
+        connected: c,
+        sent: totals.sent,
+        received: checker.received,
+        duplicated: checker.duplicated,
+        errors: tally.total('errors'),
+        expected: tally.total('expected'),
+        expectedReason: tally.expectedReason,
+      });
     }, 1000);
 
     const notes: ScenarioContext['notes'] = {};
@@ -176,9 +202,12 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       mark: (label) => events.push({ t: Math.round((Date.now() - t0) / 100) / 10, label }),
       revoke: (id) => target.admin.revoke(id),
       restartBroker: async () => {
-        if (target.own) return target.own.restartBroker();
-        if (config.restartHook === undefined) throw new Error('reconnect-storm against a broker the simulator did not start needs --restart-hook CMD');
-        await new Promise<void>((resolve, reject) => exec(config.restartHook!, (err) => (err ? reject(err) : resolve())));
+        if (target.own === undefined && config.restartHook === undefined) throw new Error('reconnect-storm against a broker the simulator did not start needs --restart-hook CMD');
+        // Devices losing their link and finding the port closed are what a restart looks like, not errors.
+        tally.expect(RESTART_REASON);
+        if (target.own) await target.own.restartBroker();
+        else await new Promise<void>((resolve, reject) => exec(config.restartHook!, (err) => (err ? reject(err) : resolve())));
+        restartSettle = { backAt: Date.now() };
       },
     };
     const scenario = SCENARIO_TABLE[config.scenario];
@@ -207,7 +236,6 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     // handshake later. Let the end sample wait for those, bounded, so that "connected at the
     // end" counts devices that dropped out, not a swap caught mid-way. Devices told to
     // enroll again (revoked) are not expected back.
-    const expectedBack = () => config.devices - new Set(transitions.filter((t) => t.kind === 'reenrollment-required').map((t) => t.index)).size;
     const settleBy = Date.now() + 3000;
     while (connected() < expectedBack() && Date.now() < settleBy) await sleep(50);
     notes.connectedAtEnd = connected();
@@ -264,6 +292,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       histograms: { enrollmentMs: bucketize(enrollMs), connectMs: bucketize(connectMs) },
       timeline,
       errors,
+      ...(tally.expectedReason !== undefined ? { expectedErrors: { reason: tally.expectedReason, counts: tally.expected } } : {}),
       resources: {
         simulatorCpuSeconds: cpuSeconds,
         simulatorPeakRssBytes: peakRss,

@@ -34,5 +34,8 @@ function verdictText(s: FleetSummary): string {
   }
   const errors = Object.entries(s.errors);
   if (errors.length) lines.push(`errors: ${errors.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  // A planned broker restart's refusals and dropped links, apart from the errors and said why.
+  const expected = s.expectedErrors;
+  if (expected) lines.push(`${expected.reason}: ${Object.entries(expected.counts).map(([c, n]) => `${c} ${n}`).join(', ')}`);
   return lines.join('\n') + '\n';
 }

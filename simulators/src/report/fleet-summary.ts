@@ -51,8 +51,10 @@ export interface FleetSummary {
   };
   /** One point per sampling interval (about a second). */
   timeline: TimelinePoint[];
-  /** Stable error code → count. */
+  /** Stable error code → count: the unexpected ones. */
   errors: Record<string, number>;
+  /** Errors a planned disruption of the scenario explains (a broker restart), apart from `errors`. */
+  expectedErrors?: { reason: string; counts: Record<string, number> };
   resources: {
     simulatorCpuSeconds: number;
     simulatorPeakRssBytes: number;

@@ -33,6 +33,7 @@ function emptySummary(): FleetSummary {
   summary.timeline = [];
   summary.histograms = { enrollmentMs: [], connectMs: [] };
   summary.errors = {};
+  delete summary.expectedErrors;
   summary.events = [];
   summary.scenario = { name: 'steady', pass: true, verdicts: [{ name: 'messages lost', limit: '0', measured: '0', pass: true }] };
   return summary;
@@ -47,7 +48,7 @@ function expectedPoints(summary: FleetSummary): Record<ChartName, number> {
     latency: measured('p50') + measured('p99'),
     'enrollment-latency': summary.histograms.enrollmentMs.length,
     'connect-latency': summary.histograms.connectMs.length,
-    errors: Object.keys(summary.errors).length,
+    errors: Object.keys(summary.errors).length + Object.keys(summary.expectedErrors?.counts ?? {}).length,
   };
 }
 
@@ -100,7 +101,10 @@ describe('report.html in headless chromium', () => {
       expect(occurrences(chartIn(dom.sample, name).content, bars), name).toBe(expected[name]);
     }
     expect(chartIn(dom.sample, 'connected').content).toContain('>1k</text>'); // a y tick label
-    expect(chartIn(dom.sample, 'errors').content).toContain('>ECONNREFUSED<title>ECONNREFUSED</title></text>');
+    expect(chartIn(dom.sample, 'errors').content).toContain('>rate_limited<title>rate_limited</title></text>');
+    // A planned restart's refusals are grey and say why, not red errors.
+    expect(chartIn(dom.sample, 'errors').content).toContain('>connection_refused (expected)<title>connection_refused: reconnecting: broker restarted (expected in this scenario)</title></text>');
+    expect(chartIn(dom.sample, 'errors').content).toMatch(/class="bar expected"[^>]*>(<title>)?connection_refused: 1730 \(reconnecting: broker restarted/);
   });
 
   it('shows the scenario, a big FAIL and every verdict with its limit, measurement and result', () => {

@@ -215,26 +215,31 @@ export const REPORT_SCRIPT = String.raw`
     return bars.length;
   }
 
-  /** errors: { code: count }; one horizontal bar per code, most frequent first. */
-  function errorBars(figure, errors) {
-    const all = Object.entries(errors || {})
-      .filter((entry) => isNumber(entry[1]) && entry[1] > 0)
+  /**
+   * errors: { code: count }; one horizontal bar per code, most frequent first. expected:
+   * { reason, counts } of a planned disruption (a broker restart): grey bars, labelled so.
+   */
+  function errorBars(figure, errors, expected) {
+    const counted = (entries, planned) => entries.filter((entry) => isNumber(entry[1]) && entry[1] > 0).map((entry) => [entry[0], entry[1], planned]);
+    const all = counted(Object.entries(errors || {}), false)
+      .concat(counted(Object.entries((expected && expected.counts) || {}), true))
       .sort((a, b) => b[1] - a[1]);
     if (all.length === 0) return noData(figure);
     const shown = all.slice(0, MAX_ERROR_BARS);
 
-    const area = plotArea(figure, 170, 14);
+    const area = plotArea(figure, 200, 14);
     const band = Math.min(32, (area.bottom - area.top) / shown.length);
     const cTicks = ticksUpTo(shown[0][1], 6);
     const x = linear(cTicks[cTicks.length - 1], area.left, area.right);
 
     for (const v of cTicks) svg(area.root, 'line', { x1: x(v), x2: x(v), y1: area.top, y2: area.bottom, class: 'grid' });
-    shown.forEach(([code, count], i) => {
+    shown.forEach(([code, count, planned], i) => {
       const middle = area.top + (i + 0.5) * band;
-      const name = svgText(area.root, { x: area.left - 6, y: middle + 4, 'text-anchor': 'end' }, code.length > 26 ? code.slice(0, 25) + '…' : code);
-      tooltip(name, code);
-      const rect = svg(area.root, 'rect', { x: area.left, y: middle - band * 0.35, width: x(count) - area.left, height: band * 0.7, class: 'bar error' });
-      tooltip(rect, code + ': ' + count);
+      const label = planned ? code + ' (expected)' : code;
+      const name = svgText(area.root, { x: area.left - 6, y: middle + 4, 'text-anchor': 'end' }, label.length > 30 ? label.slice(0, 29) + '…' : label);
+      tooltip(name, planned ? code + ': ' + expected.reason : code);
+      const rect = svg(area.root, 'rect', { x: area.left, y: middle - band * 0.35, width: x(count) - area.left, height: band * 0.7, class: planned ? 'bar expected' : 'bar error' });
+      tooltip(rect, code + ': ' + count + (planned ? ' (' + expected.reason + ')' : ''));
       svgText(area.root, { x: x(count) + 4, y: middle + 4 }, String(count));
     });
     if (all.length > shown.length) {
@@ -257,7 +262,7 @@ export const REPORT_SCRIPT = String.raw`
     ]),
     'enrollment-latency': (f) => histogram(f, summary.histograms && summary.histograms.enrollmentMs, 'enrollments'),
     'connect-latency': (f) => histogram(f, summary.histograms && summary.histograms.connectMs, 'connections'),
-    'errors': (f) => errorBars(f, summary.errors),
+    'errors': (f) => errorBars(f, summary.errors, summary.expectedErrors),
   };
 
   for (const figure of document.querySelectorAll('[data-chart]')) {

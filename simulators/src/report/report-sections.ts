@@ -11,7 +11,7 @@ export const CHARTS = [
   { name: 'latency', caption: 'End-to-end latency: p50 and p99' },
   { name: 'enrollment-latency', caption: 'Enrollment latency' },
   { name: 'connect-latency', caption: 'TLS handshake + CONNACK latency' },
-  { name: 'errors', caption: 'Errors by code' },
+  { name: 'errors', caption: 'Errors by code (grey: expected during a planned broker restart)' },
 ] as const;
 
 export function renderHeader(summary: FleetSummary): SafeHtml {

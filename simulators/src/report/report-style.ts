@@ -37,6 +37,7 @@ table.verdicts { border-collapse: collapse; min-width: 60%; }
 .plot .dot.c0, .plot .swatch.c0, .plot .bar { fill: var(--c0); }
 .plot .dot.c1, .plot .swatch.c1 { fill: var(--c1); }
 .plot .bar.error { fill: var(--fail); }
+.plot .bar.expected { fill: var(--muted); }
 .plot .event { stroke: var(--ink); stroke-dasharray: 4 3; }
 .plot .event-label { fill: var(--ink); }
 .plot .no-data { font-size: 18px; fill: var(--muted); }

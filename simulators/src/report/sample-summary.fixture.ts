@@ -84,7 +84,8 @@ export function sampleSummary(): FleetSummary {
       connectMs: buckets([5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000], [310, 720, 402, 251, 160, 88, 41, 19, 7, 2]),
     },
     timeline,
-    errors: { ECONNREFUSED: 1730, ECONNRESET: 1000, rate_limited: 41, connack_timeout: 6 },
+    errors: { rate_limited: 41, connack_timeout: 6 },
+    expectedErrors: { reason: 'reconnecting: broker restarted (expected in this scenario)', counts: { connection_refused: 1730, network: 1000 } },
     resources: {
       simulatorCpuSeconds: 21.4,
       simulatorPeakRssBytes: 148 * 1024 * 1024,
