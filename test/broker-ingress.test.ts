@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions } from 'mqtt';
 import { WebSocket } from 'ws';
 import { generate, parser, type Packet } from 'mqtt-packet';
-import { startBrokerProcess, startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { healthUrlOf, startBrokerProcess, startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import { httpGet, inbox, metric, metricUntil, outputMatches, readyzStatuses, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
@@ -205,7 +205,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
     let health: string;
     beforeAll(async () => {
       strict = await startBrokerProcess(env.dataDir, ['--proxy-protocol', '--trusted-proxy', '10.0.0.0/8']);
-      health = /health (http:\/\/\S+)/.exec(strict.output())?.[1] ?? '';
+      health = healthUrlOf(strict);
     });
     afterAll(async () => {
       await strict?.stop();
@@ -250,7 +250,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
       let health: string;
       beforeAll(async () => {
         limited = await startBrokerProcess(env.dataDir, ['--proxy-protocol', '--trusted-proxy', '127.0.0.1/32', '--max-connections-per-address', '2']);
-        health = /health (http:\/\/\S+)/.exec(limited.output())?.[1] ?? '';
+        health = healthUrlOf(limited);
       });
       afterAll(async () => {
         await limited?.stop();
@@ -318,7 +318,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
       const clients: Attempt['client'][] = [];
       beforeAll(async () => {
         limited = await startBrokerProcess(env.dataDir, ['--ws-port', '0', '--max-connections-per-address', '2']);
-        health = /health (http:\/\/\S+)/.exec(limited.output())?.[1] ?? '';
+        health = healthUrlOf(limited);
         wsUrl = wssUrlOf(limited);
       });
       afterAll(async () => {

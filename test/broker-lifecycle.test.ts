@@ -6,7 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
+import { healthUrlOf, startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import {
   closedAt,
   countMatches,
@@ -365,7 +365,7 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       aclFile = join(env.dir, 'acl.json');
       replaceFile(aclFile, policy(['fleet/{id}/events']), base);
       aclBroker = await startBrokerProcess(env.dataDir, ['--acl', aclFile]);
-      aclHealth = /health (http:\/\/\S+)/.exec(aclBroker.output())?.[1] ?? '';
+      aclHealth = healthUrlOf(aclBroker);
     });
     afterAll(async () => {
       await aclBroker?.stop();
@@ -450,7 +450,7 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
 
     it('drains on SIGTERM: /readyz answers 503 while draining, clients see the close, and the process exits 0 within 5 s', async () => {
       const broker = await startBrokerProcess(env.dataDir);
-      const health = /health (http:\/\/\S+)/.exec(broker.output())?.[1] ?? '';
+      const health = healthUrlOf(broker);
       try {
         expect((await httpGet(`${health}/readyz`)).status).toBe(200);
         const a = await open(await env.enroll('drain-1'), {}, broker.url);

@@ -294,13 +294,13 @@ describe('idle connections and the connection cap', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
     try {
-      await within(new Promise<void>((resolve) => child.stdout.on('data', () => /broker listening on/.test(out) && resolve())), 20_000, `the broker ready: ${out}`);
+      await within(new Promise<void>((resolve) => child.stdout.on('data', () => /"msg":"broker listening"/.test(out) && resolve())), 20_000, `the broker ready: ${out}`);
       const line = JSON.parse(out.split('\n').find((l) => l.includes('"msg":"broker listening"')) ?? '{}') as { maxConnections?: number; fdLimit?: { soft: number; hard: number } };
       // 300 less the reserve (10 %, at least 64 descriptors).
       expect(line.fdLimit).toEqual({ soft: 300, hard: 300 });
       expect(line.maxConnections).toBe(236);
       const port = Number(/mqtts:\/\/[^:]+:(\d+)/.exec(out)?.[1]);
-      const health = /health (http:\/\/\S+)/.exec(out)?.[1] ?? '';
+      const health = /"healthUrl":"(http:\/\/[^"]+)"/.exec(out)?.[1] ?? '';
       const conns = await Promise.all(Array.from({ length: 240 }, () => silentTcp(port)));
       const refused = await metricUntil(health, 'tlsfleet_broker_connection_limit_refusals_total', { listener: 'mqtts' }, (v) => v >= 4);
       expect(refused).toBe(4);

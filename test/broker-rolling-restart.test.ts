@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Device } from '@tlsfleet/device-sdk';
-import { startBrokerProcess, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
+import { healthUrlOf, startBrokerProcess, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
 import { countMatches, inbox, metric, metricUntil, outputMatches, within, type Inbox } from './harness/broker-probe.js';
 import type { Service } from './harness/cli.js';
 import { newDevice, startConnected } from './harness/device-env.js';
@@ -41,7 +41,7 @@ describe('rolling restart of clustered brokers behind HAProxy', () => {
   let subscriber: MqttClient | undefined;
 
   const args = (port: number, healthPort: number) => ['--cluster', redis.url, '--port', String(port), '--health-port', String(healthPort)];
-  const healthOf = (service: Service) => /health (http:\/\/\S+)/.exec(service.output())?.[1] ?? '';
+  const healthOf = healthUrlOf;
   /** The same instance again, on the same ports. */
   const start = async (i: Instance) => {
     i.service = await startBrokerProcess(env.dataDir, args(i.port, i.healthPort));

@@ -4,6 +4,7 @@ import { WebSocket } from 'ws';
 import { startFleetEnv, wssUrlOf, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
 import { closedAt, grantedQos, inbox, metric, metricUntil, tryConnect, type Attempt } from './harness/broker-probe.js';
 import { revokeDevice } from './harness/device-env.js';
+import { logLines } from './harness/cli.js';
 
 /** SUBACK return code 0x80 "Failure", as mqtt.js reports it in `granted[].qos`. */
 const SUBACK_FAILURE = 128;
@@ -39,8 +40,9 @@ describe('MQTT over WebSockets (wss with client certificates)', () => {
     return a;
   }
 
-  it('prints the wss URL on the ready line after the mqtts and health URLs', () => {
-    expect(env.broker.output()).toMatch(/broker listening on mqtts:\/\/127\.0\.0\.1:\d+ health http:\/\/127\.0\.0\.1:\d+ wss wss:\/\/127\.0\.0\.1:\d+\n/);
+  it('logs the wss URL beside the mqtts and health URLs on the JSON listening line', () => {
+    const [line] = logLines(env.broker.output(), 'broker listening');
+    expect(line).toMatchObject({ url: expect.stringMatching(/^mqtts:\/\/127\.0\.0\.1:\d+$/), healthUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), wsUrl: expect.stringMatching(/^wss:\/\/127\.0\.0\.1:\d+$/) });
   });
 
   // Before any other test leaves a client connected: it ends at zero addresses.

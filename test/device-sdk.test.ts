@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { createDevice, enrollWithStore, FileCredentialStore, type Device, type DeviceError } from '@tlsfleet/device-sdk';
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
+import { healthUrlOf, mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
 import { inbox, metric } from './harness/broker-probe.js';
 import { postJson } from './harness/https-client.js';
 import type { Service } from './harness/cli.js';
@@ -351,7 +351,7 @@ describe('revocation', () => {
     await expect(d.publish('telemetry', 'x')).rejects.toMatchObject({ code: 'revoked' });
     // One refused attempt made it ask the service; after that answer it stopped.
     expect(refused.length).toBe(1);
-    const healthUrl = /health (http:\/\/\S+)/.exec(env.broker.output())![1]!;
+    const healthUrl = healthUrlOf(env.broker);
     expect(await metric(healthUrl, 'tlsfleet_broker_auth_failures_total', { reason: 'revoked' })).toBe(1);
   });
 });

@@ -215,7 +215,7 @@ describe('service operations', () => {
     });
 
     it.each([['--port http'], ['--max-inflight 0']])('refuses to start provisioning with %s, exiting 2', async (flags) => {
-      const r = await runAndStopWhenReady(['provisioning', '--data-dir', dir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /provisioning listening on/);
+      const r = await runAndStopWhenReady(['provisioning', '--data-dir', dir, '--host', '127.0.0.1', '--port', '0', ...flags.split(' ')], /"msg":"provisioning listening"/);
       expect(r.becameReady).toBe(false);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(flags.split(' ')[0]);
@@ -228,7 +228,7 @@ describe('service operations', () => {
       dataDir = join(tmp.path, 'modes');
       expect((await runCli(['init', '--data-dir', dataDir])).code).toBe(0);
     });
-    const start = () => runAndStopWhenReady(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], /provisioning listening on/);
+    const start = () => runAndStopWhenReady(['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0'], /"msg":"provisioning listening"/);
 
     it.each([
       ['intermediate-ca.key', '0644'],
@@ -285,15 +285,15 @@ describe('service operations', () => {
       expect(enrollBody.length).toBe(1000);
       const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body: enrollBody, sentBytes: 40 });
       try {
-        await pollUntil('the slow upload to be read', metrics, (t) => sample(t, 'tlsfleet_issuance_bodies_reading') === 1);
-        expect(sample(await metrics(), 'tlsfleet_issuance_in_flight')).toBe(0);
+        await pollUntil('the slow upload to be read', metrics, (t) => sample(t, 'tlsfleet_provisioning_issuance_bodies_reading') === 1);
+        expect(sample(await metrics(), 'tlsfleet_provisioning_issuance_in_flight')).toBe(0);
         const ok = await postJson(`${env.url}/v1/enroll`, { token: waitingToken, csr: await makeCsr(newKey()) }, { ca: env.ca });
         expect(ok.status, ok.text()).toBe(201);
         const estAuthorization = `Bearer ${await mintToken(env, 'est-while-slow')}`;
         const est = await request(`${env.url}/.well-known/est/simpleenroll`, { ca: env.ca, method: 'POST', headers: { 'content-type': 'application/pkcs10', authorization: estAuthorization }, body: await makeCsr(newKey()) });
         expect(est.status, est.text()).toBe(200);
         for (const path of ['/healthz', '/readyz', '/v1/ca']) expect((await request(`${env.url}${path}`, { ca: env.ca })).status, path).toBe(200);
-        expect(sample(await metrics(), 'tlsfleet_issuance_shed_total', { reason: 'overloaded' })).toBe(0);
+        expect(sample(await metrics(), 'tlsfleet_provisioning_issuance_shed_total', { reason: 'overloaded' })).toBe(0);
         const [answer] = await slow.closed();
         expect(answer?.status, answer?.body).toBe(408);
         expect(JSON.parse(answer!.body).error.code).toBe('request_timeout');
@@ -329,7 +329,7 @@ describe('service operations', () => {
       const devices = await request(`${env.url}/v1/devices`, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
       expect(devices.json().devices).toHaveLength(2);
       const text = (await request(`${env.url}/metrics`, { ca: env.ca })).text();
-      expect(sample(text, 'tlsfleet_issuance_shed_total', { reason: 'rate_limited' })).toBe(1);
+      expect(sample(text, 'tlsfleet_provisioning_issuance_shed_total', { reason: 'rate_limited' })).toBe(1);
     });
   });
 
@@ -366,15 +366,15 @@ describe('service operations', () => {
       expect(revoked.status).toBe(200);
       const after = await metrics();
       const delta = (name: string, labels: Record<string, string> = {}) => sample(after, name, labels) - sample(before, name, labels);
-      expect(delta('tlsfleet_enrollments_total', { result: 'issued' })).toBe(1);
-      expect(delta('tlsfleet_enrollments_total', { result: 'token_used' })).toBe(1);
-      expect(delta('tlsfleet_token_failures_total', { code: 'token_used' })).toBe(1);
-      expect(delta('tlsfleet_revocations_total')).toBe(1);
-      expect(delta('tlsfleet_issuance_duration_seconds_count', { operation: 'enroll' })).toBeGreaterThanOrEqual(1);
-      expect(sample(after, 'tlsfleet_issuance_duration_seconds_bucket', { operation: 'enroll', le: '+Inf' })).toBe(sample(after, 'tlsfleet_issuance_duration_seconds_count', { operation: 'enroll' }));
-      expect(sample(after, 'tlsfleet_issuance_duration_seconds_sum', { operation: 'enroll' })).toBeGreaterThan(0);
-      expect(after).toMatch(/^# TYPE tlsfleet_issuance_duration_seconds histogram$/m);
-      expect(after).toMatch(/^# TYPE tlsfleet_issuance_in_flight gauge$/m);
+      expect(delta('tlsfleet_provisioning_enrollments_total', { result: 'issued' })).toBe(1);
+      expect(delta('tlsfleet_provisioning_enrollments_total', { result: 'token_used' })).toBe(1);
+      expect(delta('tlsfleet_provisioning_token_failures_total', { code: 'token_used' })).toBe(1);
+      expect(delta('tlsfleet_provisioning_revocations_total')).toBe(1);
+      expect(delta('tlsfleet_provisioning_issuance_duration_seconds_count', { operation: 'enroll' })).toBeGreaterThanOrEqual(1);
+      expect(sample(after, 'tlsfleet_provisioning_issuance_duration_seconds_bucket', { operation: 'enroll', le: '+Inf' })).toBe(sample(after, 'tlsfleet_provisioning_issuance_duration_seconds_count', { operation: 'enroll' }));
+      expect(sample(after, 'tlsfleet_provisioning_issuance_duration_seconds_sum', { operation: 'enroll' })).toBeGreaterThan(0);
+      expect(after).toMatch(/^# TYPE tlsfleet_provisioning_issuance_duration_seconds histogram$/m);
+      expect(after).toMatch(/^# TYPE tlsfleet_provisioning_issuance_in_flight gauge$/m);
       expect(after).toMatch(/^process_cpu_user_seconds_total /m);
       expect(after).not.toContain(token);
     });
@@ -410,7 +410,7 @@ describe('service operations', () => {
       const token = await mintToken(env, 'drainer');
       const body = Buffer.from(JSON.stringify({ token, csr: await makeCsr(newKey()) }));
       const slow = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body, sentBytes: 30, keepAlive: true });
-      await pollUntil('the upload to be read', metrics, (t) => sample(t, 'tlsfleet_issuance_bodies_reading') === 1);
+      await pollUntil('the upload to be read', metrics, (t) => sample(t, 'tlsfleet_provisioning_issuance_bodies_reading') === 1);
 
       const exited = env.service.stop(); // SIGTERM
       await pollUntil(

@@ -6,6 +6,7 @@ import { makeCsr, newKey } from './harness/csr.js';
 import { startPartialUpload, type PartialUpload } from './harness/partial-upload.js';
 import { pollUntil } from './harness/poll.js';
 import { sample } from './harness/broker-probe.js';
+import { logLines } from './harness/cli.js';
 
 // Issue 19 item 1: slow bodies must not take the issuance capacity. Anonymous clients send
 // the headers of an enrollment and a few bytes of its body, then nothing: 70 connections
@@ -25,10 +26,8 @@ describe('provisioning under a slow-body flood', () => {
   const metrics = async () => (await request(`${env.url}/metrics`, { ca: env.ca })).text();
 
   it('runs with the default bounds: bodies within 5 s, silence closed after 15 s', async () => {
-    // The JSON log line may follow the ready banner; each probe is a real request.
-    const defaults = /"idleTimeoutMs":15000,"bodyTimeoutMs":5000,"msg":"provisioning listening"/;
-    const output = await pollUntil('the listening log line', () => request(`${env.url}/healthz`, { ca: env.ca }).then(() => env.service.output()), (o) => defaults.test(o), 50);
-    expect(output).toMatch(defaults);
+    // Ready is this JSON log line (test/harness/cli.ts).
+    expect(logLines(env.service.output(), 'provisioning listening')[0]).toMatchObject({ idleTimeoutMs: 15000, bodyTimeoutMs: 5000 });
   });
 
   it('renews over mTLS and enrolls from other addresses while slow uploads are held, then times the uploads out with 408', async () => {
@@ -46,10 +45,10 @@ describe('provisioning under a slow-body flood', () => {
       for (const o of opened) if (o.status === 'fulfilled') uploads.push(o.value);
       expect(uploads).toHaveLength(attackers.length);
       // 8 per address are reading their bodies (4 addresses); the other 62 from 127.0.0.2 were refused at once.
-      await pollUntil('the slow bodies to be read', metrics, (t) => sample(t, 'tlsfleet_issuance_bodies_reading') === 32);
+      await pollUntil('the slow bodies to be read', metrics, (t) => sample(t, 'tlsfleet_provisioning_issuance_bodies_reading') === 32);
       const during = await metrics();
-      expect(sample(during, 'tlsfleet_issuance_in_flight')).toBe(0);
-      expect(sample(during, 'tlsfleet_issuance_shed_total', { reason: 'client_in_flight' })).toBe(62 + 3 * 2);
+      expect(sample(during, 'tlsfleet_provisioning_issuance_in_flight')).toBe(0);
+      expect(sample(during, 'tlsfleet_provisioning_issuance_shed_total', { reason: 'client_in_flight' })).toBe(62 + 3 * 2);
 
       const renewKey = newKey();
       const renewed = await postJson(`${env.url}/v1/renew`, { csr: await makeCsr(renewKey) }, { ca: env.ca, cert: enrolled.json().chain, key: deviceKey.privatePem });
@@ -77,9 +76,9 @@ describe('provisioning under a slow-body flood', () => {
     }
     const after = await metrics();
     expect(sample(after, 'tlsfleet_provisioning_connection_timeouts_total', { phase: 'body' })).toBe(32);
-    expect(sample(after, 'tlsfleet_issuance_bodies_reading')).toBe(0);
-    expect(sample(after, 'tlsfleet_enrollments_total', { result: 'issued' })).toBe(2);
-    expect(sample(after, 'tlsfleet_renewals_total', { result: 'issued' })).toBe(1);
+    expect(sample(after, 'tlsfleet_provisioning_issuance_bodies_reading')).toBe(0);
+    expect(sample(after, 'tlsfleet_provisioning_enrollments_total', { result: 'issued' })).toBe(2);
+    expect(sample(after, 'tlsfleet_provisioning_renewals_total', { result: 'issued' })).toBe(1);
     expect(env.service.output()).toMatch(/"reason":"body_timeout"/);
   });
 });

@@ -7,7 +7,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { Aedes, type Client } from 'aedes';
 import { pino, type Logger } from 'pino';
-import { Acl, connectionCapBelow, DataDir, DEFAULT_POLICY, identifyTlsPeer, raiseFdLimit, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
+import { Acl, caValidityOf, connectionCapBelow, DataDir, DEFAULT_POLICY, identifyTlsPeer, raiseFdLimit, pemX509Certificates, type PeerCertificate } from '@tlsfleet/common';
 import type { BrokerContext } from './broker-context.js';
 import { ConnectionGuard, guardConnection, guardOf, type FrameViolation } from './connection-guard.js';
 import { deduplicateDeliveries } from './delivery-dedupe.js';
@@ -26,12 +26,14 @@ import { BrokerMetrics } from './metrics.js';
 import { boundedPersistence } from './bounded-persistence.js';
 import { clientLimits, type ClientLimits } from './limits/client-limits.js';
 import { installClientLimits } from './limits/install-client-limits.js';
+import { connectionLog } from './connection-log.js';
+import { timeConnects } from './connect-latency.js';
 import { boundSubscriberBacklog } from './limits/subscriber-backlog.js';
 import { redactRedisUrl, redisCluster, type RedisCluster } from './cluster/redis-cluster.js';
 import { RevocationList } from './revocation/revocation-list.js';
 import { pollCrlUrl, watchCrlFile } from './revocation/crl-sources.js';
 import { SessionRegistry } from './session-registry.js';
-import { tlsFailureReason } from './tls-failure.js';
+import { tlsFailureReason, wrappedAddress } from './tls-failure.js';
 import { AddressLimiter, canonicalAddress, type Closable } from './ingress/address-limiter.js';
 import { createProxyListener } from './ingress/proxy-listener.js';
 import { ConnectionBudget } from './ingress/connection-budget.js';
@@ -176,7 +178,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const admitAddress = (listener: 'mqtts' | 'wss', address: string | undefined, connection: Closable): boolean => {
     if (addressLimiter.admit(address, connection)) return true;
     metrics.addressLimitRefusals.inc({ listener });
-    logger.debug({ client: canonicalAddress(address), listener, limit: addressLimiter.maxPerAddress }, 'per-address connection limit reached: connection closed');
+    connectionLog(logger).refused('limit', 'max_connections_per_address', { client: canonicalAddress(address), listener, limit: addressLimiter.maxPerAddress }, 'per-address connection limit reached: connection closed');
     return false;
   };
 
@@ -209,6 +211,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const pins = pinsOf(initialBundle);
   let anchors = TrustAnchors.of(initialBundle);
   const revocations = new RevocationList({ issuers: initialBundle, now });
+  let bundleInForce = initialBundle;
+  metrics.expiry = { cas: () => caValidityOf(bundleInForce), crlNextUpdate: () => revocations.current?.nextUpdate?.getTime(), now };
   const forwardedVerifier = forwarded ? new TrustBundleVerifier(initialBundle) : undefined;
   const warnConstrainedCas = () => {
     const cas = forwardedVerifier?.constrainedCas() ?? [];
@@ -260,6 +264,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // In a cluster every message must cross Redis, which only Aedes' emitter does.
   const takesRead = cluster || opts.qos0Relay === false ? undefined : makeQos0Relay(aedes, ctx);
   aedes.on('connackSent', connackFirst.release);
+  timeConnects(aedes, metrics.connectSeconds);
 
   const sessions = new SessionRegistry(now, (client) => {
     metrics.revocationDisconnects.inc({ reason: 'expired' });
@@ -282,8 +287,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (closeIfIssuerUntrusted(client)) return;
     sessions.add(client);
     metrics.connectedClients.set(aedes.connectedClients);
-    // The address costs a getpeername() call: read only when the line is written.
-    if (logger.isLevelEnabled('debug')) logger.debug({ client: client.id, address: guardOf(client.conn)?.clientAddress }, 'client connected');
+    const peer = guardOf(client.conn)?.peer;
+    logger.info({ client: client.id, address: guardOf(client.conn)?.clientAddress, identity: peer?.identity.name, kind: peer?.identity.kind, serial: peer?.serial }, 'client connected');
   });
   aedes.on('clientDisconnect', (client) => {
     sessions.remove(client);
@@ -294,8 +299,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   });
   aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => {
-    if (/connect did not arrive/i.test(err.message)) metrics.connectTimeouts.inc();
-    logger.debug({ client: client?.id, err: err.message }, 'connection error');
+    if (!/connect did not arrive/i.test(err.message)) return void logger.debug({ client: client?.id, err: err.message }, 'connection error');
+    metrics.connectTimeouts.inc();
+    connectionLog(logger).refused('connect', 'connect_timeout', { address: guardOf(client?.conn)?.clientAddress });
   });
   (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => logger.error({ err }, 'broker error'));
 
@@ -366,7 +372,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     const peer = forwardedPeer ?? (cert?.raw ? identifyTlsPeer(cert, trustDomain) : 'no_cert');
     if (typeof peer === 'string') {
       metrics.handshakeFailures.inc({ reason: 'bad_profile' });
-      logger.info({ reason: peer, client: address() }, 'certificate outside the tlsfleet profile');
+      connectionLog(logger).refused('tls', peer, { address: address() }, 'certificate outside the tlsfleet profile');
       transport.destroy();
       socket.destroy();
       return;
@@ -375,7 +381,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     const anchorFault = forwardedPeer ? undefined : anchors.fault(peer.authorityKeyId, now());
     if (anchorFault) {
       metrics.handshakeFailures.inc({ reason: anchorFault });
-      logger.info({ reason: anchorFault, client: address(), issuerKeyId: peer.authorityKeyId }, 'issuing CA outside its validity period');
+      connectionLog(logger).refused('tls', anchorFault, { address: address(), issuerKeyId: peer.authorityKeyId }, 'issuing CA outside its validity period');
       transport.destroy();
       socket.destroy();
       return;
@@ -389,8 +395,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     aedes.handle(guardConnection(transport, new ConnectionGuard(peer, { maxPacketBytes, onViolation, tally: metrics.byteTally, addressOf: address, takesRead })));
   };
   const onTlsClientError = (err: Error, socket: TLSSocket) => {
-    metrics.handshakeFailures.inc({ reason: tlsFailureReason(err, socket.authorizationError) });
-    logger.debug({ err: err.message, client: clientAddress(socket) }, 'TLS handshake refused');
+    const reason = tlsFailureReason(err, socket.authorizationError);
+    metrics.handshakeFailures.inc({ reason });
+    connectionLog(logger).refused('tls', reason, { address: clientAddress(socket) ?? wrappedAddress(socket), err: err.message }, 'TLS handshake refused');
     // Node 20 reports a handshake timeout but leaves the socket open.
     socket.destroy();
   };
@@ -414,7 +421,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       },
       onRefused: (reason, peer, detail) => {
         metrics.proxyRefusals.inc({ reason });
-        logger.debug({ reason, proxy: peer.address, detail }, 'connection closed before TLS');
+        connectionLog(logger).refused('proxy', reason, { proxy: peer.address, detail }, 'connection closed before TLS');
       },
     });
     listener = proxyListener;
@@ -453,7 +460,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       onStream: (socket, stream, fwd) => serveStream(socket, stream, () => (fwd ? fwd.clientAddress : socket.remoteAddress), fwd?.peer),
       onRefused: (reason, socket, detail) => {
         metrics.webSocketRefusals.inc({ reason });
-        logger.debug({ reason, client: detail?.clientAddress ?? socket.remoteAddress, peer: socket.remoteAddress, detail: detail?.why }, 'WebSocket connection refused');
+        connectionLog(logger).refused('websocket', reason, { address: detail?.clientAddress ?? socket.remoteAddress, peer: socket.remoteAddress, detail: detail?.why }, 'WebSocket connection refused');
       },
     });
     budget.watch(wsServer, 'wss');
@@ -498,6 +505,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       server.setSecureContext(material);
       wsServer?.setSecureContext(material);
       anchors = reanchored;
+      bundleInForce = bundle;
       revocations.setIssuers(bundle);
       forwardedVerifier?.replace(bundle);
       warnConstrainedCas();

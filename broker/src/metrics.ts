@@ -1,4 +1,17 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION, type CaValidity } from '@tlsfleet/common';
+import { DeliveryLatency } from './delivery-latency.js';
+
+/** What the expiry gauges read at scrape time; the broker points it at its trust bundle and CRL in force. */
+export interface BrokerExpirySources {
+  cas(): readonly CaValidity[];
+  /** nextUpdate of the CRL in force, ms; undefined while none is loaded. */
+  crlNextUpdate(): number | undefined;
+  now(): number;
+}
+
+/** Latency buckets, seconds: 0.5 ms to 10 s. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
 /** The broker's Prometheus metrics on a registry of its own. */
 export class BrokerMetrics {
@@ -94,8 +107,38 @@ export class BrokerMetrics {
   readonly slowSubscriberDrops = new Counter({ name: 'tlsfleet_broker_slow_subscriber_drops_total', help: 'QoS 0 messages not delivered to a device with more than --max-subscriber-backlog bytes waiting to be written to it.', registers: [this.registry] });
   readonly slowSubscriberDisconnects = new Counter({ name: 'tlsfleet_broker_slow_subscriber_disconnects_total', help: 'Subscribers cut for reading too slowly, by reason: backlog (a device over --max-subscriber-backlog got a QoS 1/2 message), drain_timeout (a socket that did not drain within the drain timeout).', labelNames: ['reason'] as const, registers: [this.registry] });
 
+  readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });
+  readonly connectSeconds = new Histogram({ name: 'tlsfleet_broker_connect_duration_seconds', help: 'Time from a CONNECT packet to its CONNACK, accepted connections (the connect steps, session restore and takeover).', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly deliverySeconds = new Histogram({ name: 'tlsfleet_broker_delivery_duration_seconds', help: 'Time from a PUBLISH received to its delivery to a subscriber\'s connection, sampled one message in 64 on the path Aedes routes (QoS 1/2, retained, subscribers behind); QoS 0 relayed in the same turn and cross-instance deliveries are not sampled.', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly delivery = new DeliveryLatency(this.deliverySeconds);
+  /** Unset until the broker sets it: the expiry gauges then report nothing. */
+  expiry: BrokerExpirySources | undefined;
+  readonly caExpiry: Gauge<'ca' | 'subject' | 'serial'> = new Gauge({
+    name: 'tlsfleet_broker_ca_expiry_seconds',
+    help: 'Seconds until the notAfter of each CA certificate in the trust bundle in force (ca: root or intermediate); negative once expired.',
+    labelNames: ['ca', 'subject', 'serial'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const sources = this.expiry;
+      if (!sources) return;
+      this.caExpiry.reset();
+      for (const c of sources.cas()) this.caExpiry.set({ ca: c.ca, subject: c.subject, serial: c.serial }, (c.notAfterMs - sources.now()) / 1000);
+    },
+  });
+  readonly crlExpiry: Gauge = new Gauge({
+    name: 'tlsfleet_broker_crl_expiry_seconds',
+    help: 'Seconds until the nextUpdate of the CRL in force; negative once stale; 0 while none is loaded (tlsfleet_broker_crl_state 2).',
+    registers: [this.registry],
+    collect: (): void => {
+      const sources = this.expiry;
+      const next = sources?.crlNextUpdate();
+      this.crlExpiry.set(sources === undefined || next === undefined ? 0 : (next - sources.now()) / 1000);
+    },
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    this.buildInfo.set({ version: VERSION }, 1);
   }
 }
 

@@ -1,3 +1,5 @@
+import type { TLSSocket } from 'node:tls';
+
 /** OpenSSL verification results (socket.authorizationError) by the reason we report. */
 const VERIFY_REASONS: Readonly<Record<string, string>> = {
   CERT_HAS_EXPIRED: 'expired',
@@ -28,4 +30,14 @@ export function tlsFailureReason(err: Error & { code?: string; reason?: string }
   if (text.includes('unknown ca') || text.includes('unable to get') || text.includes('self signed') || text.includes('self-signed') || text.includes('certificate verify failed') || text.includes('unsupported certificate purpose')) return 'unknown_ca';
   if (text.includes('version') || text.includes('protocol')) return 'protocol';
   return 'other';
+}
+
+/**
+ * The client address of a TLS socket Node has already destroyed: a chain refused after the
+ * handshake (rejectUnauthorized) reaches 'tlsClientError' without its handle, so its own
+ * remoteAddress is gone; the TCP socket it wrapped (Node's TLSSocket `_parent`, read here
+ * only) still has the address it cached when the connection was admitted.
+ */
+export function wrappedAddress(socket: TLSSocket): string | undefined {
+  return socket.remoteAddress ?? (socket as TLSSocket & { _parent?: { remoteAddress?: string } | null })._parent?.remoteAddress;
 }

@@ -14,6 +14,7 @@ export * from './process-stats.js';
 export * from './atomic-file.js';
 export * from './certificate-links.js';
 export * from './fd-limit.js';
+export * from './ca-validity.js';
 export * from './version.js';
 export * from './command-definition.js';
 export * from './command-line.js';

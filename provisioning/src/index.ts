@@ -10,7 +10,7 @@ export { crlUrlOf } from './public-url.js';
 export { DEFAULT_RETENTION_MS } from './retention-pruner.js';
 export { auditEntry } from './api/audit-route.js';
 export type { Store } from './storage/store.js';
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, LOG_LEVELS, LOG_REDACT_PATHS, type DestinationStream, type Logger, type LogLevel } from './logger.js';
 export type { CaSigner } from './authority/ca-signer.js';
 export { loadCaSigner } from './authority/load-ca-signer.js';
 export { parseCsr, readCsr, type ParsedCsr, type CsrParts, type SpkiKey } from './authority/csr.js';

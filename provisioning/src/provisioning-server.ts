@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { connectionCapBelow, raiseFdLimit } from '@tlsfleet/common';
+import { caValidity, connectionCapBelow, raiseFdLimit } from '@tlsfleet/common';
 import type { Authority } from './authority/authority.js';
 import { authorityFromDataDir, crlFilesOf } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import { ProvisioningMetrics } from './metrics.js';
 import { checkingIntervalFor, guardConnections } from './server/connection-guard.js';
 import { RefusalLog } from './server/refusal-log.js';
+import { startMetricsServer } from './server/metrics-server.js';
 import { describeStore, openStore } from './storage/open-store.js';
 import { DEFAULT_RETENTION_MS, RetentionPruner } from './retention-pruner.js';
 import { crlUrlOf } from './public-url.js';
@@ -43,12 +44,16 @@ export interface ProvisioningOptions {
   retentionMs?: number;
   /** The admin bearer token (`provisioning --admin-token-file`); default: the data dir's admin.token. */
   adminToken?: string;
+  /** Also serve /metrics over plain HTTP on 127.0.0.1 at this port (0: a free one); default off. */
+  metricsPort?: number;
   logger?: Logger;
 }
 
 export interface RunningProvisioning {
   readonly url: string;
   readonly port: number;
+  /** http://127.0.0.1:P/metrics with `metricsPort`. */
+  readonly metricsUrl?: string;
   readonly server: Server;
   readonly authority: Authority;
   /** Stops accepting, lets in-flight requests finish for up to `graceMs` (default 10 s), closes the store. */
@@ -73,6 +78,12 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
   let draining = false;
   const metrics = new ProvisioningMetrics();
+  metrics.expiry = {
+    cas: caValidity(dataDir.read('intermediateCert'), caBundlePem),
+    crlNextUpdate: async () => (await authority.crl()).nextUpdate.getTime(),
+    countExpiring: (now, withinMs) => store.countExpiring(now, now + withinMs),
+    now: Date.now,
+  };
   const refusals = new RefusalLog(logger);
   const idleTimeoutMs = opts.idleTimeoutMs ?? 15_000;
   const bodyTimeoutMs = opts.bodyTimeoutMs ?? 5_000;
@@ -111,6 +122,8 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   // Slow-loris bounds: a whole request within 30 s; silence and headers as guardConnections says.
   server.requestTimeout = 30_000;
   guardConnections(server, { maxConnections, idleTimeoutMs, metrics, refusals });
+  // First: a metrics port in use stops the start before the API listens.
+  const metricsServer = opts.metricsPort === undefined ? undefined : await startMetricsServer(metrics.registry, opts.metricsPort, idleTimeoutMs);
   server.listen(opts.port ?? 8443, opts.host ?? '127.0.0.1');
   await once(server, 'listening');
   crlPublisher.start();
@@ -129,7 +142,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const { port } = server.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info({ url, trustDomain, maxConnections, idleTimeoutMs, bodyTimeoutMs, crlDistributionPoint: crlDistributionPoint ?? null, retentionMs }, 'provisioning listening');
+  logger.info({ url, metricsUrl: metricsServer?.url, trustDomain, maxConnections, idleTimeoutMs, bodyTimeoutMs, crlDistributionPoint: crlDistributionPoint ?? null, retentionMs }, 'provisioning listening');
 
   let closing: Promise<void> | undefined;
   const close = (graceMs = 10_000) =>
@@ -140,12 +153,13 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
       clearTimeout(timer);
+      await metricsServer?.close();
       await crlPublisher.stop();
       await pruner?.stop();
       await store.close();
       logger.info('provisioning stopped');
     })());
-  return { url, port, server, authority, close };
+  return { url, port, metricsUrl: metricsServer?.url, server, authority, close };
 }
 
 /** The connection cap: the one asked for (default 10,000), kept below the open-file limit after raising it. */

@@ -16,15 +16,19 @@ export interface ServiceProcess {
 
 /** Starts `tlsfleet <args>` and resolves with the URL its ready line names. */
 export async function startTlsfleet(cmd: TlsfleetCommand, args: string[], ready: RegExp): Promise<ServiceProcess> {
-  const child = spawn(cmd[0]!, [...cmd.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TLSFLEET_LOG_LEVEL: 'warn' } });
+  const child = spawn(cmd[0]!, [...cmd.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TLSFLEET_LOG_LEVEL: 'info' } });
   let out = '';
   const exited = once(child, 'exit');
+  // Ready is the info-level JSON listening line; past it, the output is drained unread.
   const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
+    const onData = (d: string) => {
+      out = (out + d).slice(-65_536);
       const m = ready.exec(out);
-      if (m) resolve(m[1]!);
-    });
+      if (!m) return;
+      child.stdout!.off('data', onData);
+      resolve(m[1]!);
+    };
+    child.stdout!.setEncoding('utf8').on('data', onData);
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-10_000)));
     void exited.then(([code]) => reject(new Error(`tlsfleet ${args[0]} exited with ${String(code)} before it was ready:\n${out}`)));
   });
@@ -66,9 +70,9 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string):
     if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
   }
   // Simulated devices share one address: the per-client limits meant for the internet are off.
-  const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight-per-client', '0', '--max-inflight', '256'], /provisioning listening on (https:\/\/\S+)/);
+  const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight-per-client', '0', '--max-inflight', '256'], /"url":"(https:\/\/[^"]+)".*"msg":"provisioning listening"/);
   const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0'];
-  let broker = await startTlsfleet(cmd, brokerArgs(0), /broker listening on (mqtts:\/\/\S+)/);
+  let broker = await startTlsfleet(cmd, brokerArgs(0), /"url":"(mqtts:\/\/[^"]+)".*"msg":"broker listening"/);
   const brokerPort = Number(new URL(broker.url).port);
   let earlierBrokersCpu = 0;
   const deployment: OwnDeployment = {
@@ -79,7 +83,7 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string):
     async restartBroker() {
       earlierBrokersCpu += processCpuSeconds(deployment.broker.child.pid!);
       await deployment.broker.stop();
-      broker = await startTlsfleet(cmd, brokerArgs(brokerPort), /broker listening on (mqtts:\/\/\S+)/);
+      broker = await startTlsfleet(cmd, brokerArgs(brokerPort), /"url":"(mqtts:\/\/[^"]+)".*"msg":"broker listening"/);
       deployment.broker = broker;
     },
     cpuSeconds: () => ({ broker: earlierBrokersCpu + processCpuSeconds(deployment.broker.child.pid!), provisioning: processCpuSeconds(provisioning.child.pid!) }),

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startService, type Service } from './cli.js';
+import { logged, loggedField, startService, type Service } from './cli.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './fleet-env.js';
 import { postJson } from './https-client.js';
 import { makeCsr, newKey } from './csr.js';
@@ -31,14 +31,17 @@ export interface FleetEnv extends ProvisioningEnv {
 
 /** `tlsfleet broker` on free ports beside a data dir. */
 export function startBrokerProcess(dataDir: string, extra: string[] = []): Promise<Service> {
-  return startService(['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--health-port', '0', ...extra], /broker listening on (mqtts:\/\/\S+) health/);
+  return startService(['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--health-port', '0', ...extra], logged('broker listening'));
 }
 
 /** The MQTT-over-WebSockets URL (wss://host:port/mqtt) of a broker started with --ws-port. */
 export function wssUrlOf(broker: Service): string {
-  const base = / wss (wss:\/\/\S+)/.exec(broker.output())?.[1];
-  if (!base) throw new Error(`no wss URL in the ready line: ${broker.output()}`);
-  return `${base}/mqtt`;
+  return `${loggedField(broker, 'broker listening', 'wsUrl')}/mqtt`;
+}
+
+/** The health port's base URL (http://127.0.0.1:P) of a broker started with --health-port. */
+export function healthUrlOf(broker: Service): string {
+  return loggedField(broker, 'broker listening', 'healthUrl');
 }
 
 export async function startFleetEnv(opts: { brokerArgs?: string[]; provisioningArgs?: string[] } = {}): Promise<FleetEnv> {
@@ -51,7 +54,7 @@ export async function startFleetEnv(opts: { brokerArgs?: string[]; provisioningA
     await env.stop();
     throw err;
   }
-  const healthUrl = /health (http:\/\/\S+)/.exec(broker.output())?.[1] ?? '';
+  const healthUrl = healthUrlOf(broker);
   const caFile = join(env.dataDir, 'ca-bundle.pem');
   return {
     ...env,

@@ -1,5 +1,5 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './broker-env.js';
+import { healthUrlOf, startBrokerProcess, startFleetEnv, type DeviceCredentials, type FleetEnv } from './broker-env.js';
 import type { Service } from './cli.js';
 import type { RedisServer } from './redis.js';
 
@@ -22,7 +22,7 @@ export async function startClusterEnv(redis: RedisServer): Promise<ClusterEnv> {
   return {
     env,
     brokerB,
-    healthB: /health (http:\/\/\S+)/.exec(brokerB.output())?.[1] ?? '',
+    healthB: healthUrlOf(brokerB),
     async connectTo(url, creds, opts = {}) {
       const client = await mqtt.connectAsync(
         url,

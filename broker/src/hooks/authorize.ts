@@ -15,7 +15,10 @@ export function authorizePublish(ctx: BrokerContext) {
     const acl = conn?.aclFrom(ctx.acl);
     // Also the will that the close after a revocation would publish.
     const allowed = conn !== undefined && isLive(ctx, conn) && (acl?.canPublish(packet.topic) ?? false);
-    if (allowed) return done(null);
+    if (allowed) {
+      ctx.metrics.delivery.received(packet.payload);
+      return done(null);
+    }
     ctx.metrics.aclDenials.inc({ action: 'publish' });
     ctx.logger.info({ client: client?.id, topic: printable(packet.topic), reason: acl?.explainPublish(packet.topic) }, 'publish refused');
     done(new Error('publish not authorized'));
@@ -53,6 +56,7 @@ export function authorizeForward(ctx: BrokerContext) {
     const conn = guardOf(client.conn);
     if (conn !== undefined && isLive(ctx, conn) && mayReceive(conn.aclFrom(ctx.acl), packet.topic)) {
       tally.out++;
+      ctx.metrics.delivery.delivered(packet.payload);
       return packet;
     }
     ctx.metrics.aclDenials.inc({ action: 'receive' });

@@ -2,6 +2,7 @@ import type { Client, ConnectPacket } from 'aedes';
 import type { BrokerContext } from '../broker-context.js';
 import { guardOf, type ConnectionGuard } from '../connection-guard.js';
 import { issuedByPinnedIssuer } from '../issuer-pinning.js';
+import { connectionLog } from '../connection-log.js';
 
 type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) => string | undefined;
 
@@ -52,7 +53,7 @@ export function authenticate(ctx: BrokerContext) {
     const reason = conn ? conn.refusal : 'no_identity';
     if (reason) {
       ctx.metrics.authFailures.inc({ reason });
-      ctx.logger.info({ client: client.id, identity: conn?.peer.identity.name, address: conn?.clientAddress, reason }, 'connection refused');
+      connectionLog(ctx.logger).refused('connect', reason, { client: client.id, identity: conn?.peer.identity.name, address: conn?.clientAddress });
       return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: RETURN_CODES[reason] ?? 5 }), false);
     }
     const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];

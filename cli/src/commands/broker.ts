@@ -3,6 +3,7 @@ import { pemCertificates } from '@tlsfleet/common';
 import { duration, parseFlags, port, positiveInt, readInput, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { abortOnStop, untilSignal } from '../signals.js';
+import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
 
 export async function brokerCommand(argv: string[]): Promise<number> {
   const f = parseFlags(argv, {
@@ -31,7 +32,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     'cluster-ca': { type: 'string' },
     'cluster-timeout': { type: 'string' },
     'tls-session-tickets': { type: 'boolean' },
+    ...LOG_FLAGS,
   });
+  const logger = serviceLogs(f)('broker');
   if (f['cluster-ca'] !== undefined && f.cluster === undefined) throw new UsageError('--cluster-ca only applies with --cluster rediss://...');
   const clusterCa = f['cluster-ca'] === undefined ? undefined : readInput(f['cluster-ca'], '--cluster-ca');
   if (clusterCa !== undefined && pemCertificates(clusterCa).length === 0) throw new UsageError(`--cluster-ca ${f['cluster-ca']}: no PEM certificate in it`);
@@ -101,6 +104,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
       tlsSessionTickets: f['tls-session-tickets'] === true,
       signal: startup.signal,
+      logger,
     });
   } catch (err) {
     if (!(err instanceof ClusterStartError)) throw err;
@@ -110,8 +114,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   } finally {
     startup.dispose();
   }
-  // Scripts and tests match "broker listening on mqtts://… health http://…": wss goes last.
-  process.stdout.write(`broker listening on ${broker.url}${broker.healthUrl ? ` health ${broker.healthUrl}` : ''}${broker.wsUrl ? ` wss ${broker.wsUrl}` : ''}\n`);
+  // Readiness is the JSON `broker listening` line (url, healthUrl, wsUrl) the broker logs.
   for (;;) {
     const signal = await signalled.next();
     if (signal === 'SIGHUP') {

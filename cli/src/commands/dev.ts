@@ -4,10 +4,12 @@ import { startBroker } from '@tlsfleet/broker';
 import { DATA_FILES, initDataDir, startProvisioning } from '@tlsfleet/provisioning';
 import { parseFlags, port } from '../args.js';
 import { untilSignal } from '../signals.js';
+import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
 
 /** Zero-setup local run: init `.tlsfleet/` if needed, then provisioning and the broker sharing it. */
 export async function devCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' }, 'broker-port': { type: 'string' }, 'health-port': { type: 'string' } });
+  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' }, 'broker-port': { type: 'string' }, 'health-port': { type: 'string' }, ...LOG_FLAGS });
+  const loggerFor = serviceLogs(f);
   const dir = resolve(f['data-dir'] ?? '.tlsfleet');
   if (!existsSync(join(dir, DATA_FILES.config))) {
     await initDataDir({ dataDir: dir });
@@ -18,14 +20,19 @@ export async function devCommand(argv: string[]): Promise<number> {
   const provisioningPort = port(f.port, '--port', 8443);
   // The server certificate names localhost: certificates point relying parties at this CRL.
   const publicUrl = provisioningPort === 0 ? undefined : `https://localhost:${provisioningPort}`;
-  const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: provisioningPort, publicUrl });
+  const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: provisioningPort, publicUrl, logger: loggerFor('provisioning') });
   // The broker reads revocations from the shared data dir's crl.der, published by provisioning.
-  const broker = await startBroker({ dataDir: dir, host: '127.0.0.1', port: port(f['broker-port'], '--broker-port', 8883), healthPort: port(f['health-port'], '--health-port', 9883) });
-  process.stdout.write(
-    `provisioning: https://localhost:${provisioning.port}\n` +
-      `broker: mqtts://localhost:${broker.port}   health: ${broker.healthUrl}\n` +
-      `mint a token: npx tlsfleet token --data-dir ${dir} --device my-device\n` +
-      `trust bundle: ${join(dir, DATA_FILES.caBundle)}\n`,
+  const broker = await startBroker({ dataDir: dir, host: '127.0.0.1', port: port(f['broker-port'], '--broker-port', 8883), healthPort: port(f['health-port'], '--health-port', 9883), logger: loggerFor('broker') });
+  // stdout carries log lines only: the hints are fields of one (shown as text with --log-format pretty).
+  loggerFor('dev').info(
+    {
+      provisioning: `https://localhost:${provisioning.port}`,
+      broker: `mqtts://localhost:${broker.port}`,
+      health: broker.healthUrl,
+      mintToken: `npx tlsfleet token --data-dir ${dir} --device my-device`,
+      trustBundle: join(dir, DATA_FILES.caBundle),
+    },
+    'dev ready',
   );
   await signalled;
   await Promise.all([broker.close(), provisioning.close()]);

@@ -2,6 +2,7 @@ import { parseDurationMs } from '@tlsfleet/common';
 import { crlUrlOf, isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, parseFlags, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
+import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
 import { untilSignal } from '../signals.js';
 
 export async function provisioningCommand(argv: string[]): Promise<number> {
@@ -19,9 +20,12 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     'idle-timeout': { type: 'string' },
     'max-connections': { type: 'string' },
     'crl-validity': { type: 'string' },
+    'metrics-port': { type: 'string' },
     'public-url': { type: 'string' },
     retention: { type: 'string' },
+    ...LOG_FLAGS,
   });
+  const logger = serviceLogs(f)('provisioning');
   const storeUrl = checkStore(f.store);
   const maxInFlight = positiveInt(f['max-inflight'], '--max-inflight', 64);
   const renewalReserve = positiveInt(f['renewal-reserve'], '--renewal-reserve', Math.floor(maxInFlight / 4), 0);
@@ -44,10 +48,11 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     idleTimeoutMs: durationMs(f['idle-timeout'], '--idle-timeout'),
     maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
     storeUrl,
+    metricsPort: f['metrics-port'] === undefined ? undefined : port(f['metrics-port'], '--metrics-port', 0),
     publicUrl: publicUrl(f['public-url']),
     retentionMs: retention(f.retention),
+    logger,
   });
-  process.stdout.write(`provisioning listening on ${running.url}\n`);
   await signalled;
   await running.close();
   return 0;

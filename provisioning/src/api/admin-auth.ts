@@ -4,6 +4,7 @@ import type { RequestHandler } from 'express';
 import { TlsfleetError } from '@tlsfleet/common';
 import { peerCertificate } from '../enrollment/peer-certificate.js';
 import type { ApiContext } from './context.js';
+import { logAdminRequest } from './admin-log.js';
 
 /**
  * Admin routes: `Authorization: Bearer <admin token>` compared in constant time, or an
@@ -12,6 +13,7 @@ import type { ApiContext } from './context.js';
  */
 export function requireAdmin(ctx: ApiContext): RequestHandler {
   return (req, res, next) => {
+    logAdminRequest(ctx, req, res);
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer +(\S+)\s*$/i.exec(header);
@@ -26,6 +28,7 @@ export function requireAdmin(ctx: ApiContext): RequestHandler {
     const peer = peerCertificate(socket, ctx.trustDomain);
     if (peer.identity.kind !== 'admin') throw new TlsfleetError('forbidden', 'This certificate is not an admin identity.');
     res.locals.actor = `admin:${peer.identity.name}`;
+    res.locals.actorSerial = peer.serial;
     next();
   };
 }

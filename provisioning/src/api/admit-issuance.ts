@@ -73,7 +73,7 @@ function closingOnRefusal(step: RequestHandler): RequestHandler {
   };
 }
 
-/** Runs one admission step, counting a refusal in `tlsfleet_issuance_shed_total` by `reason` (default: its code). */
+/** Runs one admission step, counting a refusal in `tlsfleet_provisioning_issuance_shed_total` by `reason` (default: its code). */
 function shedding(ctx: ApiContext, reason: string | undefined, step: () => () => void): () => void {
   try {
     return step();

@@ -29,7 +29,7 @@ export function runIssuance(ctx: ApiContext, operation: Operation, req: Request,
       const issued = await work();
       counter.inc({ result: issued.replayed ? 'replayed' : 'issued' });
       ctx.metrics.issuanceSeconds.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
-      ctx.logger.info({ operation, subject: issued.identity.name, serial: issued.serial, notAfter: issued.notAfter, replayed: issued.replayed }, 'certificate issued');
+      ctx.logger.info({ operation, subject: issued.identity.name, serial: issued.serial, notAfter: issued.notAfter, replayed: issued.replayed, address: req.socket.remoteAddress }, 'certificate issued');
       return issued;
     } catch (err) {
       const code = err instanceof TlsfleetError ? err.code : 'internal_error';

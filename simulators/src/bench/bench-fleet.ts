@@ -28,7 +28,7 @@ export async function startBenchFleet(workDir: string): Promise<BenchFleet> {
   const adminToken = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   const provisioning = spawnTracked(process.execPath, [CLI, 'provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0']);
   const broker = spawnTracked(process.execPath, [CLI, 'broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--health-port', '0']);
-  const [provisioningUrl, brokerUrl] = await Promise.all([readyUrl(provisioning, /^provisioning listening on (https:\/\/\S+)/), readyUrl(broker, /^broker listening on (mqtts:\/\/\S+)/)]);
+  const [provisioningUrl, brokerUrl] = await Promise.all([readyUrl(provisioning, /"url":"(https:\/\/[^"]+)".*"msg":"provisioning listening"/), readyUrl(broker, /"url":"(mqtts:\/\/[^"]+)".*"msg":"broker listening"/)]);
   return {
     dataDir,
     caFile,
