@@ -96,4 +96,16 @@ describe('device enroll on a state dir that already holds an identity', () => {
     expect(again.stderr).toMatch(/invalid_token/);
     expect(readFileSync(join(stateOf('re-refused'), 'identity.json'), 'utf8')).toBe(before);
   });
+
+  // Last: it stops the provisioning service.
+  it('when the service cannot be asked, a stored identity is kept and the reason is said', async () => {
+    const first = await enroll('re-unknown', await mintToken(env, 're-unknown', 'device', 3600));
+    expect(first.code, first.stderr).toBe(0);
+    const old = storedSerial('re-unknown');
+    await env.service.stop();
+    const again = await enroll('re-unknown', 'tf_unused');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.events).toEqual([expect.objectContaining({ event: 'already-enrolled', serial: old, revocationUnknown: expect.objectContaining({ code: 'connection_refused' }) })]);
+    expect(storedSerial('re-unknown')).toBe(old);
+  });
 });

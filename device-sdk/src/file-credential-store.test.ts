@@ -53,6 +53,27 @@ describe('the file credential store', () => {
     expect(existsSync(join(dir, STATE_FILES.pendingRenewal))).toBe(false);
   });
 
+  it('re-enrollment replaces a dead identity and drops its candidate and pending renewal; cut before the rename, the old identity is whole', async () => {
+    const dir = stateDir();
+    const old = await testIdentity('sensor-8');
+    const setUp = async (store: FileCredentialStore) => {
+      await store.saveEnrolled(old);
+      await store.saveCandidate(await testIdentity('sensor-8'));
+      await store.savePendingRenewal({ privateKeyPem: old.privateKeyPem, serial: old.serial, createdAt: 'now' });
+    };
+    const fresh = await testIdentity('sensor-8');
+    // A power cut just before identity.json is renamed: what a restart finds.
+    const cut = new FileCredentialStore(dir, { onStep: (step) => { if (step === 'current:temp-synced') throw new Error('power cut'); } });
+    await setUp(new FileCredentialStore(dir));
+    await expect(cut.replaceIdentity(fresh)).rejects.toThrow('power cut');
+    expect((await new FileCredentialStore(dir).load()).current).toEqual(old);
+
+    const store = new FileCredentialStore(dir);
+    await setUp(store);
+    await store.replaceIdentity(fresh);
+    expect(await store.load()).toEqual({ current: fresh });
+  });
+
   it('promotes a candidate with one rename and keeps the working identity until then', async () => {
     const store = new FileCredentialStore(stateDir());
     const a = await testIdentity();
