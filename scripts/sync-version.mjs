@@ -2,7 +2,8 @@
 // The root package.json's `version` is tlsfleet's one version source. This copies it to
 // every workspace package.json (its own `version` and its dependencies on sibling
 // @tlsfleet packages) and to common/src/version.ts. Run by `npm version <new>` at the root
-// (the `version` lifecycle script) or by hand; common/src/version.test.ts fails if they drift.
+// (the `version` lifecycle script, which then updates package-lock.json to match) or by
+// hand; common/src/version.test.ts fails if they drift.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
