@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LineLimiter } from '@tlsfleet/common';
 import { ConnectionLog } from './connection-log.js';
 
 function recorder() {
@@ -10,7 +11,7 @@ describe('ConnectionLog', () => {
   it('writes at most the limit of lines per reason in a second, then reports how many it left out', () => {
     const { lines, logger } = recorder();
     let now = 1_000_000;
-    const log = new ConnectionLog(logger as never, () => now, 3);
+    const log = new ConnectionLog(logger as never, new LineLimiter(3, () => now));
     for (let i = 0; i < 50; i++) log.refused('tls', 'unknown_ca', { address: `10.0.0.${i}` });
     expect(lines).toHaveLength(3);
     expect(lines.every((l) => l.fields.suppressed === undefined)).toBe(true);
@@ -24,7 +25,7 @@ describe('ConnectionLog', () => {
 
   it('limits each reason on its own: a flood of one does not hide another', () => {
     const { lines, logger } = recorder();
-    const log = new ConnectionLog(logger as never, () => 0, 2);
+    const log = new ConnectionLog(logger as never, new LineLimiter(2, () => 0));
     for (let i = 0; i < 20; i++) log.refused('tls', 'no_cert', {});
     log.refused('connect', 'client_id_mismatch', { client: 'a', identity: 'b' });
     log.refused('tls', 'unknown_ca', {});
@@ -35,7 +36,7 @@ describe('ConnectionLog', () => {
   it('keeps the count across a quiet gap and a clock that steps back', () => {
     const { lines, logger } = recorder();
     let now = 5_000;
-    const log = new ConnectionLog(logger as never, () => now, 1);
+    const log = new ConnectionLog(logger as never, new LineLimiter(1, () => now));
     log.refused('proxy', 'no_header', {});
     log.refused('proxy', 'no_header', {});
     now = 1_000;

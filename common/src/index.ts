@@ -15,6 +15,7 @@ export * from './atomic-file.js';
 export * from './certificate-links.js';
 export * from './fd-limit.js';
 export * from './ca-validity.js';
+export * from './line-limiter.js';
 export * from './version.js';
 export * from './command-definition.js';
 export * from './command-line.js';

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { TlsfleetError } from '@tlsfleet/common';
+import { lineLimiterOf, TlsfleetError } from '@tlsfleet/common';
 import type { Issued } from '../authority/authority.js';
 import type { ApiContext } from './context.js';
 
@@ -35,7 +35,9 @@ export function runIssuance(ctx: ApiContext, operation: Operation, req: Request,
       const code = err instanceof TlsfleetError ? err.code : 'internal_error';
       counter.inc({ result: code });
       if (TOKEN_CODES.has(code)) ctx.metrics.tokenFailures.inc({ code });
-      ctx.logger.info({ operation, code, client: req.socket.remoteAddress }, 'issuance refused');
+      // A flood of bad tokens must not fill the disk: 10 lines a second per code.
+      const suppressed = lineLimiterOf(ctx.logger).admit(`issuance:${code}`);
+      if (suppressed !== undefined) ctx.logger.info({ operation, code, client: req.socket.remoteAddress, ...(suppressed > 0 ? { suppressed } : {}) }, 'issuance refused');
       throw err;
     } finally {
       end();
