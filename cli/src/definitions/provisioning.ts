@@ -1,4 +1,4 @@
-import { checks, defineCommand } from '@tlsfleet/common';
+import { checks, defineCommand, parseDurationMs } from '@tlsfleet/common';
 import { CONFIG_FLAG, DATA_DIR, HOST, LOG_FLAG_DEFINITIONS, STORE_FLAGS } from './shared-flags.js';
 
 export const PROVISIONING = defineCommand({
@@ -21,6 +21,14 @@ export const PROVISIONING = defineCommand({
     'max-connections': { type: 'string', value: 'N', help: 'connections open at once, kept below the open-file limit', default: '10000', check: checks.wholeNumber(1) },
     'crl-validity': { type: 'string', value: 'DURATION', help: 'nextUpdate of each CRL after its thisUpdate', default: '24h', check: checks.durationSeconds },
     'metrics-port': { type: 'string', value: 'PORT', help: 'also serve /metrics on this 127.0.0.1 port', check: checks.port },
+    'public-url': { type: 'string', value: 'URL', help: 'https://HOST[:PORT] relying parties reach this service at; certificates then name <it>/v1/crl as CRL Distribution Point' },
+    retention: {
+      type: 'string',
+      value: 'DURATION',
+      help: 'expired certificates and spent or expired tokens older than this are deleted (at least 1h; 0 or off: keep all; audit kept)',
+      default: '90d',
+      check: (v) => (v === '0' || v === 'off' || (parseDurationMs(v) ?? 0) >= 3_600_000 ? undefined : 'takes a duration of at least 1h such as 90d, or 0/off to keep everything'),
+    },
     ...LOG_FLAG_DEFINITIONS,
     ...CONFIG_FLAG,
   },
