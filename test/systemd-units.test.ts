@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectionCapBelow } from '@tlsfleet/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI } from './harness/cli.js';
+import { CLI, runCli, startService } from './harness/cli.js';
 import { tempDir } from './harness/temp-dir.js';
 
 // deploy/systemd/: the units an operator installs. systemd-analyze (Debian's systemd
@@ -88,7 +88,26 @@ describe('deploy/systemd units', () => {
   it('the broker reloads on systemctl reload (SIGHUP), and shares the data dir and user with provisioning', () => {
     expect(valuesOf('tlsfleet-broker.service', 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']);
     for (const key of ['User', 'StateDirectory']) expect(valuesOf('tlsfleet-broker.service', key)).toEqual(valuesOf('tlsfleet-provisioning.service', key));
-    expect(environment('tlsfleet-broker.service', '/var/lib').TLSFLEET_DATA_DIR).toBe(`/var/lib/${valuesOf('tlsfleet-broker.service', 'StateDirectory')[0]}`);
+    for (const unit of ['tlsfleet-provisioning.service', 'tlsfleet-broker.service']) {
+      expect(valuesOf(unit, 'ExecStart')[0]).toContain(` --data-dir %S/${valuesOf(unit, 'StateDirectory')[0]}`);
+    }
+  });
+
+  // What systemd runs: ExecStart's command line (%S the state root) with the unit's
+  // Environment=, moved to free loopback ports; SIGTERM (systemd's stop) ends it with 0,
+  // so Restart=on-failure leaves a stopped service stopped.
+  it.each([
+    ['tlsfleet-provisioning.service', 'provisioning listening', []],
+    ['tlsfleet-broker.service', 'broker listening', ['--health-port', '0']],
+  ] as const)('%s: its command line and environment start the service on a data dir made by tlsfleet init, and SIGTERM stops it with 0', async (unit, listening, extra) => {
+    const stateRoot = join(tmp.path, `state-${unit}`);
+    const [program, ...args] = valuesOf(unit, 'ExecStart')[0]!.replaceAll('%S', stateRoot).split(' ');
+    expect(program).toBe(INSTALLED_CLI);
+    const init = await runCli(['init', '--data-dir', join(stateRoot, valuesOf(unit, 'StateDirectory')[0]!)]);
+    expect(init.code, init.stderr).toBe(0);
+    const service = await startService([...args, '--host', '127.0.0.1', '--port', '0', ...extra], new RegExp(`"msg":"${listening}"`), { env: environment(unit, stateRoot) });
+    expect(service.output()).toContain(`"msg":"${listening}"`);
+    expect(await service.stop()).toBe(0);
   });
 
   // The services keep max(64, 10 %) of the open-file limit back from connections
