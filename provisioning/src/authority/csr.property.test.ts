@@ -305,8 +305,38 @@ describe('readCsr on counterexamples the properties found', () => {
     expect(() => readCsr(der)).toThrow(expect.objectContaining({ code: 'invalid_csr' }));
   });
 
+  /** A CSR of signer `i` whose SPKI is `edit(spki)`, properly signed: only the key's encoding is odd. */
+  function withSpki(i: number, edit: (spki: Buffer) => Buffer): Buffer {
+    const { key, sigAlg, hash } = signers[i] as (typeof signers)[number];
+    const spki = edit(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+    const info = tlv(0x30, tlv(0x02, Buffer.of(0)), Buffer.from('3000', 'hex'), spki, Buffer.from('a000', 'hex'));
+    return tlv(0x30, info, sigAlg, tlv(0x03, Buffer.of(0), sign(hash, info, key)));
+  }
+
+  it.each([
+    // Found as rsaEncryption's NULL parameters flipped to an empty OCTET STRING, which OpenSSL imports.
+    ['rsaEncryption parameters other than NULL', 2, (spki: Buffer) => Buffer.from(spki.toString('hex').replace('2a864886f70d0101010500', '2a864886f70d0101010400'), 'hex')],
+    ['rsaEncryption without parameters', 2, (spki: Buffer) => derWithout(spki, '2a864886f70d0101010500', '2a864886f70d010101')],
+    ['Ed25519 with NULL parameters', 3, (spki: Buffer) => derWithout(spki, '06032b6570', '06032b65700500')],
+  ] as const)('refuses a CSR whose key has %s with key_rejected, since its SPKI is copied into the certificate', async (_name, signer, edit) => {
+    const der = withSpki(signer, edit);
+    expect(() => readCsr(der)).toThrow(expect.objectContaining({ code: 'key_rejected' }));
+    await expect(parseCsr(withSpki(signer, (spki) => spki))).resolves.toMatchObject({ spkiDer: expect.any(Buffer) });
+  });
+
   it('still accepts the same CSR with a well-formed subject and attributes', async () => {
     const der = signedCsr(Buffer.from('300f310d300b06035504030c0464657631', 'hex'), Buffer.from('a000', 'hex'));
     await expect(parseCsr(der)).resolves.toMatchObject({ spkiDer: expect.any(Buffer) });
   });
 });
+
+/** `spki` with the hex run `from` of its AlgorithmIdentifier replaced by `to`, both SEQUENCEs re-encoded around it. */
+function derWithout(spki: Buffer, from: string, to: string): Buffer {
+  const tree = derTree(spki)[0];
+  const algorithm = tree?.children?.[0];
+  const key = tree?.children?.[1];
+  const algorithmBody = spki.subarray(algorithm?.value, algorithm?.end).toString('hex');
+  if (!algorithmBody.includes(from)) throw new Error(`no ${from} in the AlgorithmIdentifier`);
+  const edited = tlv(0x30, Buffer.from(algorithmBody.replace(from, to), 'hex'));
+  return tlv(0x30, edited, spki.subarray(key?.start, key?.end));
+}

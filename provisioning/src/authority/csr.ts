@@ -143,9 +143,19 @@ function readSubjectPublicKeyInfo(spkiDer: Buffer): SpkiKey {
   const algorithmOid = readTlv(spkiDer, algorithm.value, algorithm.end, TAG.OID);
   const type = KEY_ALGORITHMS.get(hex(spkiDer, algorithmOid));
   if (!type) throw keyRejected('unsupported key algorithm');
-  if (type === 'ed25519') return { type };
+  // The SPKI is copied into the certificate verbatim, so it must be the key's one encoding.
+  if (type === 'ed25519') {
+    if (algorithmOid.end !== algorithm.end) throw keyRejected('Ed25519 key algorithm with parameters'); // RFC 8410 §3: absent
+    return { type };
+  }
   const keyBytes = bitStringBytes(spkiDer, keyBits);
-  if (type === 'rsa') return readRsaPublicKey(keyBytes);
+  if (type === 'rsa') {
+    // RFC 3279 §2.3.1: the parameters of rsaEncryption MUST be present and NULL.
+    if (algorithm.end - algorithmOid.end !== 2 || spkiDer[algorithmOid.end] !== TAG.NULL || spkiDer[algorithmOid.end + 1] !== 0) {
+      throw keyRejected('rsaEncryption parameters must be NULL');
+    }
+    return readRsaPublicKey(keyBytes);
+  }
   const curveOid = namedCurve(spkiDer, algorithmOid.end, algorithm.end);
   return { type, curve: CURVES.get(curveOid), curveOid, point: keyBytes };
 }
