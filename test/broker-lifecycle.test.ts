@@ -264,41 +264,50 @@ describe('broker lifecycle: revocation, expiry, limits, reload and operations', 
       const silentCreds = await env.enroll('silent-tls');
       const realCreds = await env.enroll('real-amid-junk');
       const port = env.broker.port;
-      const tcp = (): Promise<Socket> =>
-        new Promise((resolve, reject) => {
-          const s = netConnect({ host: '127.0.0.1', port });
-          s.once('connect', () => resolve(s));
-          s.once('error', reject);
-        });
-      // 60 send garbage, 70 finish TLS but never send CONNECT, 70 send nothing at all.
-      const garbage = await Promise.all(Array.from({ length: 60 }, () => tcp()));
-      const tlsStarted = Date.now();
-      const silentTls = await Promise.all(
-        Array.from({ length: 70 }, async () => {
-          const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca, cert: silentCreds.chain, key: silentCreds.key, servername: 'localhost' });
-          await once(s, 'secureConnect');
-          return s;
-        }),
-      );
-      const tcpStarted = Date.now();
-      const silentTcp = await Promise.all(Array.from({ length: 70 }, () => tcp()));
-      const all = [...garbage, ...silentTls, ...silentTcp];
-      expect(all).toHaveLength(200);
-      const closedFlags = all.map(() => false);
-      const closedTimes = all.map((s, i) => {
+      // Each socket is watched from the moment it exists: on a slow host the broker may close
+      // the garbage ones before the last silent one is open.
+      const closedFlags: boolean[] = [];
+      const closedTimes: Promise<number>[] = [];
+      const watch = <S extends Socket>(s: S): S => {
+        const i = closedFlags.push(false) - 1;
         s.on('error', () => undefined);
         // Read, or a FIN from the broker goes unnoticed: a paused socket whose bytes the server
         // consumed entirely (OpenSSL does for some garbage) gets a FIN, not an RST, and only
         // emits 'end' and 'close' once its readable side is consumed.
         s.resume();
-        return once(s, 'close').then(() => {
-          closedFlags[i] = true;
-          return Date.now();
+        // 'close' only: events.once would reject on a reset, which is one way the broker closes.
+        closedTimes.push(
+          new Promise<number>((resolve) =>
+            s.once('close', () => {
+              closedFlags[i] = true;
+              resolve(Date.now());
+            }),
+          ),
+        );
+        return s;
+      };
+      const tcp = (): Promise<Socket> =>
+        new Promise((resolve, reject) => {
+          const s = netConnect({ host: '127.0.0.1', port });
+          s.once('connect', () => resolve(watch(s)));
+          s.once('error', reject);
         });
-      });
+      // 60 send garbage, 70 finish TLS but never send CONNECT, 70 send nothing at all.
+      const garbage = await Promise.all(Array.from({ length: 60 }, () => tcp()));
+      for (const s of garbage) s.write(randomBytes(512));
+      const tlsStarted = Date.now();
+      const silentTls = await Promise.all(
+        Array.from({ length: 70 }, async () => {
+          const s = tlsConnect({ host: '127.0.0.1', port, ca: env.ca, cert: silentCreds.chain, key: silentCreds.key, servername: 'localhost' });
+          await once(s, 'secureConnect');
+          return watch(s);
+        }),
+      );
+      const tcpStarted = Date.now();
+      const silentTcp = await Promise.all(Array.from({ length: 70 }, () => tcp()));
+      expect(closedTimes).toHaveLength(200);
       const stillOpenBy = () =>
         `garbage ${closedFlags.slice(0, 60).filter((c) => !c).length}, silent TLS ${closedFlags.slice(60, 130).filter((c) => !c).length}, silent TCP ${closedFlags.slice(130).filter((c) => !c).length} still open`;
-      for (const s of garbage) s.write(randomBytes(512));
 
       // A real device connects, subscribes and gets its own publish while they are all open.
       const real = await open(realCreds);
