@@ -222,7 +222,9 @@ describe('renewal under rate limiting', () => {
     const own = JSON.parse(readFileSync(join(env.dir, 'devices', 'car-3', 'identity.json'), 'utf8')) as { chainPem: string; privateKeyPem: string };
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });
     let hammering = true;
-    const hammerUntil = Date.now() + 80_000;
+    // On a loaded host the device can win a token before it was refused twice; each miss costs
+    // one renewal period (about 27 s of a 40 s certificate), so there is room for four.
+    const hammerUntil = Date.now() + 140_000;
     const hammer = Promise.all(
       Array.from({ length: 4 }, async () => {
         while (hammering && Date.now() < hammerUntil) {
@@ -259,7 +261,7 @@ describe('renewal under rate limiting', () => {
       expect(limited[i]!.at - limited[i - 1]!.at).toBeGreaterThanOrEqual(limited[i - 1]!.retryAfterMs - 5);
     }
     expect(renewedAt - last.at).toBeGreaterThanOrEqual(last.retryAfterMs - 5);
-  }, 90_000);
+  }, 150_000);
 });
 
 describe('reconnection', () => {
