@@ -1,21 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDurationSeconds } from '@tlsfleet/common';
 import { UsageError } from './usage-error.js';
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-type Values<O extends Options> = {
-  [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string;
-};
-
-/** node:util parseArgs with unknown flags and stray positionals turned into UsageErrors. */
-export function parseFlags<O extends Options>(argv: string[], options: O): Values<O> {
-  try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Values<O>;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 export function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new UsageError(`${flag} is required`);

@@ -3,12 +3,6 @@ import { pino } from 'pino';
 import { PinoPretty } from 'pino-pretty';
 import { UsageError } from './usage-error.js';
 
-/** The log flags every server command (`provisioning`, `broker`, `dev`) takes. */
-export const LOG_FLAGS = {
-  'log-level': { type: 'string' },
-  'log-format': { type: 'string' },
-} as const;
-
 export const LOG_FORMATS = ['json', 'pretty'] as const;
 
 /**

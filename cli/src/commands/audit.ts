@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { isValidName } from '@tlsfleet/common';
 import { auditEntry, DataDir, openStore } from '@tlsfleet/provisioning';
-import { parseFlags, positiveInt, required } from '../args.js';
+import { positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
-import { checkStore } from './provisioning.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { AUDIT } from '../definitions/offline-commands.js';
+import { storeUrlOf } from '../store-url.js';
 
 /** Records read per query: the same bound as one page of GET /v1/audit at its largest. */
 const BATCH = 1000;
@@ -14,12 +16,12 @@ const BATCH = 1000;
  * record with that id; `--limit N` stops after N records.
  */
 export async function auditCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, device: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' }, store: { type: 'string' } });
+  const f = resolveFlags(AUDIT, argv);
   const dir = required(f['data-dir'], '--data-dir');
   if (f.device !== undefined && !isValidName(f.device)) throw new UsageError(`--device ${JSON.stringify(f.device)} is not a valid device id`);
   const limit = positiveInt(f.limit, '--limit', Number.POSITIVE_INFINITY);
   let afterId = positiveInt(f.after, '--after', 0, 0);
-  const storeUrl = checkStore(f.store);
+  const storeUrl = storeUrlOf(f);
   const dataDir = DataDir.open(dir);
   const store = await openStore(storeUrl, dataDir.path('database'));
   try {

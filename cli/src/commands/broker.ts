@@ -1,47 +1,25 @@
 import { ClusterStartError, DEFAULT_CLIENT_LIMITS, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
 import { pemCertificates } from '@tlsfleet/common';
-import { duration, parseFlags, port, positiveInt, readInput, required } from '../args.js';
+import { duration, port, positiveInt, readInput, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { abortOnStop, untilSignal } from '../signals.js';
-import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
+import { serviceLogs } from '../service-logs.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { BROKER } from '../definitions/broker.js';
+import { readSecretFile, withPassword } from '../secret-file.js';
 
 export async function brokerCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    'data-dir': { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    'health-port': { type: 'string' },
-    acl: { type: 'string' },
-    'crl-url': { type: 'string' },
-    'crl-interval': { type: 'string' },
-    'max-packet-size': { type: 'string' },
-    'max-connections': { type: 'string' },
-    'max-connections-per-address': { type: 'string' },
-    'max-queued-messages': { type: 'string' },
-    'max-subscriptions-per-client': { type: 'string' },
-    'max-retained-bytes-per-client': { type: 'string' },
-    'max-retained-messages-per-client': { type: 'string' },
-    'max-inflight-qos2': { type: 'string' },
-    'max-subscriber-backlog': { type: 'string' },
-    'connect-timeout': { type: 'string' },
-    'ws-port': { type: 'string' },
-    'proxy-protocol': { type: 'boolean' },
-    'trusted-proxy': { type: 'string', multiple: true },
-    'ws-forwarded-cert': { type: 'string' },
-    cluster: { type: 'string' },
-    'cluster-ca': { type: 'string' },
-    'cluster-timeout': { type: 'string' },
-    'tls-session-tickets': { type: 'boolean' },
-    ...LOG_FLAGS,
-  });
+  const f = resolveFlags(BROKER, argv);
   const logger = serviceLogs(f)('broker');
   if (f['cluster-ca'] !== undefined && f.cluster === undefined) throw new UsageError('--cluster-ca only applies with --cluster rediss://...');
   const clusterCa = f['cluster-ca'] === undefined ? undefined : readInput(f['cluster-ca'], '--cluster-ca');
   if (clusterCa !== undefined && pemCertificates(clusterCa).length === 0) throw new UsageError(`--cluster-ca ${f['cluster-ca']}: no PEM certificate in it`);
-  if (f.cluster !== undefined) {
+  if (f['cluster-password-file'] !== undefined && f.cluster === undefined) throw new UsageError('--cluster-password-file only applies with --cluster');
+  const cluster = f.cluster === undefined || f['cluster-password-file'] === undefined ? f.cluster : withPassword(f.cluster, readSecretFile(f['cluster-password-file'], '--cluster-password-file'), '--cluster');
+  if (cluster !== undefined) {
     // Found before anything starts; the message never repeats a password in the URL.
     try {
-      parseRedisUrl(f.cluster, clusterCa);
+      parseRedisUrl(cluster, clusterCa);
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -99,7 +77,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       connectTimeoutMs: connectTimeout === undefined ? undefined : connectTimeout * 1000,
       proxyProtocol: f['proxy-protocol'] ? { trustedProxies } : undefined,
       wsForwardedCert: forwardedCert === undefined ? undefined : { format: forwardedCert as ForwardedCertFormat, trustedProxies },
-      cluster: f.cluster,
+      cluster,
       clusterCa,
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
       tlsSessionTickets: f['tls-session-tickets'] === true,

@@ -2,10 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DataDir, devicesLackingRoot, installIntermediate, newRoot, openStore, requestIntermediate, retireIntermediate, signIntermediate, trustRoot, untrustRoot, type Store } from '@tlsfleet/provisioning';
 import { DEFAULT_TRUST_DOMAIN } from '@tlsfleet/common';
-import { duration, parseFlags, readInput, required } from '../args.js';
+import { duration, readInput, required } from '../args.js';
 import { openAuthority } from '../offline-authority.js';
 import { UsageError } from '../usage-error.js';
-import { checkStore } from './provisioning.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { CA_INSTALL, CA_NEW_ROOT, CA_REQUEST, CA_RETIRE, CA_SIGN, CA_TRUST_ROOT, CA_UNTRUST_ROOT } from '../definitions/ca.js';
+import { storeUrlOf } from '../store-url.js';
 
 const YEAR_SECONDS = 365 * 86_400;
 const FIVE_YEARS_SECONDS = 5 * YEAR_SECONDS;
@@ -24,7 +26,7 @@ export async function caCommand(argv: string[]): Promise<number> {
 
 /** On the serving data dir: a new intermediate key (0600) and CSR; prints the CSR's path. */
 async function request(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' } });
+  const f = resolveFlags(CA_REQUEST, argv);
   const { csrPath } = await requestIntermediate(DataDir.open(required(f['data-dir'], '--data-dir')));
   process.stderr.write('new intermediate key written (0600); take the CSR to the machine that holds the root key and run `tlsfleet ca sign`\n');
   process.stdout.write(`${csrPath}\n`);
@@ -33,15 +35,7 @@ async function request(argv: string[]): Promise<number> {
 
 /** On the offline machine: the root signs the CSR; needs no data dir. */
 async function sign(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    csr: { type: 'string' },
-    'root-cert': { type: 'string' },
-    'root-key': { type: 'string' },
-    out: { type: 'string' },
-    lifetime: { type: 'string' },
-    subject: { type: 'string' },
-    replaces: { type: 'string' },
-  });
+  const f = resolveFlags(CA_SIGN, argv);
   const out = resolve(required(f.out, '--out'));
   const pem = await signIntermediate({
     csrPem: readInput(required(f.csr, '--csr'), '--csr'),
@@ -62,9 +56,9 @@ async function sign(argv: string[]): Promise<number> {
 
 /** On the serving data dir: the signed intermediate becomes the signer; the previous one stays trusted. */
 async function install(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' }, store: { type: 'string' } });
+  const f = resolveFlags(CA_INSTALL, argv);
   const dir = required(f['data-dir'], '--data-dir');
-  const storeUrl = checkStore(f.store);
+  const storeUrl = storeUrlOf(f);
   const dataDir = DataDir.open(dir);
   const certPem = readInput(required(f.cert, '--cert'), '--cert');
   const lacking = await withStore(dataDir, storeUrl, (store) => devicesLackingRoot(dataDir, store, certPem));
@@ -93,9 +87,9 @@ async function install(argv: string[]): Promise<number> {
 
 /** On the serving data dir, after the overlap: drops the previous intermediate. */
 async function retire(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, force: { type: 'boolean' }, store: { type: 'string' } });
+  const f = resolveFlags(CA_RETIRE, argv);
   const dataDir = DataDir.open(required(f['data-dir'], '--data-dir'));
-  const retired = await withStore(dataDir, checkStore(f.store), (store) => retireIntermediate(dataDir, store, { force: f.force === true }));
+  const retired = await withStore(dataDir, storeUrlOf(f), (store) => retireIntermediate(dataDir, store, { force: f.force === true }));
   process.stderr.write(`retired ${retired.subject}: removed from ca-bundle.pem, its key and CRL deleted.\n`);
   if (retired.stillLive > 0) {
     process.stderr.write(`  --force: ${retired.stillLive} certificate(s) it issued are still valid until ${retired.lastNotAfter?.toISOString()}; the broker closes their sessions and refuses them once it reloads ca-bundle.pem, and their devices can still renew over mTLS (revoke a device to stop that too).\n`);
@@ -105,7 +99,7 @@ async function retire(argv: string[]): Promise<number> {
 
 /** On the offline machine: a new root (init's profile) in an empty directory; needs no data dir. */
 async function newRootCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { out: { type: 'string' }, 'trust-domain': { type: 'string' }, lifetime: { type: 'string' } });
+  const f = resolveFlags(CA_NEW_ROOT, argv);
   const lifetimeSeconds = duration(f.lifetime, '--lifetime') ?? 10 * YEAR_SECONDS;
   if (lifetimeSeconds > MAX_ROOT_LIFETIME_SECONDS) throw new UsageError('--lifetime: at most 100y');
   const created = await newRoot({ outDir: resolve(required(f.out, '--out')), trustDomain: f['trust-domain'] ?? DEFAULT_TRUST_DOMAIN, lifetimeSeconds });
@@ -116,7 +110,7 @@ async function newRootCommand(argv: string[]): Promise<number> {
 
 /** On the serving data dir, first step of a root rotation: the new root joins ca-bundle.pem. */
 async function trustRootCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' } });
+  const f = resolveFlags(CA_TRUST_ROOT, argv);
   const trusted = await trustRoot(DataDir.open(required(f['data-dir'], '--data-dir')), readInput(required(f.cert, '--cert'), '--cert'));
   process.stderr.write(
     `trusted ${trusted.subject} (until ${trusted.notAfter.toISOString()}) in ca-bundle.pem.\n` +
@@ -127,10 +121,10 @@ async function trustRootCommand(argv: string[]): Promise<number> {
 
 /** On the serving data dir, last step of a root rotation: the old root leaves ca-bundle.pem. */
 async function untrustRootCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, cert: { type: 'string' }, force: { type: 'boolean' }, store: { type: 'string' } });
+  const f = resolveFlags(CA_UNTRUST_ROOT, argv);
   const dataDir = DataDir.open(required(f['data-dir'], '--data-dir'));
   const certPem = readInput(required(f.cert, '--cert'), '--cert');
-  const removed = await withStore(dataDir, checkStore(f.store), (store) => untrustRoot(dataDir, store, certPem, { force: f.force === true }));
+  const removed = await withStore(dataDir, storeUrlOf(f), (store) => untrustRoot(dataDir, store, certPem, { force: f.force === true }));
   process.stderr.write(`removed ${removed.subject} from ca-bundle.pem; next: SIGHUP the broker (or let it notice) and restart provisioning.\n`);
   if (removed.stillLive > 0) {
     process.stderr.write(`  --force: ${removed.stillLive} certificate(s) that may chain to it are still valid until ${removed.lastNotAfter?.toISOString()}; they fail the TLS handshake once the broker reloads ca-bundle.pem.\n`);

@@ -2,13 +2,15 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startBroker } from '@tlsfleet/broker';
 import { DATA_FILES, initDataDir, startProvisioning } from '@tlsfleet/provisioning';
-import { parseFlags, port } from '../args.js';
+import { port } from '../args.js';
 import { untilSignal } from '../signals.js';
-import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
+import { serviceLogs } from '../service-logs.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { DEV } from '../definitions/dev.js';
 
 /** Zero-setup local run: init `.tlsfleet/` if needed, then provisioning and the broker sharing it. */
 export async function devCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, { 'data-dir': { type: 'string' }, port: { type: 'string' }, 'broker-port': { type: 'string' }, 'health-port': { type: 'string' }, ...LOG_FLAGS });
+  const f = resolveFlags(DEV, argv);
   const loggerFor = serviceLogs(f);
   const dir = resolve(f['data-dir'] ?? '.tlsfleet');
   if (!existsSync(join(dir, DATA_FILES.config))) {

@@ -1,13 +1,11 @@
 import { resolve } from 'node:path';
 import { initDataDir, DATA_FILES } from '@tlsfleet/provisioning';
-import { parseFlags, required } from '../args.js';
+import { required } from '../args.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { INIT } from '../definitions/offline-commands.js';
 
 export async function initCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    'data-dir': { type: 'string' },
-    'trust-domain': { type: 'string' },
-    'server-name': { type: 'string', multiple: true },
-  });
+  const f = resolveFlags(INIT, argv);
   const dir = resolve(required(f['data-dir'], '--data-dir'));
   const config = await initDataDir({ dataDir: dir, trustDomain: f['trust-domain'], serverNames: f['server-name'] });
   process.stderr.write(

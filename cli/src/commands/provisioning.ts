@@ -1,32 +1,20 @@
 import { parseDurationMs } from '@tlsfleet/common';
-import { crlUrlOf, isPostgresUrl, startProvisioning } from '@tlsfleet/provisioning';
-import { duration, parseFlags, port, positiveInt, required } from '../args.js';
+import { crlUrlOf, startProvisioning } from '@tlsfleet/provisioning';
+import { duration, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
-import { LOG_FLAGS, serviceLogs } from '../service-logs.js';
+import { serviceLogs } from '../service-logs.js';
 import { untilSignal } from '../signals.js';
+import { resolveFlags } from '../config/resolve-flags.js';
+import { PROVISIONING } from '../definitions/provisioning.js';
+import { readSecretFile } from '../secret-file.js';
+import { storeUrlOf } from '../store-url.js';
 
 export async function provisioningCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(argv, {
-    'data-dir': { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    store: { type: 'string' },
-    'max-inflight': { type: 'string' },
-    'client-rate': { type: 'string' },
-    'client-burst': { type: 'string' },
-    'max-inflight-per-client': { type: 'string' },
-    'renewal-reserve': { type: 'string' },
-    'body-timeout': { type: 'string' },
-    'idle-timeout': { type: 'string' },
-    'max-connections': { type: 'string' },
-    'crl-validity': { type: 'string' },
-    'metrics-port': { type: 'string' },
-    'public-url': { type: 'string' },
-    retention: { type: 'string' },
-    ...LOG_FLAGS,
-  });
+  const f = resolveFlags(PROVISIONING, argv);
   const logger = serviceLogs(f)('provisioning');
-  const storeUrl = checkStore(f.store);
+  const storeUrl = storeUrlOf(f);
+  // Read once at start; the value is never logged.
+  const adminToken = f['admin-token-file'] === undefined ? undefined : readSecretFile(f['admin-token-file'], '--admin-token-file').trim();
   const maxInFlight = positiveInt(f['max-inflight'], '--max-inflight', 64);
   const renewalReserve = positiveInt(f['renewal-reserve'], '--renewal-reserve', Math.floor(maxInFlight / 4), 0);
   if (renewalReserve >= maxInFlight) throw new UsageError(`--renewal-reserve must be below --max-inflight (${maxInFlight}), so enrollments keep a place`);
@@ -48,6 +36,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     idleTimeoutMs: durationMs(f['idle-timeout'], '--idle-timeout'),
     maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
     storeUrl,
+    adminToken,
     metricsPort: f['metrics-port'] === undefined ? undefined : port(f['metrics-port'], '--metrics-port', 0),
     publicUrl: publicUrl(f['public-url']),
     retentionMs: retention(f.retention),
@@ -89,15 +78,4 @@ function durationMs(value: string | undefined, flag: string): number | undefined
   return ms;
 }
 
-/**
- * `--store`: absent or "sqlite" → the data dir's SQLite file; postgres:// or postgresql:// → that
- * database. Returns the value to pass on. A refused value is not echoed: it may hold a password.
- */
-export function checkStore(store: string | undefined): string | undefined {
-  if (store === undefined || store === 'sqlite') return store;
-  if (isPostgresUrl(store)) {
-    if (!URL.canParse(store)) throw new UsageError('--store: the postgres:// URL does not parse (percent-encode special characters in the user name and password)');
-    return store;
-  }
-  throw new UsageError('--store takes "sqlite" or a postgres://user@host:port/database URL');
-}
+export { checkStore } from '../store-url.js';

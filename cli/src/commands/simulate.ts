@@ -1,9 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { parseSimulateArgs, runFleet, SimulateUsageError, type FleetSummary } from '@tlsfleet/simulators';
 import { UsageError } from '../usage-error.js';
+import { parseCommandLine } from '@tlsfleet/common';
+import { SIMULATE } from '../definitions/simulate.js';
 
 /** `tlsfleet simulate`: exit 0 when every verdict of the scenario passes, 1 when one fails. */
 export async function simulateCommand(argv: string[]): Promise<number> {
+  // Names first, for did-you-mean; the simulator checks the values.
+  parseCommandLine(SIMULATE, argv);
   let config;
   try {
     config = parseSimulateArgs(argv);
