@@ -99,14 +99,15 @@ describe('deploy/systemd units', () => {
   it.each([
     ['tlsfleet-provisioning.service', 'provisioning listening', []],
     ['tlsfleet-broker.service', 'broker listening', ['--health-port', '0']],
-  ] as const)('%s: its command line and environment start the service on a data dir made by tlsfleet init, and SIGTERM stops it with 0', async (unit, listening, extra) => {
+  ] as const)('%s: its command line and environment start the service on a data dir made by tlsfleet init with its max-connections, and SIGTERM stops it with 0', async (unit, listening, extra) => {
     const stateRoot = join(tmp.path, `state-${unit}`);
     const [program, ...args] = valuesOf(unit, 'ExecStart')[0]!.replaceAll('%S', stateRoot).split(' ');
     expect(program).toBe(INSTALLED_CLI);
     const init = await runCli(['init', '--data-dir', join(stateRoot, valuesOf(unit, 'StateDirectory')[0]!)]);
     expect(init.code, init.stderr).toBe(0);
     const service = await startService([...args, '--host', '127.0.0.1', '--port', '0', ...extra], new RegExp(`"msg":"${listening}"`), { env: environment(unit, stateRoot) });
-    expect(service.output()).toContain(`"msg":"${listening}"`);
+    const ready = service.output().split('\n').find((l) => l.includes(`"msg":"${listening}"`))!;
+    expect((JSON.parse(ready) as { maxConnections: number }).maxConnections).toBe(Number(environment(unit, stateRoot).TLSFLEET_MAX_CONNECTIONS));
     expect(await service.stop()).toBe(0);
   });
 
