@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
@@ -9,7 +9,10 @@ import { tool } from './openssl.js';
 /** A throwaway PostgreSQL server on 127.0.0.1, started by a test and gone after `stop()`. */
 export interface PostgresServer {
   readonly port: number;
-  /** Connection string for `database` as the superuser `postgres`; `password` only goes into the URL (trust auth ignores it). */
+  /**
+   * Connection string for `database` as the superuser `postgres`; `password` only goes into the
+   * URL (trust auth, the default, ignores it; a server started with a password checks it).
+   */
   url(database: string, password?: string): string;
   /** Creates an empty database and answers its connection string. */
   createDatabase(name: string): Promise<string>;
@@ -36,8 +39,13 @@ function asServerUser(cmd: string, args: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
 }
 
+export interface PostgresOptions {
+  /** The superuser's password, checked with SCRAM-SHA-256 on every connection; default none (trust). */
+  password?: string;
+}
+
 /** initdb into a fresh temp dir, then the server on a free loopback port; resolves once it accepts connections. */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'tlsfleet-pg-'));
   const dataDir = join(dir, 'data');
@@ -48,8 +56,9 @@ export async function startPostgres(): Promise<PostgresServer> {
       if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error('no postgres OS user (the Debian package postgresql creates it)');
       chownSync(dir, uid, gid);
     }
+    const auth = opts.password === undefined ? ['--auth=trust'] : ['--auth=scram-sha-256', `--pwfile=${passwordFile(dir, opts.password)}`];
     const [initCmd, initArgs] = asServerUser(join(bin, 'initdb'), [
-      '-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions',
+      '-D', dataDir, '-U', 'postgres', ...auth, '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions',
     ]);
     const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
     if (init.status !== 0) throw new Error(`initdb failed (${init.status}):\n${init.stdout}${init.stderr}`);
@@ -63,7 +72,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     const port = await freePort();
     try {
       const child = await startServer(bin, dataDir, dir, port);
-      return running(child, dir, dataDir, port, bin);
+      return running(child, dir, dataDir, port, bin, opts.password);
     } catch (err) {
       if (attempt >= 3 || !/could not bind|Address already in use/i.test(String((err as Error).message))) {
         rmSync(dir, { recursive: true, force: true });
@@ -113,7 +122,14 @@ async function startServer(bin: string, dataDir: string, socketDir: string, port
   return child;
 }
 
-function running(child: ChildProcess, dir: string, dataDir: string, port: number, bin: string): PostgresServer {
+/** initdb's --pwfile, in the cluster's own directory (the server user reads it); removed with it. */
+function passwordFile(dir: string, password: string): string {
+  const file = join(dir, 'superuser-password');
+  writeFileSync(file, `${password}\n`, { mode: 0o644 });
+  return file;
+}
+
+function running(child: ChildProcess, dir: string, dataDir: string, port: number, bin: string, password?: string): PostgresServer {
   const exited = once(child, 'exit');
   const url = (database: string, password?: string) =>
     `postgres://postgres${password === undefined ? '' : `:${encodeURIComponent(password)}`}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
@@ -127,7 +143,7 @@ function running(child: ChildProcess, dir: string, dataDir: string, port: number
       return url(name);
     },
     async query(database, sql) {
-      const r = await tool(join(bin, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-At', '-d', url(database), '-c', sql]);
+      const r = await tool(join(bin, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-At', '-d', url(database, password), '-c', sql]);
       if (r.code !== 0) throw new Error(`psql failed (${r.code}): ${r.stderr}`);
       return r.stdout.trim();
     },

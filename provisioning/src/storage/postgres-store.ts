@@ -69,7 +69,9 @@ export class PostgresStore implements Store {
     try {
       await migrate(pool);
     } catch (err) {
-      await pool.end().catch(() => undefined);
+      // node-postgres never ends a client whose SCRAM exchange failed (no password given to a
+      // server that asks for one), so pool.end() would wait forever: the refusal must not.
+      await Promise.race([pool.end().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
       throw new Error(`cannot open the PostgreSQL store ${redactConnectionString(connectionString)}: ${(err as Error).message}`, { cause: err });
     }
     return new PostgresStore(pool);
