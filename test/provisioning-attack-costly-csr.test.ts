@@ -15,7 +15,9 @@ describe('provisioning under costly CSRs', () => {
   let env: ProvisioningEnv;
   let costlyCsr: string;
   beforeAll(async () => {
-    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0'] });
+    // 20 requests at once from one address: the per-client limits (rate and open requests,
+    // tested in provisioning-attack-slow-body.test.ts) are off, so every answer shows the check order.
+    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '0'] });
     costlyCsr = derToPem(makeTestCsr(rsaKeyWithExponent(3072, 3000)).der, 'CERTIFICATE REQUEST');
   });
   afterAll(async () => {
