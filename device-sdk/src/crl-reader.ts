@@ -1,9 +1,10 @@
 import { verify, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
+import { normalizeSerialHex } from '@tlsfleet/common';
 
 /** What a device needs of a CRL: who may have signed it, what it lists, and whether the signature holds. */
 export interface CrlView {
-  /** Serial numbers listed as revoked, lower-case hex without leading zeros. */
+  /** Serial numbers listed as revoked, as normalizeSerialHex writes them. */
   revokedSerials: Set<string>;
   /** True when `issuerKey` signed this CRL. */
   signedBy(issuerKey: KeyObject): boolean;
@@ -19,11 +20,6 @@ const HASH_OF_SIGNATURE: Record<string, string | null> = {
   '1.2.840.113549.1.1.13': 'sha512',
   '1.3.101.112': null,
 };
-
-/** Lower-case hex without leading zeros: how serials are compared. */
-export function normalSerial(hex: string): string {
-  return hex.toLowerCase().replace(/^0+(?=.)/, '');
-}
 
 /**
  * Reads a DER X.509 v2 CRL (RFC 5280 §5.1): CertificateList ::= SEQUENCE { tbsCertList,
@@ -67,7 +63,7 @@ function revokedIn(tbs: asn1js.Sequence): Set<string> {
   for (const entry of revoked.valueBlock.value) {
     const serial = entry instanceof asn1js.Sequence ? entry.valueBlock.value[0] : undefined;
     if (!(serial instanceof asn1js.Integer)) throw new Error('a CRL entry has no serial number');
-    serials.add(normalSerial(Buffer.from(serial.valueBlock.valueHexView).toString('hex')));
+    serials.add(normalizeSerialHex(Buffer.from(serial.valueBlock.valueHexView).toString('hex')));
   }
   return serials;
 }

@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto';
 import { get, type RequestOptions } from 'node:https';
 import type { SecureContext } from 'node:tls';
-import { pemX509Certificates } from '@tlsfleet/common';
+import { normalizeSerialHex, pemX509Certificates } from '@tlsfleet/common';
 import type { DeviceIdentity } from './credential-store.js';
-import { normalSerial, readCrl } from './crl-reader.js';
+import { readCrl } from './crl-reader.js';
 import { DeviceError } from './errors.js';
 import { trustContext } from './tls-context.js';
 import { transportError } from './transport-error.js';
@@ -37,7 +37,7 @@ export async function identityStatus(identity: DeviceIdentity, opts: IdentitySta
       if (der === undefined) continue;
       const crl = readCrl(der);
       if (!crl.signedBy(issuer.publicKey)) continue;
-      return crl.revokedSerials.has(normalSerial(identity.serial)) ? { state: 'revoked' } : { state: 'live' };
+      return crl.revokedSerials.has(normalizeSerialHex(identity.serial)) ? { state: 'revoked' } : { state: 'live' };
     }
     throw new DeviceError('bad_response', `no CRL of ${identity.provisioningUrl} is signed by the issuer of certificate ${identity.serial}`, { retryable: false });
   } catch (caught) {
