@@ -219,7 +219,10 @@ describe('renewal under rate limiting', () => {
     // not by a count (a fast host once ran 4 x 5,000 requests out before the first renewal
     // began, 5-21 s in, and every renewal then went through unrefused). Paced at one request
     // per 5 ms a loop, a token is taken within about 2 ms of its refill.
-    const own = JSON.parse(readFileSync(join(env.dir, 'devices', 'car-3', 'identity.json'), 'utf8')) as { chainPem: string; privateKeyPem: string };
+    // Each request uses the device's current certificate: once the first one expires (40 s in),
+    // requests made with it are refused before the rate limiter and would no longer drain the
+    // bucket, so a device that won a token in its first renewal period would never be refused.
+    const own = () => JSON.parse(readFileSync(join(env.dir, 'devices', 'car-3', 'identity.json'), 'utf8')) as { chainPem: string; privateKeyPem: string };
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });
     let hammering = true;
     // On a loaded host the device can win a token before it was refused twice; each miss costs
@@ -228,7 +231,9 @@ describe('renewal under rate limiting', () => {
     const hammer = Promise.all(
       Array.from({ length: 4 }, async () => {
         while (hammering && Date.now() < hammerUntil) {
-          await postJson(`${env.url}/v1/renew`, { csr: 'x' }, { ca: env.ca, agent, cert: own.chainPem, key: own.privateKeyPem });
+          const { chainPem, privateKeyPem } = own();
+          // A fresh certificate needs a fresh connection: the agent keys its pool by cert and key.
+          await postJson(`${env.url}/v1/renew`, { csr: 'x' }, { ca: env.ca, agent, cert: chainPem, key: privateKeyPem });
           await delay(5);
         }
       }),
