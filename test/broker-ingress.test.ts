@@ -12,7 +12,7 @@ import { healthUrlOf, startBrokerProcess, startFleetEnv, wssUrlOf, type DeviceCr
 import { httpGet, inbox, metric, metricUntil, outputMatches, readyzStatuses, tryConnect, within, type Attempt } from './harness/broker-probe.js';
 import { runCli, type Service } from './harness/cli.js';
 import { startHaproxy } from './harness/haproxy.js';
-import { readmeRecipe } from './harness/readme.js';
+import { recipe } from './harness/readme.js';
 import { tempDir } from './harness/temp-dir.js';
 
 /** A PROXY v2 header (haproxy proxy-protocol.txt §2.2): PROXY command, TCP over IPv4. */
@@ -373,7 +373,7 @@ describe('the README\'s HAProxy configuration', () => {
     const dir = tempDir('tlsfleet-haproxy-cfg-');
     try {
       const cfg = join(dir.path, 'haproxy.cfg');
-      writeFileSync(cfg, readmeRecipe('haproxy-cfg'));
+      writeFileSync(cfg, recipe('haproxy-cfg'));
       const bin = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
       const check = spawnSync(bin, ['-c', '-f', cfg], { encoding: 'utf8' });
       expect(check.stdout + check.stderr).toMatch(/Configuration file is valid/);

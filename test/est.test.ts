@@ -7,7 +7,7 @@ import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.
 import { request } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { openssl, tool } from './harness/openssl.js';
-import { readmeRecipe, REPO_ROOT } from './harness/readme.js';
+import { recipe, REPO_ROOT } from './harness/readme.js';
 import { tempDir } from './harness/temp-dir.js';
 
 /** The certificates inside a base64 PKCS#7 certs-only body, as openssl prints them. */
@@ -39,7 +39,7 @@ describe('EST (RFC 7030) with real curl and openssl', () => {
   it('runs the README recipe: openssl key and CSR, curl simpleenroll with the token, openssl reads the chain', async () => {
     const work = tempDir('tlsfleet-recipe-');
     try {
-      const script = readmeRecipe('est-enroll');
+      const script = recipe('est-enroll');
       // The README runs it from the checkout, where `npx tlsfleet` finds the local bin.
       symlinkSync(join(REPO_ROOT, 'node_modules'), join(work.path, 'node_modules'));
       writeFileSync(join(work.path, 'package.json'), '{"private":true}\n');
