@@ -25,7 +25,10 @@ describe('brokers clustered through Redis, when Redis fails', () => {
   const services: Service[] = [];
 
   beforeAll(async () => {
-    redis = await startRedis();
+    // Append-only file, fsync on every write: a killed Redis comes back with the sessions it
+    // held, as a production Redis configured per docs/operations.md does. (An empty Redis loses
+    // every persistent session's subscriptions, and with them the queued copy this test reads.)
+    redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
     cluster = await startClusterEnv(redis);
     ({ env, brokerB, connectTo } = cluster);
   }, 60_000);
@@ -130,7 +133,7 @@ describe('brokers clustered through Redis, when Redis fails', () => {
       for (const c of [devOnA, svcOnB]) void closedAt(c).then(() => (closed = true));
       await redis.kill();
       for (const h of [healthA, healthB]) await metricUntil(h, 'tlsfleet_broker_cluster_up', {}, (v) => v === 0, 15_000);
-      // Readiness is about this instance, not the Redis every instance shares: see docs/deployment.md.
+      // Readiness is about this instance, not the Redis every instance shares: see docs/operations.md.
       for (const h of [healthA, healthB]) expect((await httpGet(`${h}/readyz`)).status).toBe(200);
       // The broker still answers its clients: a PINGREQ round trip on each connection.
       for (const c of [devOnA, svcOnB]) {
@@ -154,7 +157,7 @@ describe('brokers clustered through Redis, when Redis fails', () => {
 
       // Redis pub/sub is at most once: B may have missed "during" live while its link was
       // still coming back. A queued it for the persistent session before PUBACK, so the
-      // session's next connection gets it (README: what happens when Redis goes away).
+      // session's next connection gets it (docs/operations.md: what happens when Redis goes away).
       if (!box.messages.some((m) => m.payload === 'during')) {
         await svcOnB.endAsync();
         const again = mqtt.connect(brokerB.url, { clientId: svc.id, cert: svc.chain, key: svc.key, ca: env.ca, protocolVersion: 4, reconnectPeriod: 0, clean: false });
