@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { synopsis } from '@tlsfleet/common';
 import { COMMAND_LIST, isGroup, leafCommands } from '../cli/src/definitions/command-definitions.js';
 import { CLI, runCli } from './harness/cli.js';
 
 // DESIGN.md "Operations": `tlsfleet <command> --help` prints that command's usage and exits 0;
-// usage, completion and README's command-line section come from the same definitions as the parser.
+// usage, completion and docs/reference/command-line.md come from the same definitions as the parser.
 describe('tlsfleet <command> --help', () => {
   it.concurrent.each(leafCommands().map((c) => [c.name, c] as const))('tlsfleet %s --help lists every flag with its meaning and default, exit 0', async (name, def) => {
     const r = await runCli([...name.split(' '), '--help']);
@@ -108,32 +109,67 @@ describe('shell completion from the same definitions', () => {
   });
 });
 
-describe("README's command-line section", () => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('## Command line'));
-  const block = section.slice(section.indexOf('```\n') + 4, section.indexOf('\n```', section.indexOf('```\n') + 4));
+describe('docs/reference/command-line.md', () => {
+  const doc = readFileSync(new URL('../docs/reference/command-line.md', import.meta.url), 'utf8');
+  const sections = referenceSections(doc);
+  const groups = COMMAND_LIST.filter(isGroup).map((g) => g.name);
 
-  /** Each `tlsfleet <command>` line of the block (with its indented continuation lines) → the flags it names. */
-  function readmeFlags(): Map<string, Set<string>> {
-    const found = new Map<string, Set<string>>();
-    let current: Set<string> | undefined;
-    const names = leafCommands().map((c) => c.name).sort((a, b) => b.length - a.length);
-    for (const line of block.split('\n')) {
-      if (line.startsWith('tlsfleet ')) {
-        const name = names.find((n) => line.startsWith(`tlsfleet ${n}`) && /^(\s|\||$)/.test(line.slice(`tlsfleet ${n}`.length)));
-        current = name === undefined ? undefined : (found.get(name) ?? new Set());
-        if (name !== undefined && current) found.set(name, current);
-      }
-      for (const m of line.replace(/#.*$/, '').matchAll(/--[a-z0-9][a-z0-9-]*/g)) current?.add(m[0]);
-    }
-    return found;
-  }
+  it('has a section for every command and subcommand, and none for a command that does not exist', () => {
+    const leaves = leafCommands().map((c) => c.name);
+    for (const name of leaves) expect([...sections.keys()], `a "tlsfleet ${name}" heading`).toContain(name);
+    for (const name of sections.keys()) expect([...leaves, ...groups, '--version'], `heading "tlsfleet ${name}"`).toContain(name);
+  });
 
-  it('names every command with exactly the flags of its definition', () => {
-    const inReadme = readmeFlags();
-    for (const c of leafCommands()) {
-      const defined = new Set(Object.keys(c.flags).map((f) => `--${f}`));
-      expect([...(inReadme.get(c.name) ?? [])].sort(), `README's line for tlsfleet ${c.name}`).toEqual([...defined].sort());
+  it.each(leafCommands().map((c) => [c.name, c] as const))('tlsfleet %s: the synopsis, and a table with exactly the defined flags, each with its value name and default', (name, def) => {
+    const section = sections.get(name);
+    expect(section, `section tlsfleet ${name}`).toBeDefined();
+    const block = /```\n([\s\S]*?)\n```/.exec(section!)?.[1];
+    expect(block?.replace(/\s+/g, ' ').trim(), `synopsis of tlsfleet ${name}`).toBe(synopsis(def));
+    const rows = flagTable(section!);
+    expect(rows.map((r) => r.flag).sort(), `flags of tlsfleet ${name}`).toEqual(Object.keys(def.flags).sort());
+    for (const row of rows) {
+      const f = def.flags[row.flag]!;
+      expect(row.value, `value name of --${row.flag}`).toBe(f.type === 'boolean' ? undefined : (f.value ?? 'VALUE'));
+      expect(row.default, `default of --${row.flag}`).toBe(f.required ? 'required' : (f.default ?? (f.type === 'boolean' ? 'off' : '—')));
+      expect(row.meaning.startsWith('repeatable'), `--${row.flag} says whether it is repeatable`).toBe(f.multiple === true);
     }
   });
 });
+
+/** `## tlsfleet broker` / `### tlsfleet ca sign` → the text up to the next heading of level 2 or 3. */
+function referenceSections(doc: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  const headings = [...doc.matchAll(/^#{2,3} (.+)$/gm)];
+  headings.forEach((h, i) => {
+    const title = h[1]!.trim();
+    if (!title.startsWith('tlsfleet ')) return;
+    const name = title.slice('tlsfleet '.length);
+    expect(sections.has(name), `one heading for tlsfleet ${name}`).toBe(false);
+    sections.set(name, doc.slice(h.index! + h[0].length, headings[i + 1]?.index ?? doc.length));
+  });
+  return sections;
+}
+
+interface FlagRow {
+  flag: string;
+  value: string | undefined;
+  default: string;
+  meaning: string;
+}
+
+/** The `| flag | default | meaning |` table of a section; its first cell is `--name VALUE` in backticks. */
+function flagTable(section: string): FlagRow[] {
+  const lines = section.split('\n');
+  const header = lines.findIndex((l) => /^\| flag \| default \| meaning \|$/.test(l));
+  if (header === -1) return [];
+  const rows: FlagRow[] = [];
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith('|')) break;
+    const cells = line.slice(1, -1).split(' | ').map((c) => c.trim());
+    expect(cells.length, line).toBe(3);
+    const m = /^`--([a-z0-9-]+)(?: ([A-Z][A-Z0-9-]*))?`$/.exec(cells[0]!);
+    expect(m, `first cell of ${line}`).not.toBeNull();
+    rows.push({ flag: m![1]!, value: m![2], default: cells[1]!.replace(/^`(.*)`$/, '$1'), meaning: cells[2]! });
+  }
+  return rows;
+}
