@@ -16,6 +16,7 @@ const PEERS = [
   { pkg: 'postgresql', bin: '/usr/lib/postgresql/*/bin/initdb', why: 'a throwaway PostgreSQL server (initdb + postgres on 127.0.0.1) for the PostgreSQL store tests' },
   { pkg: 'haproxy', bin: '/usr/sbin/haproxy', why: 'a real TCP-passthrough load balancer (mode tcp, send-proxy-v2) in front of the broker for the PROXY protocol tests' },
   { pkg: 'nginx', bin: '/usr/sbin/nginx', why: 'a real TLS-terminating ingress (mTLS, X-SSL-Client-Cert to the wss port) for the --ws-forwarded-cert tests' },
+  { pkg: 'sqlite3', bin: 'sqlite3', why: 'runs the SQLite backup and restore recipes of docs/operations.md (test/docs-operations-backup.test.ts)' },
   { pkg: 'redis-server', bin: 'redis-server', why: 'a throwaway Redis (127.0.0.1, no persistence) shared by two brokers for the --cluster tests' },
   { pkg: 'zsh', bin: 'zsh', why: 'checks the generated zsh completion script (test/cli-help.test.ts)' },
   { pkg: 'systemd', bin: 'systemd-analyze', why: 'checks the units in deploy/systemd/ (systemd-analyze verify and security) in test/systemd-units.test.ts' },

@@ -16,7 +16,7 @@ const MAX_ROOT_LIFETIME_SECONDS = 100 * YEAR_SECONDS;
 
 const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { request, sign, install, retire, 'new-root': newRootCommand, 'trust-root': trustRootCommand, 'untrust-root': untrustRootCommand };
 
-/** `tlsfleet ca ...`: intermediate (request|sign|install|retire) and root (new-root|trust-root|untrust-root) rotation with root keys offline (docs/deployment.md). */
+/** `tlsfleet ca ...`: intermediate (request|sign|install|retire) and root (new-root|trust-root|untrust-root) rotation with root keys offline (docs/operations.md). */
 export async function caCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const run = sub === undefined ? undefined : SUBCOMMANDS[sub];
@@ -67,7 +67,7 @@ async function install(argv: string[]): Promise<number> {
     const since = lacking.trustedAt ? `since \`ca trust-root\` added it at ${lacking.trustedAt.toISOString()}` : 'since it was added (no record of when: not added with `ca trust-root`)';
     process.stderr.write(
       `WARNING: this intermediate is under another root. ${lacking.devices.length} device(s) have not renewed ${since}, so their trust bundle lacks it and they will fail to verify the servers: ${lacking.devices.slice(0, 10).join(', ')}${lacking.devices.length > 10 ? ', ...' : ''}\n` +
-        '  the runbook waits one device certificate lifetime after `ca trust-root` before this step (docs/deployment.md).\n',
+        '  the runbook waits one device certificate lifetime after `ca trust-root` before this step (docs/operations.md).\n',
     );
   }
   // Both CRLs now: the previous intermediate's for its certificates, the new one's for the broker.

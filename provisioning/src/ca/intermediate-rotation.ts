@@ -95,7 +95,7 @@ export async function installIntermediate(dataDir: DataDir, certificatePem: stri
   await writeFileAtomic(dataDir.path('caBundle'), pemOf(roots) + pem(certificate) + pem(current), 0o644);
   await writeFileAtomic(dataDir.path('intermediateKey'), pendingKeyPem, 0o600);
   await writeFileAtomic(dataDir.path('intermediateCert'), pem(certificate), 0o644);
-  // root-ca.pem always names the root of the current intermediate (docs/deployment.md).
+  // root-ca.pem always names the root of the current intermediate (docs/operations.md).
   if (!dataDir.has('rootCert') || new X509Certificate(dataDir.read('rootCert')).fingerprint256 !== root.fingerprint256) {
     await writeFileAtomic(dataDir.path('rootCert'), pemOf([root]), 0o644);
   }
