@@ -172,3 +172,30 @@ describe('docs/reference/metrics.md', () => {
     }
   });
 });
+
+/** GitHub's heading anchors: lower case, punctuation but `-` and `_` dropped, spaces to `-`, repeats numbered. */
+function anchorsOf(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const m of markdown.replace(/^```[\s\S]*?^```/gm, '').matchAll(/^#{1,6} (.+)$/gm)) {
+    const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
+
+describe('links between the troubleshooting, security and metrics pages', () => {
+  it.each(['docs/troubleshooting.md', 'docs/security.md', 'docs/reference/metrics.md'])('every #anchor %s links to is a heading', (file) => {
+    const text = readFileSync(join(ROOT, file), 'utf8');
+    const links = [...text.matchAll(/\]\(([^)\s]*#[^)\s]+)\)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(0);
+    const broken = links.filter((link) => {
+      const [target, anchor] = link.split('#') as [string, string];
+      const path = target === '' ? join(ROOT, file) : resolve(ROOT, file, '..', target);
+      return !anchorsOf(readFileSync(path, 'utf8')).has(anchor);
+    });
+    expect(broken).toEqual([]);
+  });
+});
