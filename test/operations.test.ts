@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pemBlocks } from '@tlsfleet/common';
+import { DATA_FILES, pemBlocks } from '@tlsfleet/common';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { postJson, request, type HttpAnswer } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';
@@ -17,23 +17,11 @@ import { sample } from './harness/broker-probe.js';
 import { createServer as createNetServer } from 'node:net';
 import { once } from 'node:events';
 
-/** Files `init` leaves in the data dir: DESIGN.md's stable two plus README.md's data-dir table. */
-const INIT_FILES = [
-  'ca-bundle.pem',
-  'admin.token',
-  'root-ca.pem',
-  'root-ca.key',
-  'intermediate-ca.pem',
-  'intermediate-ca.key',
-  'provisioning.pem',
-  'provisioning.key',
-  'broker.pem',
-  'broker.key',
-  'admin.pem',
-  'admin.key',
-  'config.json',
-];
-const SECRETS = INIT_FILES.filter((f) => f.endsWith('.key') || f === 'admin.token');
+/** docs/reference/files.md's data-dir table: file → who makes it and its mode. */
+const DATA_DIR_TABLE = dataDirTable(readFileSync(new URL('../docs/reference/files.md', import.meta.url), 'utf8'));
+/** Files `init` leaves in the data dir: the rows of that table made by `init`. */
+const INIT_FILES = [...DATA_DIR_TABLE].filter(([, row]) => row.madeBy === 'init').map(([file]) => file);
+const SECRETS = INIT_FILES.filter((f) => DATA_DIR_TABLE.get(f)!.mode === 0o600);
 /** Certificate file → its key file. */
 const PAIRS: Array<[string, string]> = [
   ['root-ca.pem', 'root-ca.key'],
@@ -44,6 +32,24 @@ const PAIRS: Array<[string, string]> = [
 ];
 
 const mode = (file: string) => statSync(file).mode & 0o777;
+
+/** The `| file | made by | what | mode |` table under "## Data dir": one file name in backticks per row. */
+function dataDirTable(doc: string): Map<string, { madeBy: string; mode: number }> {
+  const section = doc.slice(doc.indexOf('## Data dir'));
+  const lines = section.split('\n');
+  const header = lines.findIndex((l) => l === '| file | made by | what | mode |');
+  if (header === -1) throw new Error('docs/reference/files.md has no data-dir table');
+  const table = new Map<string, { madeBy: string; mode: number }>();
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith('|')) break;
+    const cells = line.slice(1, -1).split(' | ').map((c) => c.trim());
+    const file = /^`([^`]+)`$/.exec(cells[0]!)?.[1];
+    const fileMode = /^0[0-7]{3}$/.exec(cells.at(-1)!)?.[0];
+    if (file === undefined || fileMode === undefined) throw new Error(`docs/reference/files.md: a data-dir row needs one file name and a mode: ${line}`);
+    table.set(file, { madeBy: cells[1]!.replace(/`/g, ''), mode: parseInt(fileMode, 8) });
+  }
+  return table;
+}
 
 /** Every file of a directory with its bytes and mode, to compare before and after. */
 function snapshot(dir: string): Record<string, { mode: number; bytes: string }> {
@@ -75,8 +81,19 @@ describe('service operations', () => {
   afterAll(() => tmp?.cleanup());
 
   describe('tlsfleet init', () => {
-    it('writes the stable files and every file of the data-dir table, each key matching its certificate', () => {
-      expect(readdirSync(dir)).toEqual(expect.arrayContaining(INIT_FILES));
+    it('lists every data-dir file name of the code in the data-dir table of docs/reference/files.md, and no other', () => {
+      expect([...DATA_DIR_TABLE.keys()].sort()).toEqual(Object.values(DATA_FILES).sort());
+    });
+
+    it('writes exactly the files the data-dir table says init makes, with its modes, each key matching its certificate', () => {
+      expect(readdirSync(dir).sort()).toEqual([...INIT_FILES].sort());
+      for (const f of INIT_FILES) {
+        const documented = DATA_DIR_TABLE.get(f)!.mode;
+        // A stricter umask may only take permissions away; a secret is exactly 0600.
+        expect(mode(join(dir, f)) & ~documented, `${f} is ${mode(join(dir, f)).toString(8)}, documented ${documented.toString(8)}`).toBe(0);
+        if (documented === 0o600) expect(mode(join(dir, f)), f).toBe(0o600);
+      }
+      expect(INIT_FILES).toEqual(expect.arrayContaining(['ca-bundle.pem', 'admin.token']));
       const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
       expect(config).toMatchObject({ version: 1, trustDomain: 'fleet.example.com' });
       const adminToken = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
