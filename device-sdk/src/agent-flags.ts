@@ -26,7 +26,7 @@ export const ENROLL_DEFINITION = defineCommand({
 
 export const RUN_DEFINITION = defineCommand({
   name: 'device run',
-  summary: 'Runs the reference device agent: connects, publishes a heartbeat, renews before expiry; one JSON line per event.',
+  summary: 'Runs the reference device agent: connects, publishes a heartbeat, logs commands, renews before expiry; one JSON line per event.',
   flags: {
     state: { type: 'string', value: 'DIR', help: 'state dir for the key, certificate and trust bundle', required: true, complete: 'dir' },
     broker: { type: 'string', value: 'URL', help: 'broker, mqtts://HOST:PORT or wss://HOST:PORT', required: true },

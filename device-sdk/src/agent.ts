@@ -184,6 +184,11 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
     await device.close();
     throw err;
   }
+  // Commands a service sends to devices/<id>/commands/# show up as `command` lines, so an
+  // operator can see one arrive; a policy that forbids the subscription only loses that.
+  await device
+    .subscribe('commands/#', (subtopic, payload) => log('command', { topic: subtopic, ...payloadFields(payload) }))
+    .catch((err: DeviceError) => log('error', errorFields(err)));
   let seq = 0;
   const heartbeat = setInterval(() => {
     const body = JSON.stringify({ seq: seq++, uptimeS: Math.round((Date.now() - startedAt) / 1000), at: new Date().toISOString() });
@@ -194,6 +199,12 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   await device.close();
   log('stopped', { status });
   return status;
+}
+
+/** A UTF-8 payload as text, anything else as base64, so a log line never carries raw bytes. */
+function payloadFields(payload: Buffer): { payload: string } | { payloadBase64: string } {
+  const text = payload.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(payload) ? { payload: text } : { payloadBase64: payload.toString('base64') };
 }
 
 function errorKey(err: DeviceError): string {
