@@ -26,7 +26,7 @@ interface Instance {
 
 /**
  * Rolling restart of two `tlsfleet broker --cluster` instances behind Debian's HAProxy
- * (`mode tcp`, /readyz health checks: docs/deployment.md's config), with SDK devices
+ * (`mode tcp`, /readyz health checks: docs/operations.md's config), with SDK devices
  * publishing numbered QoS 1 messages throughout and a persistent backend subscriber: every
  * message the SDK saw acknowledged must reach the subscriber.
  */

@@ -81,7 +81,7 @@ function moveRootOffline(env: FleetEnv, name: string): string {
 }
 
 /**
- * The runbook of docs/deployment.md ("Trust bundle and intermediate rotation"), step by step,
+ * The runbook of docs/operations.md ("Trust bundle and intermediate rotation"), step by step,
  * with real processes: the CLI, provisioning, the broker, mqtt.js devices and openssl.
  */
 describe('intermediate rotation runbook', () => {
@@ -333,7 +333,7 @@ function rootsOf(bundle: string): string[] {
 }
 
 /**
- * The root rotation runbook of docs/deployment.md ("Root rotation"), step by step, with real
+ * The root rotation runbook of docs/operations.md ("Root rotation"), step by step, with real
  * processes: the CLI (new-root on an "offline" dir), provisioning, the broker, mqtt.js devices
  * holding the trust bundle their last renewal answered, and openssl.
  */

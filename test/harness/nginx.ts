@@ -6,7 +6,7 @@ import { freePort } from './free-port.js';
 export interface Nginx extends ListeningChild {
   /** The mTLS frontend's port on 127.0.0.1. */
   readonly port: number;
-  /** The generated nginx.conf, as docs/deployment.md shows it. */
+  /** The generated nginx.conf, as docs/operations.md shows it. */
   readonly config: string;
 }
 
