@@ -30,12 +30,11 @@ function load(def: CommandDefinition, name: string, text: string): Record<string
 
 describe('docs/reference/configuration.md example files', () => {
   it.each([
-    ['config-broker-yaml', BROKER, 'broker.yaml'],
-    ['config-provisioning-yaml', PROVISIONING, 'provisioning.yaml'],
-    ['config-provisioning-json', PROVISIONING, 'provisioning.json'],
-    ['config-dev-yaml', DEV, 'dev.yaml'],
-  ] as const)('%s is accepted by the config loader, and refused once a key is misspelled', (name, def, fileName) => {
-    const text = recipe(name);
+    ['broker.yaml', BROKER, recipe('config-broker-yaml')],
+    ['provisioning.yaml', PROVISIONING, recipe('config-provisioning-yaml')],
+    ['provisioning.json', PROVISIONING, recipe('config-provisioning-json')],
+    ['dev.yaml', DEV, recipe('config-dev-yaml')],
+  ] as const)('the example %s is accepted by the config loader, and refused once a key is misspelled', (fileName, def, text) => {
     const values = load(def, fileName, text);
     // Every key of the example reached a flag (nothing silently dropped).
     const keys = [...text.matchAll(/^"?([a-z][a-z0-9-]*)"?:/gm), ...text.matchAll(/^\s+"([a-z][a-z0-9-]*)":/gm)].map((m) => m[1]!);
