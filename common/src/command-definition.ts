@@ -1,6 +1,6 @@
 /**
  * One definition per command: the parser, `--help`, shell completion, the environment and
- * `--config` file names and README's command-line section all read it, so they cannot drift.
+ * `--config` file names and docs/reference/command-line.md (checked by test/cli-help.test.ts) all read it, so they cannot drift.
  */
 
 /** A check on one value: the problem in words ("must be a port number from 0 to 65535"), or undefined when fine. */

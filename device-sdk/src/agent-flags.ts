@@ -29,7 +29,7 @@ export const RUN_DEFINITION = defineCommand({
   summary: 'Runs the reference device agent: connects, publishes a heartbeat, logs commands, renews before expiry; one JSON line per event.',
   flags: {
     state: { type: 'string', value: 'DIR', help: 'state dir for the key, certificate and trust bundle', required: true, complete: 'dir' },
-    broker: { type: 'string', value: 'URL', help: 'broker, mqtts://HOST:PORT or wss://HOST:PORT', required: true },
+    broker: { type: 'string', value: 'URL', help: 'broker, mqtts://HOST:PORT', required: true },
     heartbeat: { type: 'string', value: 'DURATION', help: 'interval between heartbeat messages', default: '30s', check: checks.durationSeconds },
     'persist-queue': { type: 'boolean', help: 'keep unsent QoS 1 messages in the state dir across restarts' },
     'reconnect-min': { type: 'string', value: 'DURATION', help: 'first reconnect delay (capped exponential backoff, full jitter)', default: '1s', check: checks.durationSeconds },

@@ -11,7 +11,7 @@ export async function initCommand(argv: string[]): Promise<number> {
   process.stderr.write(
     `initialised ${dir} for trust domain ${config.trustDomain}\n` +
       `  trust bundle: ${DATA_FILES.caBundle}   admin token: ${DATA_FILES.adminToken}\n` +
-      `  the root key (${DATA_FILES.rootKey}) is not needed by the services: move it offline (see README).\n`,
+      `  the root key (${DATA_FILES.rootKey}) is not needed by the services: move it offline (see docs/operations.md, "Take the root key offline").\n`,
   );
   return 0;
 }
