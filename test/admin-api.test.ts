@@ -11,7 +11,7 @@ import { openssl } from './harness/openssl.js';
 import { pollUntil } from './harness/poll.js';
 
 const PUBLIC_URL = 'https://ca.fleet.example:8443';
-/** DESIGN.md: a revoked device is disconnected within 10 s. */
+/** docs/concepts.md: a revoked device is disconnected within 10 s. */
 const REVOCATION_BOUND_MS = 10_000;
 
 describe('admin API at fleet scale (issue 20)', () => {

@@ -42,7 +42,7 @@ async function connectTo(url: string, ca: string, creds: DeviceCredentials, opts
 }
 
 /**
- * An ACL change applies to live subscriptions at once (DESIGN.md, Hardening): on reload the
+ * An ACL change applies to live subscriptions at once (docs/security.md): on reload the
  * broker re-judges every live subscription and every stored one of an offline persistent
  * session, removes those no longer allowed, counts and logs each. A subscription that
  * becomes allowed is not added back: the client subscribes again.

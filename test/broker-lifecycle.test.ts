@@ -31,10 +31,10 @@ import { postJson } from './harness/https-client.js';
 const NOT_AUTHORIZED = 5;
 /** SUBACK return code 0x80 "Failure". */
 const SUBACK_FAILURE = 128;
-/** DESIGN.md: a revoked device is disconnected within 10 s. */
+/** docs/concepts.md: a revoked device is disconnected within 10 s. */
 const REVOCATION_BOUND_MS = 10_000;
 
-/** A policy file: DESIGN.md's default rules plus `extra` device rules. */
+/** A policy file: the default policy (docs/reference/mqtt.md) rules plus `extra` device rules. */
 function policy(extraDeviceTopics: string[]): string {
   return `${JSON.stringify(
     {

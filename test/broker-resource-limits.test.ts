@@ -208,7 +208,7 @@ describe('per-client resource limits (defaults)', () => {
   }
 });
 
-// DESIGN "Hardening": idle or slow connections are closed within 15 s of silence (the
+// docs/security.md: idle or slow connections are closed within 15 s of silence (the
 // connect timeout, default 10 s; 2 s here), on every listener; connections are capped below
 // the open-file limit (issue 19, item 12).
 describe('idle connections and the connection cap', () => {

@@ -15,7 +15,7 @@ import { openssl } from './harness/openssl.js';
 import { clientCertificateSignedBy } from './harness/openssl-pki.js';
 import { pollUntil } from './harness/poll.js';
 
-/** DESIGN.md: a revoked device is disconnected within 10 s. */
+/** docs/concepts.md: a revoked device is disconnected within 10 s. */
 const REVOCATION_BOUND_MS = 10_000;
 
 function ok(r: CliResult, what: string): CliResult {

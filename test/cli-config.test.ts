@@ -8,7 +8,7 @@ import { startRedis } from './harness/redis.js';
 import { accepts } from './harness/listening-child.js';
 import { tempDir } from './harness/temp-dir.js';
 
-// DESIGN.md "Operations": every long flag of provisioning, broker and dev may come from
+// docs/reference/configuration.md: every long flag of provisioning, broker and dev may come from
 // TLSFLEET_<FLAG> or a YAML/JSON --config FILE; flag, then environment, then file, then default.
 describe('configuration from the environment and --config files', () => {
   const tmp = tempDir('tlsfleet-cli-config-');

@@ -6,7 +6,7 @@ import { mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js
 import { runCli, startService } from './harness/cli.js';
 import { revokeDevice } from './harness/device-env.js';
 
-// DESIGN "Fleet lifecycle": `device enroll --token T` on a state dir whose identity was
+// docs/concepts.md, lifecycle: `device enroll --token T` on a state dir whose identity was
 // revoked or has expired enrolls afresh; a live identity is still a no-op.
 
 let env: FleetEnv;

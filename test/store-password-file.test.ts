@@ -6,7 +6,7 @@ import { postJson, request } from './harness/https-client.js';
 import { startPostgres, type PostgresServer } from './harness/postgres.js';
 import { tempDir } from './harness/temp-dir.js';
 
-// DESIGN.md "Operations": secrets come from files, never only from a command line. Here the
+// docs/reference/configuration.md: secrets come from files, never only from a command line. Here the
 // PostgreSQL server checks its password (SCRAM), so a wrong or missing file really is refused.
 describe('provisioning --store-password-file against a PostgreSQL server that checks passwords', () => {
   // URL-special characters, so the password must be percent-encoded into the URL correctly.

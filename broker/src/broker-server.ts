@@ -60,7 +60,7 @@ export interface BrokerOptions {
   healthPort?: number;
   /** Host of the health port; default the same as `host`. */
   healthHost?: string;
-  /** JSON ACL policy file, reloaded on change; default DESIGN.md's default policy. */
+  /** JSON ACL policy file, reloaded on change; default: the default policy of docs/reference/mqtt.md. */
   aclFile?: string;
   /** Also poll this CRL URL (provisioning's /v1/crl), besides the data dir's crl.der. */
   crlUrl?: string;

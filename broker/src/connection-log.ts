@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { LineLimiter, lineLimiterOf } from '@tlsfleet/common';
 
 /**
- * Info lines for refused connections (DESIGN "Operations": every one, with the identity
+ * Info lines for refused connections (docs/operations.md, logs: every one, with the identity
  * when known, the address and the reason). Refusals are what a flood is made of, so each
  * stage and reason gets at most 10 lines a second; a line after a gap carries `suppressed`,
  * the refusals of that reason left unlogged since the last line. The metrics still count

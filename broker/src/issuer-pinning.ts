@@ -27,7 +27,7 @@ export function pinnedIssuers(bundle: readonly X509Certificate[]): PinnedIssuers
 
 /**
  * Whether the leaf's Authority Key Identifier names a CA of the bundle; a leaf without one is
- * refused (DESIGN.md: our certificates carry SKI and AKI). The AKI is the issuer the TLS layer
+ * refused (docs/reference/files.md: our certificates carry SKI and AKI). The AKI is the issuer the TLS layer
  * verified against: OpenSSL's chain building (X509_check_issued) requires it to equal the
  * issuing certificate's SKI, so a leaf cannot name another CA than the one that signed it.
  */

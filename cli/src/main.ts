@@ -39,7 +39,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tlsfleet: unknown command "${name}"${guess === undefined ? '' : ` (did you mean "${guess}"?)`}\n${topUsage()}`);
     return 2;
   }
-  // DESIGN.md: `tlsfleet <command> --help` (and `tlsfleet device enroll --help`) prints that command's usage and exits 0.
+  // docs/reference/command-line.md: `tlsfleet <command> --help` (and `tlsfleet device enroll --help`) prints that command's usage and exits 0.
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(commandHelp(name, rest));
     return 0;

@@ -142,7 +142,7 @@ describe('the default policy', () => {
     }
   });
 
-  it('matches the default of DESIGN.md', () => {
+  it('matches the default policy of docs/reference/mqtt.md', () => {
     expect(DEFAULT_POLICY).toEqual({
       version: 1,
       rules: [

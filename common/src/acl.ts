@@ -1,6 +1,6 @@
 /**
- * Topic ACL the broker applies to every will, PUBLISH and SUBSCRIBE (DESIGN.md,
- * Broker). Deny by default: only a rule for the identity's kind can allow, and `admin`
+ * Topic ACL the broker applies to every will, PUBLISH and SUBSCRIBE
+ * (docs/reference/mqtt.md). Deny by default: only a rule for the identity's kind can allow, and `admin`
  * identities get nothing.
  */
 import { type Identity, isValidName } from './identity.js';
@@ -73,7 +73,7 @@ export function parsePolicyText(text: string): AclPolicy {
   return parsePolicy(json);
 }
 
-/** DESIGN.md's default: devices own `devices/{id}/#`; services read all and send commands. */
+/** the default policy (docs/reference/mqtt.md): devices own `devices/{id}/#`; services read all and send commands. */
 export const DEFAULT_POLICY: AclPolicy = parsePolicy({
   version: 1,
   rules: [

@@ -34,7 +34,7 @@ export interface CommandDefinition<F extends FlagDefinitions = FlagDefinitions> 
   /** One line: what the command does. */
   readonly summary: string;
   readonly flags: F;
-  /** Also read `TLSFLEET_<FLAG>` and `--config FILE` (DESIGN.md "Operations"). */
+  /** Also read `TLSFLEET_<FLAG>` and `--config FILE` (docs/reference/configuration.md). */
   readonly configurable?: boolean;
   /** Rules between flags, one line each (`exactly one of --device or --service`). */
   readonly notes?: readonly string[];

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isValidTrustDomain } from './identity.js';
 
-/** File names inside a data dir. `ca-bundle.pem` and `admin.token` are stable (DESIGN.md). */
+/** File names inside a data dir. `ca-bundle.pem` and `admin.token` are stable (docs/reference/files.md). */
 export const DATA_FILES = {
   config: 'config.json',
   caBundle: 'ca-bundle.pem',

@@ -1,5 +1,5 @@
 /**
- * The stable error codes of DESIGN.md, with the HTTP status and a default message.
+ * The stable error codes (docs/reference/http-api.md), with the HTTP status and a default message.
  * One table, so the API, EST, CLI and SDK agree (fastify-style). Codes after
  * `rate_limited` extend the stable list.
  */

@@ -1,7 +1,7 @@
-/** Renew when this fraction of the lifetime has passed (DESIGN.md: about 2/3). */
+/** Renew when this fraction of the lifetime has passed (docs/concepts.md: about 2/3). */
 export const RENEW_AT_FRACTION = 2 / 3;
 
-/** notBefore is backdated this much for clock skew, never by more than the lifetime (DESIGN.md "Identity"). */
+/** notBefore is backdated this much for clock skew, never by more than the lifetime (docs/reference/files.md, identity). */
 export const NOT_BEFORE_BACKDATE_MS = 5 * 60_000;
 
 /**

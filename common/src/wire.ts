@@ -1,4 +1,4 @@
-/** JSON bodies of the provisioning API (DESIGN.md). PEM strings throughout. */
+/** JSON bodies of the provisioning API (docs/reference/http-api.md). PEM strings throughout. */
 
 export interface EnrollRequest {
   token: string;

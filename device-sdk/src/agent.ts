@@ -26,7 +26,7 @@ class AgentUsageError extends Error {}
 export async function runAgent(argv: string[], hooks: { store?: FileCredentialStoreOptions } = { store: faultFromEnv() }): Promise<number> {
   const [verb, ...rest] = argv;
   const def = verb === 'enroll' ? ENROLL_DEFINITION : verb === 'run' ? RUN_DEFINITION : undefined;
-  // DESIGN.md "Operations": `tlsfleet device enroll --help` prints that command's usage and exits 0.
+  // docs/reference/command-line.md: `tlsfleet device enroll --help` prints that command's usage and exits 0.
   if (def !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(helpText(def));
     return 0;
@@ -119,7 +119,7 @@ async function enroll(argv: string[], hooks: { store?: FileCredentialStoreOption
   const token = tokenOf(values, true)!;
   const store = new FileCredentialStore(values.state!, hooks.store);
   // Re-running a provisioning script after a power cut must not fail: a live identity is
-  // kept and the token not spent. A revoked or expired one is replaced (DESIGN: re-enrollment).
+  // kept and the token not spent. A revoked or expired one is replaced (docs/concepts.md: re-enrollment).
   const { current, candidate } = await store.load();
   const stored = candidate ?? current;
   if (stored !== undefined) {

@@ -17,7 +17,7 @@ export interface ProvisioningClientOptions {
 }
 
 /**
- * The device's side of the provisioning API (DESIGN.md): enroll with a token over a TLS
+ * The device's side of the provisioning API (docs/reference/http-api.md): enroll with a token over a TLS
  * connection that trusts only the given bundle (no system CAs), renew over mTLS.
  */
 export class ProvisioningClient {

@@ -1,6 +1,6 @@
 import { issuedAtMs } from '@tlsfleet/common';
 
-/** Fraction of the lifetime by which the renewal moment is spread either way (DESIGN.md: with jitter). */
+/** Fraction of the lifetime by which the renewal moment is spread either way (docs/concepts.md: with jitter). */
 export const RENEWAL_JITTER = 0.1;
 
 export interface Validity {

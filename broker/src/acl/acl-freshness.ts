@@ -16,7 +16,7 @@ const OFFLINE_BATCH = 100;
 export type RevokedFrom = 'live' | 'offline' | 'restored';
 
 /**
- * An ACL change applies to subscriptions already made (DESIGN.md, Hardening): `rejudge`,
+ * An ACL change applies to subscriptions already made (docs/security.md): `rejudge`,
  * run after every policy change, removes each live subscription and each stored one of an
  * offline persistent session that the new policy no longer allows, and counts and logs
  * each. A subscription the new policy would allow is never added: the client must

@@ -70,7 +70,7 @@ export function findMosquitto(): { bin: string; version: string } | undefined {
 /**
  * mosquitto on 127.0.0.1 with the broker's certificate and trust bundle, a client
  * certificate required, TLS 1.2+, the certificate CN as the username (our device ids
- * and service names are the CN), and an ACL file equal to DESIGN.md's default policy, so
+ * and service names are the CN), and an ACL file equal to the default policy of docs/reference/mqtt.md, so
  * that it does per-message authorization work as ours does. No persistence.
  */
 /** `caFile` replaces the data dir's ca-bundle.pem as mosquitto's `cafile`. */

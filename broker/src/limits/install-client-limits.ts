@@ -26,7 +26,7 @@ export interface LimitState {
 }
 
 /**
- * Bounds what one identity can make the broker hold (DESIGN "Hardening"): subscriptions
+ * Bounds what one identity can make the broker hold (docs/security.md): subscriptions
  * (SUBACK 0x80 past the cap [MQTT-3.9.3]), retained messages and inbound QoS 2 messages
  * awaiting PUBREL. MQTT 3.1.1 has no negative PUBACK or PUBREC: a refused PUBLISH may be
  * acknowledged and dropped, or its connection closed [MQTT-3.3.5-2]. Closing is chosen, as

@@ -9,7 +9,7 @@ export const DATA_DIR = { type: 'string', value: 'DIR', help: 'data dir made by 
 
 export const HOST = { type: 'string', value: 'HOST', help: 'address to listen on (0.0.0.0 serves a network)', default: '127.0.0.1' } as const;
 
-/** `--config FILE`: the server commands' YAML or JSON configuration (DESIGN.md "Operations"). */
+/** `--config FILE`: the server commands' YAML or JSON configuration (docs/reference/configuration.md). */
 export const CONFIG_FLAG = {
   config: { type: 'string', value: 'FILE', help: 'YAML or JSON file whose keys are these long flag names (env TLSFLEET_CONFIG)', complete: 'file' },
 } as const;

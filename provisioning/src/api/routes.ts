@@ -12,7 +12,7 @@ import { auditRoute } from './audit-route.js';
 import { caRoute, crlRoute, previousCrlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
 import { estCacertsRoute, estSimpleEnrollRoute, estSimpleReenrollRoute } from '../est/est-routes.js';
 
-/** Every route of the service on one screen (DESIGN.md "Provisioning service"). */
+/** Every route of the service on one screen (docs/reference/http-api.md). */
 export function routes(ctx: ApiContext): Router {
   const json = express.json({ limit: ctx.maxBodyBytes, type: () => true });
   // EST bodies are base64 text under any content type (application/pkcs10 normally).

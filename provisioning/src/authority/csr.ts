@@ -6,7 +6,7 @@ import { isWellFormedDer } from './well-formed-der.js';
 
 /**
  * What issuance takes from a CSR: its public key, after the signature proved possession
- * (DESIGN.md, Identity). Subject and requested extensions are never read.
+ * (docs/reference/files.md, identity). Subject and requested extensions are never read.
  */
 export interface ParsedCsr {
   readonly publicKey: KeyObject;

@@ -129,7 +129,7 @@ describe('buildDeviceCertificate with openssl', () => {
     expect(opensslText(der)).toContain('Signature Algorithm: ecdsa-with-SHA384');
   });
 
-  it('shows the DESIGN.md profile in openssl x509 -text', async () => {
+  it('shows the documented profile in openssl x509 -text', async () => {
     const text = opensslText(await issue(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey));
     expect(text).toContain('Version: 3 (0x2)');
     expect(text).toMatch(/Subject: CN ?= ?device-42\n/);

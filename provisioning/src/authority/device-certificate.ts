@@ -60,7 +60,7 @@ export interface DeviceCertificateParams {
 }
 
 /**
- * Builds and signs a device certificate with the profile of DESIGN.md (Identity) and
+ * Builds and signs a device certificate with the profile of docs/reference/files.md, identity and
  * returns its DER. Throws RangeError for arguments the caller should never pass.
  */
 export function buildDeviceCertificate(params: DeviceCertificateParams): Buffer {
@@ -102,7 +102,7 @@ export function buildDeviceCertificate(params: DeviceCertificateParams): Buffer 
 }
 
 /**
- * 16 random octets as a serial: 126 random bits, well above the 64 of DESIGN.md and
+ * 16 random octets as a serial: 126 random bits, well above the 64 the identity format promises and
  * CA/B BR §7.1. The top bit is cleared (positive, RFC 5280 §4.1.2.2) and the next one
  * set, so the first octet is never zero and the DER INTEGER is always minimal, 16 octets.
  */

@@ -30,7 +30,7 @@ const ALLOWED_EC_CURVES: ReadonlyMap<string, string> = new Map([
 /**
  * Refuses a device public key with `key_rejected` unless it is EC P-256/P-384, RSA with a
  * 2048..8192-bit modulus and an odd public exponent from 2^16+1 to 2^32, or Ed25519
- * (DESIGN.md, Identity). Takes an imported key or, before any import or signature
+ * (docs/reference/files.md, identity). Takes an imported key or, before any import or signature
  * verification, the key as a CSR's SubjectPublicKeyInfo states it (readCsr).
  */
 export function checkKeyPolicy(key: KeyObject | SpkiKey): void {

@@ -8,7 +8,7 @@ import { buildDeviceCertificate, loadCaSigner, randomSerial } from '../index.js'
 // benchmarks that need thousands of distinct identities (the HTTPS enrollment path runs at
 // a few hundred per second; this runs at thousands). Benchmarks in other packages spawn it
 // rather than import provisioning. Every certificate has its own P-256 key and the profile
-// of DESIGN.md (buildDeviceCertificate), valid from 5 minutes ago for `--hours`.
+// of docs/reference/files.md (buildDeviceCertificate), valid from 5 minutes ago for `--hours`.
 //
 // Usage: node mint-devices.js DATA_DIR OUT_FILE COUNT [SERVICE_NAME...]
 // Writes OUT_FILE (mode 0600) as JSON: MintedIdentities; devices are named device-0..COUNT-1.

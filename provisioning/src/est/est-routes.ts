@@ -43,7 +43,7 @@ function rawBody(body: unknown): Buffer {
   return Buffer.isBuffer(body) ? body : Buffer.alloc(0);
 }
 
-/** The leaf then the issuing intermediate (DESIGN.md). */
+/** The leaf then the issuing intermediate (docs/reference/http-api.md). */
 function sendIssued(res: Response, issued: Issued, status: number): void {
   sendPkcs7(res, pemCertificates(issued.chainPem), status);
 }
