@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -10,6 +10,9 @@ import { makeCsr, newKey, type TestKey } from './harness/csr.js';
 import { KEY_RECIPES, mustOpenssl, opensslCsr } from './harness/openssl-pki.js';
 import { startPartialUpload } from './harness/partial-upload.js';
 import { pollUntil } from './harness/poll.js';
+import { openssl, tool } from './harness/openssl.js';
+import { recipe, REPO_ROOT } from './harness/readme.js';
+import { tempDir } from './harness/temp-dir.js';
 import { allSchemas, ContractChecker, errorStatuses, loadOpenApi, OPENAPI_FILE, type OpenApiDocument } from './harness/openapi.js';
 
 /**
@@ -272,6 +275,37 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
       expect(JSON.parse(timedOut!.body).error.code).toBe('request_timeout');
     } finally {
       upload.destroy();
+    }
+  });
+
+  it('the curl examples of docs/reference/http-api.md work as written', async () => {
+    const work = tempDir('tlsfleet-http-api-');
+    try {
+      // As in the checkout, where `npx tlsfleet` finds the workspace's bin.
+      symlinkSync(join(REPO_ROOT, 'node_modules'), join(work.path, 'node_modules'));
+      writeFileSync(join(work.path, 'package.json'), '{"private":true}\n');
+      const run = async (name: string) => {
+        const script = `cd ${work.path}\n${recipe('http-api-env')}\n${recipe(name)}`;
+        const r = await tool('env', [`DIR=${env.dataDir}`, `URL=${env.url}`, 'bash', '-euo', 'pipefail', '-c', script]);
+        expect(r.code, `recipe:${name}\n${r.stderr}`).toBe(0);
+        return r.stdout;
+      };
+      await run('http-api-est');
+      for (const file of ['est.pem', 'est-next.pem']) {
+        const verify = await openssl(['verify', '-purpose', 'sslclient', '-CAfile', join(env.dataDir, 'ca-bundle.pem'), join(work.path, file)]);
+        expect(verify.code, verify.stderr).toBe(0);
+      }
+      expect(JSON.parse(await run('http-api-token'))).toMatchObject({ deviceId: 'sensor-3', token: expect.stringMatching(/^tf_/) });
+      const enrolled = await enroll(await mint('sensor-1'), await makeCsr(newKey()));
+      expect(enrolled.status).toBe(201);
+      const serial: string = enrolled.json().serial;
+      expect(JSON.parse(await run('http-api-devices')).items).toBeInstanceOf(Array);
+      const audit = JSON.parse(await run('http-api-audit')).items as Array<{ subject: string; action: string }>;
+      expect(audit.map((e) => `${e.subject} ${e.action}`)).toEqual(['sensor-1 token', 'sensor-1 issue']);
+      expect(JSON.parse(await run('http-api-revoke-device'))).toEqual({ deviceId: 'sensor-1', revoked: [serial] });
+      expect((await run('http-api-crl')).replace(/:/g, '').toLowerCase()).toContain(`serial number ${serial}`);
+    } finally {
+      work.cleanup();
     }
   });
 
