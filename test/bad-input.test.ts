@@ -96,8 +96,9 @@ describe('Bad input: each answered with the stable error code and nothing change
   let ids = 0;
 
   beforeAll(async () => {
-    // Rate limiting off: this suite sends far more than 40 issuance requests from one address.
-    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0'] });
+    // Rate limiting and the per-client open-request cap off: this suite sends far more than 40
+    // issuance requests from one address, 20 of them at once.
+    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '0'] });
     scratch = env.dir;
     const key = newKey();
     fx.goodPem = await makeCsr(key);
