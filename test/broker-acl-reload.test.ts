@@ -2,7 +2,7 @@ import { renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { Service } from './harness/cli.js';
+import { runCli, type Service } from './harness/cli.js';
 import { enrollAt, healthUrlOf, startBrokerProcess, type DeviceCredentials } from './harness/broker-env.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { startRedis, type RedisServer } from './harness/redis.js';
@@ -88,6 +88,15 @@ describe('broker: an ACL reload reaches live and stored subscriptions', () => {
     for (const c of clients) c.end(true);
     await broker?.stop();
     await env?.stop();
+  });
+
+  it('refuses to start on a bad ACL file: exit 1, one line naming the file, the mistake and acl_policy, no stack trace', async () => {
+    const bad = join(env.dir, 'bad-acl.json');
+    writeFileSync(bad, JSON.stringify({ version: 1, rules: [{ identity: 'device', allow: ['publish'], topics: ['devices/{id}/#/x'] }] }));
+    const res = await runCli(['broker', '--data-dir', env.dataDir, '--port', '0', '--acl', bad]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(new RegExp(`^tlsfleet broker: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: rules\\[0\\]\\.topics\\[0\\]: .+ \\(acl_policy\\)\\n$`));
+    expect(res.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('stops a live subscription and an offline persistent session\'s stored one when a reload removes the rule, counts and logs each', async () => {

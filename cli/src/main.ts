@@ -67,8 +67,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`tlsfleet ${name}: ${(err as Error).message}\n`);
       return 1;
     }
-    // A refused rotation step: the message says why and what to do, the code is stable.
-    if ((err as Error).name === 'CaRotationError') {
+    // A refused rotation step or a bad ACL file: the message says why and what to do, the code is stable.
+    if ((err as Error).name === 'CaRotationError' || (err as Error).name === 'AclPolicyFileError') {
       process.stderr.write(`tlsfleet ${name}: ${(err as Error).message} (${(err as { code: string }).code})\n`);
       return 1;
     }
