@@ -19,8 +19,8 @@ export const CA_SIGN = defineCommand({
     'root-key': { type: 'string', value: 'FILE', help: 'root private key (PEM)', required: true, complete: 'file' },
     out: { type: 'string', value: 'FILE', help: 'where the signed intermediate goes (never overwritten)', required: true, complete: 'file' },
     lifetime: { type: 'string', value: 'DURATION', help: 'lifetime of the intermediate', default: '1825d', check: checks.durationSeconds },
-    subject: { type: 'string', value: 'DN', help: 'subject of the intermediate', default: 'the current intermediate\'s' },
-    replaces: { type: 'string', value: 'FILE', help: 'the intermediate it replaces, to carry its subject over', complete: 'file' },
+    subject: { type: 'string', value: 'DN', help: 'subject of the intermediate', default: 'CN=tlsfleet intermediate CA {UTC time}, O={the root\'s O}' },
+    replaces: { type: 'string', value: 'FILE', help: 'the intermediate it replaces, to carry its name constraints over', complete: 'file' },
   },
 });
 
