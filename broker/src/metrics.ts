@@ -56,7 +56,7 @@ export class BrokerMetrics {
   clientAddressCount: () => number = () => 0;
   readonly authFailures = new Counter({
     name: 'tlsfleet_broker_auth_failures_total',
-    help: 'CONNECTs refused, by reason: issuer_not_trusted (its issuing CA is not in the current trust bundle, e.g. a retired intermediate), revoked, expired, client_id_mismatch, empty_client_id, will_denied.',
+    help: 'CONNECTs refused, by reason: issuer_not_trusted (its issuing CA is not in the current trust bundle, e.g. a retired intermediate), revoked, expired, client_id_mismatch, empty_client_id, will_denied, no_identity.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -84,12 +84,12 @@ export class BrokerMetrics {
   readonly queueDrops = new Counter({ name: 'tlsfleet_broker_queue_drops_total', help: 'QoS 1/2 messages dropped because an offline session already had --max-queued-messages queued.', registers: [this.registry] });
   readonly sessionTakeovers = new Counter({ name: 'tlsfleet_broker_session_takeovers_total', help: 'Connections that took over a live session with the same identity.', registers: [this.registry] });
   readonly revocationDisconnects = new Counter({ name: 'tlsfleet_broker_revocation_disconnects_total', help: 'Live sessions closed, by reason: revoked, expired, issuer_not_trusted (a trust-bundle reload removed the CA that issued the certificate).', labelNames: ['reason'] as const, registers: [this.registry] });
-  readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame.', labelNames: ['violation'] as const, registers: [this.registry] });
+  readonly frameViolations = new Counter({ name: 'tlsfleet_broker_frame_violations_total', help: 'Connections cut for an oversize or malformed MQTT frame, by violation: packet_too_large, malformed_length.', labelNames: ['violation'] as const, registers: [this.registry] });
   readonly crlState = new Gauge({ name: 'tlsfleet_broker_crl_state', help: 'Revocation list state: 0 fresh, 1 stale (past nextUpdate: alert), 2 missing.', registers: [this.registry] });
   readonly crlNumber = new Gauge({ name: 'tlsfleet_broker_crl_number', help: 'Number of the CRL in force.', registers: [this.registry] });
   /** Registered only with --cluster, so a single broker does not report a Redis link that is down. */
   readonly clusterUp = new Gauge({ name: 'tlsfleet_broker_cluster_up', help: '1 while every connection to Redis (--cluster) is ready, 0 while one is not: cross-instance delivery paused.', registers: [] });
-  readonly aclReloads = new Counter({ name: 'tlsfleet_broker_acl_reloads_total', help: 'ACL policy file loads by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly aclReloads = new Counter({ name: 'tlsfleet_broker_acl_reloads_total', help: 'ACL policy file loads by result: ok, rejected (the last good policy stays).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly limitRefusals = new Counter({
     name: 'tlsfleet_broker_limit_refusals_total',
     help: 'Requests refused by a per-client limit, by limit: subscriptions (SUBACK 0x80), retained_bytes, retained_messages, inflight_qos2 (the connection closed).',

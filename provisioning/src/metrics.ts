@@ -28,7 +28,7 @@ export class ProvisioningMetrics {
   });
   readonly renewals = new Counter({
     name: 'tlsfleet_provisioning_renewals_total',
-    help: 'Renewals by result: issued, or the error code.',
+    help: 'Renewals by result: issued, replayed (same old certificate and new key within 10 minutes), or the error code of a refusal.',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
