@@ -33,11 +33,26 @@ const sqlite = (db: string, sql: string) => tool('sqlite3', [db, sql]);
 interface Lost {
   kept: DeviceCredentials;
   revoked: DeviceCredentials;
+  later: DeviceCredentials;
   spentToken: string;
 }
 
-/** What a service started on a restored store must know: the device, its certificate, the spent token, the revocation, and a CRL numbered above 1000. */
-async function expectRestored(url: string, env: ProvisioningEnv, { kept, revoked, spentToken }: Lost): Promise<void> {
+/**
+ * After the backup, the original service revokes `later-1` (a revocation the restore loses)
+ * and answers the CRL number running brokers then hold.
+ */
+async function revokeAfterBackup(env: ProvisioningEnv): Promise<bigint> {
+  const revoke = await postJson(`${env.url}/v1/devices/later-1/revoke`, {}, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
+  expect(revoke.status).toBe(200);
+  return (await readCrl((await request(`${env.url}/v1/crl`, { ca: env.ca })).body)).number;
+}
+
+/**
+ * What a service started on a restored store must know: the device, its certificate, the
+ * spent token, the revocation; and a revocation made again there reaches brokers, its CRL
+ * numbered above `held`, the number they hold from before the restore.
+ */
+async function expectRestored(url: string, env: ProvisioningEnv, { kept, revoked, spentToken, later }: Lost, held: bigint): Promise<void> {
   const device = await request(`${url}/v1/devices/kept-1`, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
   expect(device.status).toBe(200);
   expect(JSON.stringify(device.json())).toContain(kept.serial);
@@ -53,7 +68,12 @@ async function expectRestored(url: string, env: ProvisioningEnv, { kept, revoked
   expect(refused.json().error.code).toBe('revoked');
   const crl = await readCrl((await request(`${url}/v1/crl`, { ca: env.ca })).body);
   expect(crl.serials).toContain(hex(revoked.serial));
-  expect(crl.number).toBeGreaterThan(1000n);
+  expect(crl.serials).not.toContain(hex(later.serial));
+  const again = await postJson(`${url}/v1/devices/later-1/revoke`, {}, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
+  expect(again.status).toBe(200);
+  const next = await readCrl((await request(`${url}/v1/crl`, { ca: env.ca })).body);
+  expect(next.serials).toContain(hex(later.serial));
+  expect(next.number).toBeGreaterThan(held);
 }
 
 /** Enrolls kept-1, enrolls spent-1 with a token kept for a replay, enrolls and revokes revoked-1. */
@@ -64,7 +84,8 @@ async function populate(env: ProvisioningEnv): Promise<Lost> {
   const revoked = await enrollAt(env, 'revoked-1');
   const revoke = await postJson(`${env.url}/v1/devices/revoked-1/revoke`, {}, { ca: env.ca, headers: { authorization: `Bearer ${env.adminToken}` } });
   expect(revoke.status).toBe(200);
-  return { kept, revoked, spentToken };
+  const later = await enrollAt(env, 'later-1');
+  return { kept, revoked, later, spentToken };
 }
 
 describe('docs/operations.md: SQLite backup and restore recipes', () => {
@@ -104,18 +125,19 @@ describe('docs/operations.md: SQLite backup and restore recipes', () => {
     expect((await request(`${env.url}/readyz`, { ca: env.ca })).status).toBe(200);
     const liveCrl = await readCrl((await request(`${env.url}/v1/crl`, { ca: env.ca })).body);
     expect(liveCrl.serials).toContain(hex(revoked.serial));
+    const held = await revokeAfterBackup(env);
     await env.service.stop();
 
-    // The restore recipe, into a fresh directory; brokers are said to hold CRL number 1000.
+    // The restore recipe, into a fresh directory.
     const restoredDir = join(env.dir, 'restored', 'data');
-    const restore = await runRecipe('restore-sqlite', { BACKUP: target, DATA_DIR: restoredDir, HIGHEST_CRL_NUMBER: '1000' });
+    const restore = await runRecipe('restore-sqlite', { BACKUP: target, DATA_DIR: restoredDir });
     expect(restore.stderr).toBe('');
     expect(restore.code).toBe(0);
     expect(statSync(join(restoredDir, 'intermediate-ca.key')).mode & 0o777).toBe(0o600);
     expect(statSync(join(restoredDir, 'ca-bundle.pem')).mode & 0o777).toBe(0o644);
     restoredService = await startProvisioningProcess(restoredDir);
     expect(readFileSync(join(restoredDir, 'admin.token'), 'utf8').trim()).toBe(env.adminToken);
-    await expectRestored(restoredService.url, env, lost);
+    await expectRestored(restoredService.url, env, lost, held);
   });
 });
 
@@ -146,15 +168,16 @@ describe('docs/operations.md: PostgreSQL backup and restore recipes', () => {
     expect(dumps).toHaveLength(1);
     expect(statSync(join(backupDir, dumps[0]!)).mode & 0o077).toBe(0);
     expect((await request(`${env.url}/readyz`, { ca: env.ca })).status).toBe(200);
+    const held = await revokeAfterBackup(env);
     await env.service.stop();
 
     const restoredStore = await pg.createDatabase('tlsfleet_restored');
     const restore = await runRecipe('restore-postgres', {
-      PATH: path, DUMP: join(backupDir, dumps[0]!), RESTORE_STORE: restoredStore, HIGHEST_CRL_NUMBER: '1000',
+      PATH: path, DUMP: join(backupDir, dumps[0]!), RESTORE_STORE: restoredStore,
     });
     expect(restore.stderr).toBe('');
     expect(restore.code).toBe(0);
     restoredService = await startProvisioningProcess(env.dataDir, ['--store', restoredStore]);
-    await expectRestored(restoredService.url, env, lost);
+    await expectRestored(restoredService.url, env, lost, held);
   });
 });

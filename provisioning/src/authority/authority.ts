@@ -241,7 +241,10 @@ export class Authority {
     const entries = await this.store.listRevoked(now);
     const thisUpdate = new Date(now);
     const nextUpdate = new Date(now + this.crlValidityMs);
-    const number = await this.store.nextCrlNumber();
+    // At least the issuing time in milliseconds: a store restored from a backup would otherwise
+    // number CRLs below the ones running brokers hold, and they ignore those (RFC 5280 §5.2.3).
+    // Below 2^53 for millennia, so the brokers' gauge holds it exactly.
+    const number = await this.store.nextCrlNumber(BigInt(now));
     const der = await buildCrl({
       issuerCertificatePem: issuer.certificatePem,
       issuerKey: issuer.privateKey,

@@ -64,6 +64,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    UPDATE devices d SET current_serial =
      (SELECT serial FROM certificates c WHERE c.subject = d.id ORDER BY c.issued_at DESC, c.serial DESC LIMIT 1);`,
   ADMIN_SCALE_MIGRATION,
+  // The CRL number moves from a sequence to a counter row, so one UPDATE can raise it to at
+  // least the issuing time (a restored store must not number CRLs below what brokers hold).
+  `INSERT INTO counters (name, value)
+     SELECT 'crl_number', CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM crl_number;
+   DROP SEQUENCE crl_number;`,
 ];
 
 /** Where applied versions are recorded; created by the first start, outside the numbered list. */

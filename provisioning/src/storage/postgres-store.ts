@@ -217,9 +217,12 @@ export class PostgresStore implements Store {
     return Number(rows[0]?.value);
   }
 
-  async nextCrlNumber(): Promise<bigint> {
-    // int8 arrives as a decimal string: BigInt keeps every digit.
-    const { rows } = await this.pool.query<Row>("SELECT nextval('crl_number')::text AS n");
+  async nextCrlNumber(atLeast = 0n): Promise<bigint> {
+    // One UPDATE: the row lock orders concurrent instances. int8 arrives as a decimal string.
+    const { rows } = await this.pool.query<Row>(
+      "UPDATE counters SET value = greatest(value + 1, $1::bigint) WHERE name = 'crl_number' RETURNING value::text AS n",
+      [atLeast.toString()],
+    );
     return BigInt(String(rows[0]?.n));
   }
 

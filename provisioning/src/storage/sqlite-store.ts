@@ -67,6 +67,7 @@ export class SqliteStore implements Store {
       pruneTokens: db.prepare(`DELETE FROM tokens WHERE hash IN (${forSqlite({ text: PRUNABLE_TOKENS, params: [] }).text})`),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
       bump: db.prepare('UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value'),
+      bumpAtLeast: db.prepare('UPDATE counters SET value = max(value + 1, ?) WHERE name = ? RETURNING value'),
       listAudit: db.prepare('SELECT * FROM audit ORDER BY id'),
       listAuditFor: db.prepare('SELECT * FROM audit WHERE subject = ? ORDER BY id'),
     };
@@ -168,8 +169,8 @@ export class SqliteStore implements Store {
     return Number((this.stmt.counter.get('revocations') as Row).value);
   }
 
-  async nextCrlNumber(): Promise<bigint> {
-    return BigInt(Number((this.stmt.bump.get('crl_number') as Row).value));
+  async nextCrlNumber(atLeast = 0n): Promise<bigint> {
+    return BigInt(Number((this.stmt.bumpAtLeast.get(atLeast, 'crl_number') as Row).value));
   }
 
   async listAudit(deviceId?: string): Promise<AuditEvent[]> {

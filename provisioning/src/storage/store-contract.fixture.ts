@@ -234,6 +234,10 @@ export function describeStoreContract(name: string, backing: () => Promise<Store
       expect(typeof a).toBe('bigint');
       expect(a).toBeGreaterThanOrEqual(1n);
       expect(b2).toBe(a + 1n);
+      // Raised to a floor (the issuing time), then one above the last again even when the floor is lower.
+      const floor = b2 + 1_000_000n;
+      expect(await store.nextCrlNumber(floor)).toBe(floor);
+      expect(await store.nextCrlNumber(floor - 5n)).toBe(floor + 1n);
     });
 
     it('answers ping while open', async () => {

@@ -110,8 +110,11 @@ export interface Store {
   listRevoked(now: number): Promise<RevokedEntry[]>;
   /** Changes whenever a revocation is recorded, by any process sharing the store. */
   revocationVersion(): Promise<number>;
-  /** Next value of the monotonically increasing CRL number (RFC 5280 §5.2.3). */
-  nextCrlNumber(): Promise<bigint>;
+  /**
+   * Next value of the monotonically increasing CRL number (RFC 5280 §5.2.3): one above the
+   * last, and at least `atLeast`, in one atomic step shared by every process on the store.
+   */
+  nextCrlNumber(atLeast?: bigint): Promise<bigint>;
   /** Audit trail of issuances and revocations, newest last. */
   listAudit(deviceId?: string): Promise<AuditEvent[]>;
   /** One page of devices in id order (keyset: ids after `after`); reads at most `limit` device rows. */
