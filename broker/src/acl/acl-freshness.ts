@@ -1,7 +1,7 @@
 import type { Aedes, Client, Subscription, UnsubscribePacket } from 'aedes';
 import type { Identity } from '@tlsfleet/common';
-import type { BrokerContext } from '../broker-context.js';
-import { guardOf } from '../connection-guard.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { guardOf } from '../server/connection-guard.js';
 
 /** The slice of Aedes' persistence (aedes-persistence 11 API, promise forms) used here. */
 interface StoredSubscriptions {

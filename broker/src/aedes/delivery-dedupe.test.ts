@@ -1,7 +1,7 @@
 import { generate, type IPublishPacket } from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deduplicateDeliveries } from './delivery-dedupe.js';
-import { guardedAedes, type RawMqttClient } from './loopback-pair.fixture.js';
+import { guardedAedes, type RawMqttClient } from '../server/loopback-pair.fixture.js';
 
 type Broker = Awaited<ReturnType<typeof guardedAedes>>;
 

@@ -1,5 +1,5 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
-import { deliveringAtQos0, highestGrant, isQueuedResend, lowestGrant, trackGrantedQos } from './aedes/granted-qos.js';
+import { deliveringAtQos0, highestGrant, isQueuedResend, lowestGrant, trackGrantedQos } from './granted-qos.js';
 
 /**
  * What Aedes' client.duplicates becomes: every read is 0 and every write is dropped, so

@@ -4,9 +4,9 @@ import { Aedes } from 'aedes';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BrokerContext } from '../broker-context.js';
-import { BrokerMetrics } from '../metrics.js';
-import { clientLimits } from './client-limits.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { BrokerMetrics } from '../server/metrics.js';
+import { clientLimits } from '../limits/client-limits.js';
 import { installClientLimits, type LimitState } from './install-client-limits.js';
 
 /** The parts of aedes-persistence 11 read back here. */

@@ -1,7 +1,7 @@
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes';
-import type { BrokerContext } from '../broker-context.js';
-import { detachedPayload, LIMIT_FLAGS, type ClientLimits, type LimitName } from './client-limits.js';
-import { RetainedLedger } from './retained-ledger.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { detachedPayload, LIMIT_FLAGS, type ClientLimits, type LimitName } from '../limits/client-limits.js';
+import { RetainedLedger } from '../limits/retained-ledger.js';
 
 /** The parts of Aedes' persistence (aedes-persistence 11, aedes-persistence-redis 12) wrapped here. */
 interface LimitedPersistence {

@@ -1,8 +1,8 @@
 import type { Duplex } from 'node:stream';
 import type { Aedes } from 'aedes';
-import type { BrokerContext } from './broker-context.js';
-import { guardOf, type ConnectionGuard } from './connection-guard.js';
-import { readsFromPacketBoundary } from './publish-reader.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { guardOf, type ConnectionGuard } from '../server/connection-guard.js';
+import { readsFromPacketBoundary } from '../wire/publish-reader.js';
 
 /** The parts of an Aedes 1.2 client the relay reads: its state flags and its read gate. */
 interface RelayClient {

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Aedes } from 'aedes';
-import type { BrokerContext } from '../broker-context.js';
-import { guardOf } from '../connection-guard.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { guardOf } from '../server/connection-guard.js';
 
 /** The parts of an Aedes 1.2 client that deliver to it (lib/client.js). */
 interface DeliveringClient {

@@ -1,7 +1,7 @@
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import type { IdentityAcl } from '@tlsfleet/common';
-import type { BrokerContext } from '../broker-context.js';
-import { guardOf, type ConnectionGuard } from '../connection-guard.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { guardOf, type ConnectionGuard } from '../server/connection-guard.js';
 import { forgetRestored } from '../acl/acl-freshness.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { Client, ConnectPacket } from 'aedes';
-import type { BrokerContext } from '../broker-context.js';
-import { guardOf, type ConnectionGuard } from '../connection-guard.js';
-import { issuedByPinnedIssuer } from '../issuer-pinning.js';
-import { connectionLog } from '../connection-log.js';
+import type { BrokerContext } from '../server/broker-context.js';
+import { guardOf, type ConnectionGuard } from '../server/connection-guard.js';
+import { issuedByPinnedIssuer } from '../trust/issuer-pinning.js';
+import { connectionLog } from '../server/connection-log.js';
 
 type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) => string | undefined;
 

@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { isSelfSigned, issuedBy } from '@tlsfleet/common';
-import { caConstraints, uriHostPermitted, uriSanHosts, type CaConstraints } from '../ca-constraints.js';
+import { caConstraints, uriHostPermitted, uriSanHosts, type CaConstraints } from '../trust/ca-constraints.js';
 
 export type ChainRejection = 'unknown_ca' | 'expired' | 'not_yet_valid';
 

@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import type { Counter } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemX509Certificates } from '@tlsfleet/common';
-import { prepareFixture, type BenchFixture } from './bench/bench-fixture.js';
-import { closed, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from './bench/mqtt-client.js';
+import { prepareFixture, type BenchFixture } from '../../../bench/src/broker/bench-fixture.js';
+import { closed, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from '../../../bench/src/broker/mqtt-client.js';
 import { startBroker, type RunningBroker } from './broker-server.js';
 
 // The broker in this process, for what the suites in test/ do not reach from outside: its

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identifyPeer, subjectKeyId, type PeerCertificate } from '@tlsfleet/common';
-import { OpensslPki } from './revocation/openssl-crl.fixture.js';
+import { OpensslPki } from '../revocation/openssl-crl.fixture.js';
 import { issuedByPinnedIssuer, pinnedIssuers } from './issuer-pinning.js';
 
 describe('issuer pinning (a leaf\'s AKI must name a CA of the current trust bundle)', () => {

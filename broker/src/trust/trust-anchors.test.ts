@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemBlocks, subjectKeyId } from '@tlsfleet/common';
-import { OpensslPki } from './revocation/openssl-crl.fixture.js';
+import { OpensslPki } from '../revocation/openssl-crl.fixture.js';
 import { TrustAnchors } from './trust-anchors.js';
 
 const cert = (pem: string) => new X509Certificate(pem);

@@ -2,10 +2,10 @@ import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { applyMutations, mutations, pieces, settle } from '../../common/src/test-arbitraries.fixture.js';
-import { aedesMqttPacket, type AedesParser } from './aedes-parser.fixture.js';
-import { ConnectionGuard, guardConnection, type FrameViolation } from './connection-guard.js';
-import { testGuard, testPeer } from './loopback-pair.fixture.js';
+import { applyMutations, mutations, pieces, settle } from '../../../common/src/test-arbitraries.fixture.js';
+import { aedesMqttPacket, type AedesParser } from '../aedes/aedes-parser.fixture.js';
+import { ConnectionGuard, guardConnection, type FrameViolation } from '../server/connection-guard.js';
+import { testGuard, testPeer } from '../server/loopback-pair.fixture.js';
 import { installPublishReader, readPublish } from './publish-reader.js';
 
 // The reference is mqtt-packet 9's own parser (what Aedes read before the publish reader),

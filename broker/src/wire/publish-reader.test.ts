@@ -1,9 +1,9 @@
 import { PassThrough } from 'node:stream';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { aedesMqttPacket } from './aedes-parser.fixture.js';
-import { guardConnection } from './connection-guard.js';
-import { guardedAedes, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
+import { aedesMqttPacket } from '../aedes/aedes-parser.fixture.js';
+import { guardConnection } from '../server/connection-guard.js';
+import { guardedAedes, relayQoS0AndQoS1, testGuard } from '../server/loopback-pair.fixture.js';
 import { acknowledgementsRead, installPublishReader, publishesReadHere, readAcknowledgement, readPublish } from './publish-reader.js';
 
 /** What mqtt-packet's own parser emits for `bytes`, read in one piece, and the first error. */

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
-import { guardOf } from './connection-guard.js';
+import { guardOf } from '../server/connection-guard.js';
 import { acknowledgementOf, type AcknowledgementCmd } from './mqtt-acknowledgements.js';
 
 /** The packet object mqtt-packet 9's parser emits for a PUBLISH at protocol levels 3 and 4. */

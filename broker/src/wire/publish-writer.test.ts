@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { guardConnection } from './connection-guard.js';
-import { guardedAedes, loopbackPair, relayQoS0AndQoS1, testGuard } from './loopback-pair.fixture.js';
+import { guardConnection } from '../server/connection-guard.js';
+import { guardedAedes, loopbackPair, relayQoS0AndQoS1, testGuard } from '../server/loopback-pair.fixture.js';
 import { acknowledgementsEncoded, encodeAcknowledgement, encodePublish, installPublishWriter, publishesEncodedHere, type PublishFields } from './publish-writer.js';
 
 type WriteToStream = ((packet: object, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers: boolean };

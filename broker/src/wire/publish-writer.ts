@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Writable } from 'node:stream';
-import { guardOf } from './connection-guard.js';
+import { guardOf } from '../server/connection-guard.js';
 import { acknowledgementHeader } from './mqtt-acknowledgements.js';
 
 /** The PUBLISH fields Aedes hands mqtt-packet (MQTT 3.1.1 §3.3). */
