@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { derToPem } from '@tlsfleet/common';
 import { makeTestCsr } from '../provisioning/src/authority/csr.fixture.js';
-import { rsaKeyWithExponent } from '../provisioning/src/bench/rsa-key-with-exponent.js';
+import { rsaKeyWithExponent } from '../bench/src/provisioning/rsa-key-with-exponent.js';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { postJson, request } from './harness/https-client.js';
 import { makeCsr, newKey } from './harness/csr.js';

@@ -5,12 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { credential, type Credential } from './mqtt-client.js';
 
 // The benchmark's trust domain: a data dir made by the CLI's `init`, and many client
-// identities minted from its intermediate CA by provisioning's bench/mint-devices.js
-// (spawned, not imported: the broker package never imports provisioning).
+// identities enrolled through its Authority by ../provisioning/mint-devices.js, spawned so
+// that the broker benchmark's own process never loads provisioning.
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cli = join(root, 'cli/bin/tlsfleet.js');
-const mintDevices = join(root, 'provisioning/dist/bench/mint-devices.js');
+const mintDevices = join(root, 'bench/dist/provisioning/mint-devices.js');
 
 export interface BenchFixture {
   readonly dataDir: string;

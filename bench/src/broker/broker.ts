@@ -2,11 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
-import { benchConnects, benchFlow, benchLatency, combineConnects, combineFlows, combineLatency, openIdle, type ConnectResult, type FlowResult, type LatencyResult, type RoundConditions } from './broker-loads.js';
+import { benchConnects, benchFlow, combineConnects, combineFlows, openIdle, type ConnectResult, type FlowResult, type RoundConditions } from './broker-loads.js';
+import { benchLatency, combineLatency, type LatencyResult } from './latency-load.js';
 import { header, kib, mib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
 import { openFilesLimit, pemX509Certificates, processRssBytes } from '@tlsfleet/common';
-import { TrustAnchors } from '../trust-anchors.js';
+import { anchoredBundlePem } from './anchored-bundle.js';
 
 // npm run bench:broker — our broker (Aedes behind mTLS, in its own process) against
 // mosquitto on the same certificates, in one run: connects, throughput, latency (bare Aedes
@@ -213,10 +214,10 @@ try {
   // --tls-session-tickets: measured too, so the report shows what that difference is worth.
   const connectsWithTickets = await connectsAlone(await startNodeServer('broker --tls-session-tickets', './serve-broker.js', [dataDir, '--tls-session-tickets']));
   // Ours verifies the root's signature on the intermediate once per bundle load, where
-  // mosquitto's OpenSSL does at every handshake (trust-anchors.ts). Mosquitto given the same
-  // anchored bundle as its cafile shows what that difference is worth.
+  // mosquitto's OpenSSL does at every handshake (docs/internals/trust-anchors.md). Mosquitto
+  // given the same anchored bundle as its cafile shows what that difference is worth.
   const anchoredCaFile = join(work, 'anchored-ca-bundle.pem');
-  writeFileSync(anchoredCaFile, TrustAnchors.of(pemX509Certificates(readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8'))).caPem);
+  writeFileSync(anchoredCaFile, anchoredBundlePem(pemX509Certificates(readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8'))));
   const connectsAnchoredMosquitto = mosquitto ? await connectsAlone(await startMosquitto(mosquitto.bin, dataDir, work, anchoredCaFile)) : undefined;
   const memOurs = await memory(await ourBroker());
   const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));

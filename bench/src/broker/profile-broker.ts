@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareFixture } from './bench-fixture.js';
 import { startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
-import { benchConnects, benchFlow, benchLatency } from './broker-loads.js';
+import { benchConnects, benchFlow } from './broker-loads.js';
+import { benchLatency } from './latency-load.js';
 import { num } from './bench-report.js';
 import { summarizeProfile } from './profile-summary.js';
 import { processCpuSeconds } from '@tlsfleet/common';
 
 // Where our broker's CPU goes under each load of the broker benchmark: a fresh broker per
 // load under `node --cpu-prof`, then self time by function and by origin.
-// Usage: node broker/dist/bench/profile-broker.js [connect] [qos0] [qos1] [latency]   (default: all)
+// Usage: node bench/dist/broker/profile-broker.js [connect] [qos0] [qos1] [latency]   (default: all)
 //        PROFILE_KEEP=DIR keeps the .cpuprofile files there (open them in Chrome DevTools).
 
 const LOADS = {

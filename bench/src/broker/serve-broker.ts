@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { startBroker } from '../index.js';
+import { startBroker } from '@tlsfleet/broker';
 
 // The broker in a process of its own, so the benchmark can read its CPU time and memory
 // from /proc and profile it (node --cpu-prof). Logs at warn unless TLSFLEET_LOG_LEVEL says.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runToCompletion, spawnTracked, type Tracked } from './tracked-processes.js';
 
-/** The checkout's root, from simulators/dist/bench/. */
+/** The checkout's root, from bench/dist/device/. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(REPO_ROOT, 'cli/bin/tlsfleet.js');
 

@@ -8,9 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { DataDir } from '../data-dir.js';
-import { initDataDir } from '../init.js';
-import { SqliteStore } from '../storage/sqlite-store.js';
+import { DataDir, initDataDir, SqliteStore } from '@tlsfleet/provisioning';
 
 // npm run bench:admin — issue 20: /readyz latency while an admin pages through 20,000 devices
 // × 10 certificates over real HTTPS from a real SQLite store, at limit 100 and 1000. The target

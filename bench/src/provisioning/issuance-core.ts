@@ -2,15 +2,21 @@ import 'reflect-metadata'; // @peculiar/x509 needs the Reflect metadata API befo
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { createPublicKey, createHash, randomBytes, sign, verify, webcrypto, KeyObject, type JsonWebKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, createHash, randomBytes, sign, verify, webcrypto, KeyObject, type JsonWebKey } from 'node:crypto';
 import { derToPem, spiffeUri, type Identity } from '@tlsfleet/common';
-import { buildDeviceCertificate, checkKeyPolicy, loadCaSigner, parseCsr, randomSerial, readCsr, verifyPossession, type CaSigner, type ParsedCsr } from '../index.js';
+import type { Authority } from '@tlsfleet/provisioning';
 
 /**
  * Issuance-core benchmark: one CA, a pool of distinct P-256 CSRs made before timing,
- * and each path run sequentially on this thread, bounded by count and by time.
+ * and each path run sequentially on this thread, bounded by count and by time. The
+ * product's own path is measured through the public Authority, given a store that keeps
+ * tokens in memory (authority-in-memory.ts); the library paths below redo the same steps
+ * with @peculiar/x509, asn1js and pkijs for comparison.
  */
 export interface IssuanceCoreBenchOptions {
+  /** An Authority over an in-memory store, which `mint` fills with one-time tokens. */
+  readonly authority: Authority;
+  readonly mint: (n: number) => Promise<readonly string[]>;
   /** Distinct P-256 CSRs generated before timing; default 500. */
   readonly poolSize?: number;
   /** Most operations per measured path; default 50,000. */
@@ -31,13 +37,11 @@ export interface IssuanceCoreBenchResult {
   readonly rawSign: Rate;
   /** crypto.verify of a CSR signature with an already imported key: the proof-of-possession floor. */
   readonly rawVerify: Rate;
-  /** (c) readCsr + checkKeyPolicy + verifyPossession + buildDeviceCertificate; measured right after (a), before the heap grows. */
+  /** (b) Authority.enroll with no store I/O: read the CSR, token, key policy, proof of possession, build and sign. */
   readonly core: Rate;
-  /** The same steps in the order before issue 19 (verify, then policy), interleaved with `core` in rounds. */
-  readonly coreBefore: Rate;
   /** createPublicKey of each CSR's key as SPKI DER (OpenSSL 3 decoder). */
   readonly importSpki: Rate;
-  /** createPublicKey of each CSR's key as JWK (parseCsr's path for P-256/P-384). */
+  /** createPublicKey of each CSR's key as JWK (the product's path for P-256 and P-384). */
   readonly importJwk: Rate;
   /** WebCrypto importKey('raw') + KeyObject.from: cheaper than JWK (no full key check) but async. */
   readonly importWebCryptoRaw: Rate;
@@ -47,8 +51,17 @@ export interface IssuanceCoreBenchResult {
   readonly libraryDer: Rate;
 }
 
+/** What the library paths need of the issuing CA. */
+export interface BenchSigner {
+  readonly privateKey: KeyObject;
+  /** The CA certificate's subject Name, DER: the issuer of what it signs. */
+  readonly subjectNameDer: Buffer;
+  /** The CA's subjectKeyIdentifier: the authorityKeyIdentifier of what it signs. */
+  readonly keyIdentifier: Buffer;
+}
+
 export interface IssuanceCoreFixture {
-  readonly signer: CaSigner;
+  readonly signer: BenchSigner;
   readonly caCertificate: x509.X509Certificate;
   readonly caPrivateKey: webcrypto.CryptoKey;
   readonly csrs: readonly Buffer[];
@@ -59,14 +72,14 @@ const LIFETIME_MS = 7 * 24 * 3600_000;
 const BACKDATE_MS = 5 * 60_000;
 const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 
-export async function benchIssuanceCore(opts: IssuanceCoreBenchOptions = {}): Promise<IssuanceCoreBenchResult> {
+export async function benchIssuanceCore(opts: IssuanceCoreBenchOptions): Promise<IssuanceCoreBenchResult> {
   const poolSize = opts.poolSize ?? 500;
   const bounds = { maxOps: opts.maxOps ?? 50_000, maxMs: opts.maxMs ?? 2_000 };
   const fixture = await makeIssuanceCoreFixture(poolSize);
   const { signer, csrs } = fixture;
   const csrAt = (i: number): Buffer => csrs[i % csrs.length] as Buffer;
-  const parsed = await Promise.all(csrs.map((der) => parseCsr(der)));
   const pieces = csrs.map(csrPieces);
+  const publicKeys = pieces.map((p) => createPublicKey({ key: p.jwk, format: 'jwk' }));
   const piecesAt = (i: number) => pieces[i % pieces.length] as CsrPieces;
   const tbsSized = randomBytes(400);
 
@@ -75,9 +88,9 @@ export async function benchIssuanceCore(opts: IssuanceCoreBenchOptions = {}): Pr
     rawSign: measure(bounds, () => sign('sha256', tbsSized, { key: signer.privateKey, dsaEncoding: 'der' })),
     rawVerify: measure(bounds, (i) => {
       const p = piecesAt(i);
-      return verify('sha256', p.info, (parsed[i % parsed.length] as ParsedCsr).publicKey, p.signature);
+      return verify('sha256', p.info, publicKeys[i % publicKeys.length] as KeyObject, p.signature);
     }),
-    ...(await measureInterleaved(bounds, (i) => issueWithCore(signer, csrAt(i), i), (i) => issueWithCoreBefore(signer, csrAt(i), i))),
+    core: await measureEnrollments(opts, bounds, csrAt),
     importSpki: measure(bounds, (i) => createPublicKey({ key: piecesAt(i).spki, format: 'der', type: 'spki' })),
     importJwk: measure(bounds, (i) => createPublicKey({ key: piecesAt(i).jwk, format: 'jwk' })),
     importWebCryptoRaw: await measureAsync(bounds, async (i) =>
@@ -86,33 +99,6 @@ export async function benchIssuanceCore(opts: IssuanceCoreBenchOptions = {}): Pr
     naiveLibrary: await measureAsync(bounds, (i) => issueWithPeculiar(fixture, csrAt(i), i)),
     libraryDer: measure(bounds, (i) => issueWithAsn1jsAndPkijs(signer, csrAt(i), i)),
   };
-}
-
-/** The issuance core as the authority runs it, cheapest check first, minus the token lookup and the store's record step. */
-export async function issueWithCore(signer: CaSigner, csrDer: Buffer, i: number): Promise<Buffer> {
-  const csr = readCsr(csrDer);
-  checkKeyPolicy(csr.key);
-  await verifyPossession(csr);
-  return buildFor(signer, csr.spkiDer, i);
-}
-
-/** The core in its order before issue 19: proof of possession first, then key policy on the imported key. */
-export async function issueWithCoreBefore(signer: CaSigner, csrDer: Buffer, i: number): Promise<Buffer> {
-  const csr = await parseCsr(csrDer);
-  checkKeyPolicy(csr.publicKey);
-  return buildFor(signer, csr.spkiDer, i);
-}
-
-function buildFor(signer: CaSigner, spkiDer: Buffer, i: number): Buffer {
-  const now = Date.now();
-  return buildDeviceCertificate({
-    issuer: signer,
-    subjectPublicKeyDer: spkiDer,
-    identity: deviceIdentity(i),
-    serial: randomSerial(),
-    notBefore: new Date(now - BACKDATE_MS),
-    notAfter: new Date(now + LIFETIME_MS),
-  });
 }
 
 /** The naive path: everything through @peculiar/x509 and WebCrypto, as a first version would. */
@@ -150,11 +136,11 @@ export async function issueWithPeculiar(fixture: IssuanceCoreFixture, csrDer: Bu
  * Our steps and the same Node crypto calls (JWK import, verify, sign), with asn1js doing
  * the CSR parsing and pkijs the TBSCertificate: isolates what the DER libraries cost.
  */
-export function issueWithAsn1jsAndPkijs(signer: CaSigner, csrDer: Buffer, i: number): Buffer {
+export function issueWithAsn1jsAndPkijs(signer: BenchSigner, csrDer: Buffer, i: number): Buffer {
   const pieces = csrPieces(csrDer);
   const publicKey = createPublicKey({ key: pieces.jwk, format: 'jwk' });
   if (!verify('sha256', pieces.info, publicKey, pieces.signature)) throw new Error('CSR signature does not verify');
-  checkKeyPolicy(publicKey);
+  if (publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('not a P-256 key');
 
   const now = Date.now();
   const identity = deviceIdentity(i);
@@ -212,7 +198,7 @@ function deviceIdentity(i: number): Identity {
   return { kind: 'device', name: `device-${i}`, trustDomain: TRUST_DOMAIN };
 }
 
-/** A throwaway P-256 CA (loaded through loadCaSigner) and `poolSize` CSRs with distinct keys. */
+/** A throwaway P-256 CA and `poolSize` CSRs with distinct keys. */
 export async function makeIssuanceCoreFixture(poolSize: number): Promise<IssuanceCoreFixture> {
   const crypto = webcrypto;
   const caKeys = (await crypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
@@ -234,7 +220,13 @@ export async function makeIssuanceCoreFixture(poolSize: number): Promise<Issuanc
     crypto,
   );
   const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', caKeys.privateKey));
-  const signer = loadCaSigner(caCertificate.toString('pem'), derToPem(pkcs8, 'PRIVATE KEY'));
+  const ski = caCertificate.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (!ski) throw new Error('the bench CA has no subjectKeyIdentifier');
+  const signer: BenchSigner = {
+    privateKey: createPrivateKey(derToPem(pkcs8, 'PRIVATE KEY')),
+    subjectNameDer: Buffer.from(caCertificate.subjectName.toArrayBuffer()),
+    keyIdentifier: Buffer.from(ski.keyId, 'hex'),
+  };
 
   const csrs: Buffer[] = [];
   for (let i = 0; i < poolSize; i++) {
@@ -276,23 +268,26 @@ async function measureAsync(bounds: Bounds, op: (i: number) => Promise<unknown>)
 }
 
 /**
- * Two async paths measured in alternating rounds (a, b, b, a, ...), ten each sharing the
- * time bound, so load that comes and goes on the machine falls on both alike.
+ * Authority.enroll after a short warm-up, one CSR of the pool per enrollment, until maxOps
+ * or maxMs. The tokens are minted before timing: each enrollment spends one.
  */
-async function measureInterleaved(bounds: Bounds, a: (i: number) => Promise<unknown>, b: (i: number) => Promise<unknown>): Promise<{ core: Rate; coreBefore: Rate }> {
-  const ROUNDS = 10;
-  const round = { maxOps: Math.ceil(bounds.maxOps / ROUNDS), maxMs: bounds.maxMs / ROUNDS };
-  const totals = { a: { ops: 0, ms: 0 }, b: { ops: 0, ms: 0 } };
-  for (let r = 0; r < ROUNDS; r++) {
-    // ABBA order: whichever runs second in a pair does not always pay the first one's GC.
-    const pair = [['a', a], ['b', b]] as const;
-    for (const [key, op] of r % 2 === 0 ? pair : [pair[1], pair[0]]) {
-      const got = await measureAsync(round, op);
-      totals[key].ops += got.ops;
-      totals[key].ms += got.ms;
-    }
+async function measureEnrollments(opts: IssuanceCoreBenchOptions, bounds: Bounds, csrAt: (i: number) => Buffer): Promise<Rate> {
+  const tokens = await opts.mint(WARM_UP_OPS + bounds.maxOps);
+  for (let i = 0; i < WARM_UP_OPS; i++) await opts.authority.enroll(tokens[i] as string, csrAt(i));
+  const start = performance.now();
+  let ops = 0;
+  while (ops < bounds.maxOps && performance.now() - start < bounds.maxMs) {
+    await opts.authority.enroll(tokens[WARM_UP_OPS + ops] as string, csrAt(ops));
+    ops++;
   }
-  return { core: rate(totals.a.ops, totals.a.ms), coreBefore: rate(totals.b.ops, totals.b.ms) };
+  return rate(ops, performance.now() - start);
+}
+
+/** Serial number content octets as the product makes them: 16 random bytes, positive, never minimally short. */
+function randomSerial(): Buffer {
+  const serial = randomBytes(16);
+  serial[0] = ((serial[0] as number) & 0x7f) | 0x40;
+  return serial;
 }
 
 function rate(ops: number, ms: number): Rate {

@@ -1,14 +1,15 @@
-import { generateKeyPairSync } from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509 needs the Reflect metadata API before it loads
+import { webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { derToPem, type Identity, type IdentityKind } from '@tlsfleet/common';
-import { DataDir } from '../data-dir.js';
-import { buildDeviceCertificate, loadCaSigner, randomSerial } from '../index.js';
+import * as x509 from '@peculiar/x509';
+import { DataDir, derToPem, type IdentityKind } from '@tlsfleet/common';
+import { authorityInMemory } from './authority-in-memory.js';
 
-// Mints many client certificates straight from a data dir's intermediate CA, for load
-// benchmarks that need thousands of distinct identities (the HTTPS enrollment path runs at
-// a few hundred per second; this runs at thousands). Benchmarks in other packages spawn it
-// rather than import provisioning. Every certificate has its own P-256 key and the profile
-// of docs/reference/files.md (buildDeviceCertificate), valid from 5 minutes ago for `--hours`.
+// Enrolls many client identities with a data dir's intermediate CA through its Authority
+// (the issuance path of `POST /v1/enroll`, minus HTTPS and the database: nothing is
+// recorded), for load benchmarks and tests that need thousands of distinct identities.
+// Every identity has its own P-256 key and a certificate with the production profile
+// (docs/reference/files.md). Spawned by the broker benchmark's fixture.
 //
 // Usage: node mint-devices.js DATA_DIR OUT_FILE COUNT [SERVICE_NAME...]
 // Writes OUT_FILE (mode 0600) as JSON: MintedIdentities; devices are named device-0..COUNT-1.
@@ -28,9 +29,8 @@ export interface MintedIdentities {
   readonly services: readonly MintedIdentity[];
 }
 
-const BACKDATE_MS = 5 * 60_000;
-const LIFETIME_MS = 24 * 3600_000;
 const MAX_COUNT = 100_000;
+const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
 
 const [dataDirPath, outFile, countArg, ...serviceNames] = process.argv.slice(2);
 const count = Number(countArg);
@@ -40,36 +40,21 @@ if (!dataDirPath || !outFile || !Number.isInteger(count) || count < 0 || count >
 }
 
 const dataDir = DataDir.open(dataDirPath);
-const intermediatePem = dataDir.read('intermediateCert');
-const signer = loadCaSigner(intermediatePem, dataDir.readSecret('intermediateKey'));
-const trustDomain = dataDir.config.trustDomain;
-const now = Date.now();
+const { authority } = authorityInMemory(dataDir);
 
-function mint(kind: IdentityKind, name: string): MintedIdentity {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const identity: Identity = { kind, name, trustDomain };
-  const der = buildDeviceCertificate({
-    issuer: signer,
-    subjectPublicKeyDer: publicKey.export({ type: 'spki', format: 'der' }),
-    identity,
-    serial: randomSerial(),
-    notBefore: new Date(now - BACKDATE_MS),
-    notAfter: new Date(now + LIFETIME_MS),
-  });
-  return {
-    kind,
-    name,
-    certChain: derToPem(der, 'CERTIFICATE') + intermediatePem,
-    key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-  };
+async function mint(kind: 'device' | 'service', name: string): Promise<MintedIdentity> {
+  const { token } = await authority.mintToken({ subject: name, kind, createdBy: 'bench' });
+  const keys = (await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${name}`, keys, signingAlgorithm: ECDSA_P256 }, webcrypto);
+  const issued = await authority.enroll(token, new Uint8Array(csr.rawData));
+  return { kind, name, certChain: issued.chainPem, key: derToPem(Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), 'PRIVATE KEY') };
 }
 
 const started = performance.now();
-const minted: MintedIdentities = {
-  trustDomain,
-  devices: Array.from({ length: count }, (_, i) => mint('device', `device-${i}`)),
-  services: serviceNames.map((name) => mint('service', name)),
-};
+const devices: MintedIdentity[] = [];
+for (let i = 0; i < count; i++) devices.push(await mint('device', `device-${i}`));
+const services: MintedIdentity[] = [];
+for (const name of serviceNames) services.push(await mint('service', name));
+const minted: MintedIdentities = { trustDomain: dataDir.config.trustDomain, devices, services };
 writeFileSync(outFile, JSON.stringify(minted), { mode: 0o600 });
-const ms = performance.now() - started;
-process.stdout.write(`minted ${count + serviceNames.length} certificates in ${Math.round(ms)} ms\n`);
+process.stdout.write(`enrolled ${count + serviceNames.length} identities in ${Math.round(performance.now() - started)} ms\n`);

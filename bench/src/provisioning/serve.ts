@@ -1,4 +1,4 @@
-import { startProvisioning } from '../provisioning-server.js';
+import { createLogger, startProvisioning } from '@tlsfleet/provisioning';
 
 // The provisioning service in a process of its own, so the benchmark can read its CPU time.
 // Usage: node serve.js DATA_DIR
@@ -7,7 +7,7 @@ const running = await startProvisioning({
   port: 0,
   // One load generator on one address: per-client bounds off, as --client-rate 0 --max-inflight-per-client 0.
   gate: { maxInFlight: 1024, perClientRate: 0, maxInFlightPerClient: 0 },
-  logger: (await import('../logger.js')).createLogger('bench', 'warn'),
+  logger: createLogger('bench', 'warn'),
 });
 process.stdout.write(`listening ${running.url}\n`);
 process.once('SIGTERM', () => void running.close().then(() => process.exit(0)));

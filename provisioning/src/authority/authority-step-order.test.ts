@@ -11,7 +11,7 @@ import { SqliteStore } from '../storage/sqlite-store.js';
 import type { Authority } from './authority.js';
 import type { CsrParts } from './csr.js';
 import { makeTestCsr } from './csr.fixture.js';
-import { rsaKeyWithExponent } from '../bench/rsa-key-with-exponent.js';
+import { rsaKeyWithExponent } from '../../../bench/src/provisioning/rsa-key-with-exponent.js';
 import { verifyPossession } from './verify-possession.js';
 
 const TD = 'fleet.test';

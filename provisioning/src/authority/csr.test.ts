@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TlsfleetError } from '@tlsfleet/common';
 import { parseCsr, readCsr } from './csr.js';
-import { rsaKeyWithExponent } from '../bench/rsa-key-with-exponent.js';
+import { rsaKeyWithExponent } from '../../../bench/src/provisioning/rsa-key-with-exponent.js';
 import { checkKeyPolicy } from './key-policy.js';
 
 let dir: string;

@@ -4,7 +4,7 @@ import { TlsfleetError } from '@tlsfleet/common';
 import { checkKeyPolicy } from './key-policy.js';
 import { readCsr } from './csr.js';
 import { makeTestCsr } from './csr.fixture.js';
-import { rsaKeyWithExponent } from '../bench/rsa-key-with-exponent.js';
+import { rsaKeyWithExponent } from '../../../bench/src/provisioning/rsa-key-with-exponent.js';
 
 const ec = (namedCurve: string): KeyObject => generateKeyPairSync('ec', { namedCurve }).publicKey;
 const okp = (type: 'ed25519' | 'ed448' | 'x25519'): KeyObject => generateKeyPairSync(type as 'ed25519').publicKey;
