@@ -57,3 +57,10 @@ export function kib(bytes: number): string {
 export function mib(bytes: number): string {
   return `${num(bytes / 1024 / 1024, 1)} MiB`;
 }
+
+const started = performance.now();
+
+/** One line per phase on stderr, seconds since the run started, so a long or interrupted run shows how far it got. */
+export function progress(phase: string): void {
+  process.stderr.write(`bench:broker ${Math.round((performance.now() - started) / 1000)} s: ${phase}\n`);
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
 import { benchConnects, benchFlow, combineConnects, combineFlows, openIdle, type ConnectResult, type FlowResult, type RoundConditions } from './broker-loads.js';
 import { benchLatency, combineLatency, type LatencyResult } from './latency-load.js';
-import { header, kib, mib, num, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
+import { header, kib, mib, num, progress, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
 import { openFilesLimit, pemX509Certificates, processRssBytes } from '@tlsfleet/common';
 import { anchoredBundlePem } from './anchored-bundle.js';
@@ -122,6 +122,7 @@ try {
   const idleCount = Math.max(0, Math.min(IDLE_TARGET, fdLimit - FD_MARGIN));
   const { dataDir, devices, service, note } = prepareFixture(work, Math.max(idleCount, CONNECTS.max + CONNECTS.warmup, PUBLISHERS), SERVICE);
   const publishers = devices.slice(0, PUBLISHERS);
+  progress(`fixture ready (${note})`);
 
   /**
    * Each load runs on ours and then at once on mosquitto (both started, the idle one
@@ -147,13 +148,18 @@ try {
       for (let r = 0; r < count; r++) rounds.push(await each(load, r % 2 ? [...list].reverse() : list, list));
       return list.map((_, i) => rounds.map((round) => round[i] as T));
     };
+    progress('connects');
     const connects = await inRounds(ROUNDS, (srv) => benchConnects(srv, devices, CONNECTS));
     // The Node TLS relay (floor) takes part in the QoS 0 loads only: it has no sessions or QoS 1.
     const withFloor = [...servers, floor];
+    progress('QoS 0 throughput');
     const qos0 = await inRounds(ROUNDS, (srv) => benchFlow(srv, publishers, service, QOS0), withFloor);
+    progress('QoS 1 throughput');
     const qos1 = await inRounds(ROUNDS, (srv) => benchFlow(srv, publishers, service, QOS1));
     const round = { ...LATENCY0, durationMs: LATENCY0.durationMs / LATENCY0_ROUNDS };
+    progress('QoS 0 latency');
     const latency0 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, round), withFloor);
+    progress('QoS 1 latency');
     const latency1 = await each((srv) => benchLatency(srv, publishers, service, LATENCY1));
     const floorQos0 = qos0[servers.length] as FlowResult[];
     const floorLatency0 = latency0[servers.length] as LatencyResult[];
@@ -212,6 +218,7 @@ try {
   };
   // Mosquitto issues two stateless TLS 1.3 session tickets per connection, ours only with
   // --tls-session-tickets: measured too, so the report shows what that difference is worth.
+  progress('connects: ours with session tickets, mosquitto with the anchored bundle');
   const connectsWithTickets = await connectsAlone(await startNodeServer('broker --tls-session-tickets', './serve-broker.js', [dataDir, '--tls-session-tickets']));
   // Ours verifies the root's signature on the intermediate once per bundle load, where
   // mosquitto's OpenSSL does at every handshake (docs/internals/trust-anchors.md). Mosquitto
@@ -219,6 +226,7 @@ try {
   const anchoredCaFile = join(work, 'anchored-ca-bundle.pem');
   writeFileSync(anchoredCaFile, anchoredBundlePem(pemX509Certificates(readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8'))));
   const connectsAnchoredMosquitto = mosquitto ? await connectsAlone(await startMosquitto(mosquitto.bin, dataDir, work, anchoredCaFile)) : undefined;
+  progress('memory per idle connection');
   const memOurs = await memory(await ourBroker());
   const memBare = await memory(await startNodeServer('bare TLS', './bare-tls-server.js', [dataDir]));
   const memMosquitto = mosquitto ? await memory(await startMosquitto(mosquitto.bin, dataDir, work)) : undefined;
