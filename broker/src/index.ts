@@ -1,4 +1,4 @@
-export { startBroker, type BrokerOptions, type RunningBroker } from './server/broker-server.js';
+export { startBroker, type BrokerOptions, type RunningBroker } from './server/start-broker.js';
 export { TrustedProxies } from './ingress/trusted-proxies.js';
 export { DEFAULT_CLIENT_LIMITS, type ClientLimits } from './limits/client-limits.js';
 export { ClusterStartError, parseRedisUrl, redactRedisUrl } from './cluster/redis-cluster.js';

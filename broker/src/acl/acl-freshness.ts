@@ -1,6 +1,7 @@
 import type { Aedes, Client, Subscription, UnsubscribePacket } from 'aedes';
 import type { Identity } from '@tlsfleet/common';
 import type { BrokerContext } from '../server/broker-context.js';
+import { persistenceOf, registeredClients, subscriptionFilters } from '../aedes/client-state.js';
 import { guardOf } from '../server/connection-guard.js';
 
 /** The slice of Aedes' persistence (aedes-persistence 11 API, promise forms) used here. */
@@ -57,7 +58,7 @@ export class AclFreshness {
    */
   async rejudge(): Promise<void> {
     // Registered clients: Aedes registers one after restoring its session, before CONNACK.
-    const clients = Object.values((this.aedes as unknown as { clients: Record<string, Client> }).clients);
+    const clients = registeredClients(this.aedes);
     for (const client of clients) this.rejudgeLive(client);
     const live = new Set(clients.map((c) => c.id));
     const offline = [...this.persistent].filter(([clientId]) => !live.has(clientId));
@@ -71,7 +72,7 @@ export class AclFreshness {
     const guard = guardOf(client.conn);
     if (guard === undefined) return;
     const acl = guard.aclFrom(this.ctx.acl);
-    const revoked = Object.keys((client as Client & { subscriptions: Record<string, unknown> }).subscriptions).filter((filter) => !acl.canSubscribe(filter));
+    const revoked = subscriptionFilters(client).filter((filter) => !acl.canSubscribe(filter));
     if (revoked.length === 0) return;
     // Without a messageId Aedes sends no UNSUBACK and leaves the stored copy: removed here.
     client.unsubscribe({ unsubscriptions: revoked } as unknown as UnsubscribePacket, () => undefined);
@@ -103,7 +104,7 @@ export class AclFreshness {
   }
 
   private persistence(): StoredSubscriptions {
-    return persistenceOf(this.aedes);
+    return persistenceOf<StoredSubscriptions>(this.aedes);
   }
 }
 
@@ -126,12 +127,8 @@ function reportRevoked(ctx: BrokerContext, clientId: string, identity: Identity,
 
 async function forgetStored(ctx: BrokerContext, aedes: Aedes, clientId: string, filters: string[]): Promise<void> {
   try {
-    await persistenceOf(aedes).removeSubscriptions({ id: clientId }, filters);
+    await persistenceOf<StoredSubscriptions>(aedes).removeSubscriptions({ id: clientId }, filters);
   } catch (err) {
     ctx.logger.error({ client: clientId, err: (err as Error).message }, 'could not remove a revoked subscription from the session store');
   }
-}
-
-function persistenceOf(aedes: Aedes): StoredSubscriptions {
-  return (aedes as unknown as { persistence: StoredSubscriptions }).persistence;
 }

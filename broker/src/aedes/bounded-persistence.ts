@@ -1,3 +1,9 @@
+/**
+ * Adaptation 4 (aedes/index.ts). What Aedes does: it queues QoS 1/2 messages for an offline
+ * persistent session without limit. Why we change it: one device that never comes back would
+ * grow the broker without bound. Upstream: moscajs/aedes#1087. Record:
+ * docs/internals/offline-queue-bound.md.
+ */
 import memoryPersistence from 'aedes-persistence';
 
 interface Sub {

@@ -1,3 +1,9 @@
+/**
+ * Adaptation 5 (aedes/index.ts). What Aedes does: it restores a persistent session's
+ * subscriptions before it writes CONNACK, so a message routed in between goes out first. Why
+ * we change it: [MQTT-3.2.0-1]; mqtt.js stalls behind it and Paho refuses the connection.
+ * Upstream: moscajs/aedes#80. Record: docs/internals/connack-first.md.
+ */
 import type { Client } from 'aedes';
 
 /** Aedes' per-client delivery functions, which a session's subscriptions capture when made. */

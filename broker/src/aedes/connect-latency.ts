@@ -1,3 +1,8 @@
+/**
+ * Adaptation 12 (aedes/index.ts). What Aedes does: nothing times a connect. Why we change it:
+ * the CONNECT-to-CONNACK histogram (metrics only) needs the first hook that sees CONNECT, so
+ * `preConnect` is wrapped. Upstream: none.
+ */
 import type { Aedes, Client, ConnectPacket } from 'aedes';
 import type { Histogram } from 'prom-client';
 

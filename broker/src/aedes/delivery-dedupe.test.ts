@@ -1,6 +1,8 @@
 import { generate, type IPublishPacket } from 'mqtt-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { onEachClient } from './client-steps.js';
 import { deduplicateDeliveries } from './delivery-dedupe.js';
+import { trackGrantedQos } from './granted-qos.js';
 import { guardedAedes, type RawMqttClient } from '../server/loopback-pair.fixture.js';
 
 type Broker = Awaited<ReturnType<typeof guardedAedes>>;
@@ -33,7 +35,7 @@ describe('deduplicateDeliveries', () => {
   let broker: Broker;
   beforeEach(async () => {
     broker = await guardedAedes();
-    deduplicateDeliveries(broker.aedes);
+    onEachClient(broker.aedes, [trackGrantedQos(), deduplicateDeliveries(broker.aedes)]);
   });
   afterEach(() => broker.close());
 

@@ -1,5 +1,13 @@
+/**
+ * Adaptation 6 (aedes/index.ts; client step 2). What Aedes does: its per-client high-water mark
+ * on publish numbers drops any message emitted out of numbering order, and it sends one copy per
+ * matching filter at whatever QoS. Why we change it: live subscribers lost messages (a retained
+ * or QoS 1 publish waiting on its store), and the copies break [MQTT-3.3.5-1]. Upstream:
+ * moscajs/aedes#994, moscajs/aedes#955. Record: docs/internals/delivery-dedupe.md.
+ */
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
-import { deliveringAtQos0, highestGrant, isQueuedResend, lowestGrant, trackGrantedQos } from './granted-qos.js';
+import type { ClientStep } from './client-steps.js';
+import { deliveringAtQos0, highestGrant, isQueuedResend, lowestGrant } from './granted-qos.js';
 
 /**
  * What Aedes' client.duplicates becomes: every read is 0 and every write is dropped, so
@@ -32,19 +40,13 @@ type QoS = AedesPublishPacket['qos'];
  * for its store, a QoS 1 one for the offline queues of persistent subscribers, a Redis
  * round trip each in a cluster, and the mark dropped it for every live subscriber that
  * another publish had reached meanwhile. Retained messages sent for a SUBSCRIBE carry no
- * brokerId and are not de-duplicated, as in Aedes. Call once, right after the broker is
- * made, before anything else wraps `aedes.handle` or `aedes.authorizeForward`.
+ * brokerId and are not de-duplicated, as in Aedes. Needs trackGrantedQos's step on every
+ * client. Call once, right after the broker is made, before anything else wraps
+ * `aedes.authorizeForward`; returns the step for each client (from the connection on: a
+ * persistent session's subscriptions are restored before 'client').
  */
-export function deduplicateDeliveries(aedes: Aedes): void {
-  trackGrantedQos(aedes);
+export function deduplicateDeliveries(aedes: Aedes): ClientStep {
   const previous = new WeakMap<Client, { brokerId: string; brokerCounter: number; sent: boolean }>();
-  // From the connection on: a persistent session's subscriptions are restored before 'client'.
-  const handle = aedes.handle;
-  aedes.handle = (conn, req) => {
-    const client = handle(conn, req);
-    (client as Client & { duplicates: Record<string, number> }).duplicates = NOTHING_SEEN;
-    return client;
-  };
   const forward = aedes.authorizeForward.bind(aedes);
   aedes.authorizeForward = (client: Client, packet: AedesPublishPacket) => {
     const { brokerId, brokerCounter } = packet;
@@ -68,6 +70,9 @@ export function deduplicateDeliveries(aedes: Aedes): void {
     out.qos = qos as QoS;
     if (last) last.sent = true;
     return out;
+  };
+  return (client) => {
+    (client as Client & { duplicates: Record<string, number> }).duplicates = NOTHING_SEEN;
   };
 }
 

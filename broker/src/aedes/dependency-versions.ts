@@ -1,3 +1,10 @@
+/**
+ * Adaptation 1 (aedes/index.ts). What Aedes does: nothing checks which Aedes or mqtt-packet is
+ * installed, and every other adaptation here relies on their internals. Why we change it: a
+ * fresh install of another release could break them silently; the broker refuses to start
+ * instead. Upstream: Aedes 2 (moscajs/aedes#194, #1085) is the path to MQTT 5, still in beta.
+ * Record: docs/internals/aedes-version-pin.md.
+ */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

@@ -1,5 +1,12 @@
-import type { Aedes, Client } from 'aedes';
+/**
+ * Adaptation 6 with delivery-dedupe.ts (aedes/index.ts, client step 1). What Aedes does:
+ * `deliverQoS` caps a delivery by the subscription whose filter is the topic's very name, so a
+ * wildcard's delivery is never capped. Why we change it: [MQTT-3.8.4-6] and [MQTT-3.3.5-1].
+ * Upstream: moscajs/aedes#1074 (open), earlier #208. Record: docs/internals/granted-qos.md.
+ */
+import type { Client } from 'aedes';
 import { topicMatchesFilter } from '@tlsfleet/common';
+import type { ClientStep } from './client-steps.js';
 
 /**
  * Works around moscajs/aedes#1074 in Aedes 1.2.0: `deliverQoS` (lib/client.js) caps a
@@ -18,12 +25,11 @@ import { topicMatchesFilter } from '@tlsfleet/common';
  *   repeated SUBSCRIBE: at worst it replaces the subscription with an identical one);
  * - deliveringAtQos0(): whether the delivery being authorized goes through `deliver0`,
  *   which sends at QoS 0 whatever it is handed (a QoS 0 subscription's path).
- * Call once, right after the broker is made, before anything else wraps `handle`.
+ * A step on each client as Aedes makes it, before any other step replaces its records.
  */
-export function trackGrantedQos(aedes: Aedes): void {
-  const handle = aedes.handle;
-  aedes.handle = (conn, req) => {
-    const client = handle(conn, req) as unknown as AedesClient;
+export function trackGrantedQos(): ClientStep {
+  return (made) => {
+    const client = made as unknown as AedesClient;
     const grants = new Grants();
     clientGrants.set(client, grants);
     client.subscriptions = new Proxy(client.subscriptions, {
@@ -54,7 +60,6 @@ export function trackGrantedQos(aedes: Aedes): void {
         atQos0--;
       }
     };
-    return client as unknown as Client;
   };
 }
 

@@ -1,7 +1,14 @@
+/**
+ * Adaptation 7 (aedes/index.ts). What Aedes does: it bounds inbound QoS 2 messages per
+ * connection only, and subscriptions and retained messages not at all. Why we change it: one
+ * identity could make the broker hold without bound, and a reconnect resets a per-connection
+ * bound. Upstream: Aedes' own window is moscajs/aedes#1154. Record: docs/internals/client-limits.md.
+ */
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes';
 import type { BrokerContext } from '../server/broker-context.js';
 import { detachedPayload, LIMIT_FLAGS, type ClientLimits, type LimitName } from '../limits/client-limits.js';
 import { RetainedLedger } from '../limits/retained-ledger.js';
+import { persistenceOf, registeredClients, subscriptionFilters } from './client-state.js';
 
 /** The parts of Aedes' persistence (aedes-persistence 11, aedes-persistence-redis 12) wrapped here. */
 interface LimitedPersistence {
@@ -36,7 +43,7 @@ export interface LimitState {
  * methods. Call once, right after the broker is made.
  */
 export function installClientLimits(aedes: Aedes, ctx: BrokerContext, limits: Readonly<ClientLimits>): LimitState {
-  const persistence = (aedes as unknown as { persistence: LimitedPersistence }).persistence;
+  const persistence = persistenceOf<LimitedPersistence>(aedes);
   const refuse = (client: { id: string } | null, limit: LimitName, detail: Record<string, unknown>) => {
     ctx.metrics.limitRefusals.inc({ limit });
     ctx.logger.info({ client: client?.id, limit, flag: LIMIT_FLAGS[limit], ...detail }, 'per-client limit reached: refused');
@@ -51,7 +58,7 @@ export function installClientLimits(aedes: Aedes, ctx: BrokerContext, limits: Re
   return {
     subscriptions: () => {
       let n = 0;
-      for (const client of Object.values((aedes as unknown as { clients: Record<string, { subscriptions: object }> }).clients)) n += Object.keys(client.subscriptions).length;
+      for (const client of registeredClients(aedes)) n += subscriptionFilters(client).length;
       return n;
     },
     retainedBytes: () => retained.bytes,

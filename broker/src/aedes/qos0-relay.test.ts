@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareFixture, type BenchFixture } from '../../../bench/src/broker/bench-fixture.js';
 import { closed, encodePuback, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from '../../../bench/src/broker/mqtt-client.js';
-import { startBroker, type RunningBroker } from '../server/broker-server.js';
-import { publishesReadHere } from '../wire/publish-reader.js';
+import { startBroker, type RunningBroker } from '../server/start-broker.js';
+import { publishesReadHere } from './mqtt-packet-parser.js';
 import { publishesRelayed } from './qos0-relay.js';
 
 // The QoS 0 relay against Aedes' own path: two brokers in this process on one data dir, one

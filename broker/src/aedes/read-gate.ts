@@ -1,8 +1,14 @@
-import type { Aedes } from 'aedes';
+/**
+ * Adaptation 10, client step 3 (aedes/index.ts). What Aedes does: one function is both its
+ * per-packet done callback and its connection's 'readable' listener, so every 'readable' lets one
+ * more read through while a packet waits. Why we change it: a slow subscriber's publishers were
+ * read on without bound (50 MB buffered). Upstream: none found; moscajs/aedes#154 (backpressure)
+ * and #363 are related. Record: docs/internals/read-gate.md.
+ */
+import type { ClientStep } from './client-steps.js';
 
 /** The parts of an Aedes 1.2 client its read loop is made of. */
 interface ReadingClient {
-  readonly conn: NodeJS.EventEmitter;
   /** Packets read and not yet handled, plus 1 before the first read. */
   readonly _parsingBatch: number;
   readonly _paused: boolean;
@@ -23,13 +29,12 @@ interface ReadingClient {
  *
  * So 'readable' starts a read only when nothing read is still being handled, or for the
  * client's first read (Aedes counts that one in advance). A read held back is not lost:
- * the last packet's done callback reads whatever is buffered by then. Call once, right
- * after the broker is made.
+ * the last packet's done callback reads whatever is buffered by then. A step on each client
+ * as Aedes makes it.
  */
-export function gateReads(aedes: Aedes): void {
-  const handle = aedes.handle;
-  aedes.handle = (conn, req) => {
-    const client = handle(conn, req) as unknown as ReadingClient;
+export function gateReads(): ClientStep {
+  return (made, conn) => {
+    const client = made as unknown as ReadingClient;
     let firstRead = true;
     conn.off('readable', client._nextBatch);
     conn.on('readable', () => {
@@ -37,6 +42,5 @@ export function gateReads(aedes: Aedes): void {
       if (!client._paused) firstRead = false;
       client._nextBatch();
     });
-    return client as unknown as ReturnType<typeof handle>;
   };
 }

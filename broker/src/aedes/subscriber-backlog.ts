@@ -1,7 +1,15 @@
+/**
+ * Adaptation 8 (aedes/index.ts; client step 4). What Aedes does: each delivery waits for a
+ * subscriber whose socket is full, and each publish for all its deliveries. Why we change it:
+ * one device that stops reading held a service's fan-out to every device. Upstream:
+ * moscajs/aedes#1060 (the drain timeout, which bounds but does not isolate). Record:
+ * docs/internals/subscriber-backlog.md.
+ */
 import type { Duplex } from 'node:stream';
 import type { Aedes } from 'aedes';
 import type { BrokerContext } from '../server/broker-context.js';
 import { guardOf } from '../server/connection-guard.js';
+import type { ClientStep } from './client-steps.js';
 
 /** The parts of an Aedes 1.2 client that deliver to it (lib/client.js). */
 interface DeliveringClient {
@@ -24,18 +32,16 @@ interface DeliveringClient {
  *   persistent session keeps that message queued (Aedes queues QoS 1/2 for persistent
  *   subscribers before it delivers) and gets it on reconnect.
  * Services keep Aedes' behaviour: a slow service holds its publishers back, losing nothing.
- * Call once, right after the broker is made.
+ * Call once, right after the broker is made; returns the step for each client.
  */
-export function boundSubscriberBacklog(aedes: Aedes, ctx: BrokerContext, maxBacklogBytes: number): void {
-  const handle = aedes.handle;
-  aedes.handle = (conn, req) => {
-    const client = handle(conn, req) as unknown as DeliveringClient;
-    if (guardOf(conn)?.peer.identity.kind === 'device') bound(client, guardOf(conn)!.out, ctx, maxBacklogBytes);
-    return client as unknown as ReturnType<typeof handle>;
-  };
+export function boundSubscriberBacklog(aedes: Aedes, ctx: BrokerContext, maxBacklogBytes: number): ClientStep {
   aedes.on('clientError', (_client, err) => {
     if (err.message === 'drain timeout') ctx.metrics.slowSubscriberDisconnects.inc({ reason: 'drain_timeout' });
   });
+  return (client, conn) => {
+    const guard = guardOf(conn);
+    if (guard?.peer.identity.kind === 'device') bound(client as unknown as DeliveringClient, guard.out, ctx, maxBacklogBytes);
+  };
 }
 
 function bound(client: DeliveringClient, gathered: { bytes: number }, ctx: BrokerContext, maxBacklogBytes: number): void {

@@ -3,6 +3,7 @@ import type { BrokerContext } from '../server/broker-context.js';
 import { guardOf, type ConnectionGuard } from '../server/connection-guard.js';
 import { issuedByPinnedIssuer } from '../trust/issuer-pinning.js';
 import { connectionLog } from '../server/connection-log.js';
+import { registeredClient } from '../aedes/client-state.js';
 
 type Step = (ctx: BrokerContext, conn: ConnectionGuard, packet: ConnectPacket) => string | undefined;
 
@@ -56,7 +57,7 @@ export function authenticate(ctx: BrokerContext) {
       connectionLog(ctx.logger).refused('connect', reason, { client: client.id, identity: conn?.peer.identity.name, address: conn?.clientAddress });
       return done(Object.assign(new Error(`not authorized: ${reason}`), { returnCode: RETURN_CODES[reason] ?? 5 }), false);
     }
-    const previous = (ctx.aedes as unknown as { clients?: Record<string, Client> } | undefined)?.clients?.[client.id];
+    const previous = ctx.aedes && registeredClient(ctx.aedes, client.id);
     if (previous && previous !== client) {
       // MQTT takeover [MQTT-3.1.4-2]: the new connection wins. Ping-pong between two
       // holders of one identity shows up in this counter and the log.

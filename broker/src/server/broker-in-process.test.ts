@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pemX509Certificates } from '@tlsfleet/common';
 import { prepareFixture, type BenchFixture } from '../../../bench/src/broker/bench-fixture.js';
 import { closed, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from '../../../bench/src/broker/mqtt-client.js';
-import { startBroker, type RunningBroker } from './broker-server.js';
+import { startBroker, type RunningBroker } from './start-broker.js';
 
 // The broker in this process, for what the suites in test/ do not reach from outside: its
 // clock (and, through it, a trust-bundle reload timed inside the connect steps), and packets

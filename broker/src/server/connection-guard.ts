@@ -1,5 +1,6 @@
 import { Duplex, Readable, Writable } from 'node:stream';
 import type { Acl, IdentityAcl, PeerCertificate } from '@tlsfleet/common';
+import { LengthState, RemainingLengthDecoder } from '../wire/fixed-header.js';
 
 export type FrameViolation = 'packet_too_large' | 'malformed_length';
 
@@ -8,6 +9,9 @@ export interface ByteTally {
   in: number;
   out: number;
 }
+
+/** Takes a read of `guard`'s connection before Aedes sees it; true when it did (aedes/qos0-relay.ts). */
+export type TakesRead = (guard: ConnectionGuard, chunk: Buffer) => boolean;
 
 const GUARD = Symbol('tlsfleet.connectionGuard');
 
@@ -38,17 +42,17 @@ export class ConnectionGuard {
   private readonly maxPacketBytes: number;
   private readonly onViolation: (v: FrameViolation) => void;
   private readonly tally: ByteTally;
-  /** Takes a read before it is buffered for Aedes, when it answers true (see makeQos0Relay). */
-  readonly takesRead: ((guard: ConnectionGuard, chunk: Buffer) => boolean) | undefined;
+  /** Takes a read before it is buffered for Aedes, when it answers true (see aedes/qos0-relay.ts). */
+  readonly takesRead: TakesRead | undefined;
   /** What Aedes wrote in this turn of the event loop, sent at the next (see guardConnection). */
   readonly out: PendingWrites = { chunks: [], bytes: 0, callbacks: undefined, owesDrain: false };
   /** Bytes of the current packet's body still to pass; -1 while reading a fixed header. */
   private remaining = -1;
-  private headerBytes = 0;
-  private length = 0;
-  private multiplier = 1;
+  /** Inside a fixed header, past its type byte. */
+  private inHeader = false;
+  private readonly length = new RemainingLengthDecoder();
 
-  constructor(peer: PeerCertificate, opts: { maxPacketBytes: number; onViolation: (v: FrameViolation) => void; tally: ByteTally; addressOf?: () => string | undefined; takesRead?: (guard: ConnectionGuard, chunk: Buffer) => boolean }) {
+  constructor(peer: PeerCertificate, opts: { maxPacketBytes: number; onViolation: (v: FrameViolation) => void; tally: ByteTally; addressOf?: () => string | undefined; takesRead?: TakesRead }) {
     this.peer = peer;
     this.takesRead = opts.takesRead;
     this.maxPacketBytes = opts.maxPacketBytes;
@@ -97,22 +101,17 @@ export class ConnectionGuard {
       }
       // Fixed header: one type/flags byte, then 1–4 bytes of Remaining Length (§2.2.3).
       const byte = chunk[i++] as number;
-      if (this.headerBytes === 0) {
-        this.headerBytes = 1;
-        this.length = 0;
-        this.multiplier = 1;
+      if (!this.inHeader) {
+        this.inHeader = true;
+        this.length.reset();
         continue;
       }
-      this.length += (byte & 0x7f) * this.multiplier;
-      this.multiplier *= 128;
-      this.headerBytes++;
-      if (byte & 0x80) {
-        if (this.headerBytes > 4) return 'malformed_length';
-        continue;
-      }
-      if (this.length + this.headerBytes > this.maxPacketBytes) return 'packet_too_large';
-      this.headerBytes = 0;
-      this.remaining = this.length === 0 ? -1 : this.length;
+      const state = this.length.next(byte);
+      if (state === LengthState.More) continue;
+      if (state === LengthState.Malformed) return 'malformed_length';
+      if (this.length.value + 1 + this.length.bytes > this.maxPacketBytes) return 'packet_too_large';
+      this.inHeader = false;
+      this.remaining = this.length.value === 0 ? -1 : this.length.value;
     }
     return undefined;
   }

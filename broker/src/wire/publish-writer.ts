@@ -1,6 +1,3 @@
-import { createRequire } from 'node:module';
-import type { Writable } from 'node:stream';
-import { guardOf } from '../server/connection-guard.js';
 import { acknowledgementHeader } from './mqtt-acknowledgements.js';
 
 /** The PUBLISH fields Aedes hands mqtt-packet (MQTT 3.1.1 §3.3). */
@@ -14,15 +11,9 @@ export interface PublishFields {
   readonly messageId?: unknown;
 }
 
-const INSTALLED = Symbol('tlsfleet.publishWriter');
-type WriteToStream = ((packet: PublishFields, stream: Writable, opts?: unknown) => boolean) & { cacheNumbers?: boolean; [INSTALLED]?: true };
-
 /** §2.2.3: the largest Remaining Length four bytes can carry. */
 const MAX_REMAINING_LENGTH = 268_435_455;
 const EMPTY = Buffer.alloc(0);
-
-let encodedHere = 0;
-let acknowledgementsEncodedHere = 0;
 
 /**
  * The whole PUBLISH, fixed header to payload, in one buffer, as mqtt-packet 9's
@@ -90,53 +81,4 @@ export function encodeAcknowledgement(packet: PublishFields): Buffer | undefined
   out[1] = 2;
   out.writeUInt16BE(id as number, 2);
   return out;
-}
-
-/**
- * Routes Aedes' PUBLISH writes to guarded connections through encodePublish, and their
- * acknowledgements through encodeAcknowledgement: one buffer and one write per packet,
- * where mqtt-packet makes four to six writes for a PUBLISH (header byte, length, topic
- * length, topic string, identifier, payload) and three for a PUBACK, plus a cork and a
- * nextTick to uncork. Measured in bench:broker's QoS 0 load, A/B over 6 alternating rounds:
- * +17 % messages per broker CPU-second; mqtt-packet's publish writer had been ~10 % of the
- * broker's CPU there. Aedes 1.x calls `mqtt.writeToStream` on mqtt-packet's module object
- * at each write, so that function is replaced on the copy Aedes loads; every other
- * packet, every stream that is not a guarded connection and every call with options still
- * goes to mqtt-packet. Idempotent; call once at start-up.
- */
-export function installPublishWriter(): void {
-  const mqttPacket = createRequire(import.meta.resolve('aedes'))('mqtt-packet') as { writeToStream: WriteToStream };
-  if (mqttPacket.writeToStream[INSTALLED]) return;
-  const viaMqttPacket = mqttPacket.writeToStream;
-  const writeToStream = (packet: PublishFields, stream: Writable, opts?: unknown): boolean => {
-    if (opts === undefined && guardOf(stream) !== undefined) {
-      if (packet.cmd === 'publish') {
-        const frame = encodePublish(packet);
-        if (frame !== undefined) {
-          encodedHere++;
-          return stream.write(frame);
-        }
-      } else {
-        const frame = encodeAcknowledgement(packet);
-        if (frame !== undefined) {
-          acknowledgementsEncodedHere++;
-          return stream.write(frame);
-        }
-      }
-    }
-    return viaMqttPacket(packet, stream, opts);
-  };
-  // mqtt-packet's number-cache switch is an accessor on writeToStream (mqtt.js sets it).
-  Object.defineProperty(writeToStream, 'cacheNumbers', { get: () => viaMqttPacket.cacheNumbers, set: (on: boolean) => (viaMqttPacket.cacheNumbers = on) });
-  mqttPacket.writeToStream = Object.assign(writeToStream, { [INSTALLED]: true as const });
-}
-
-/** PUBLISH packets encoded by encodePublish in this process, for tests that Aedes still writes through it. */
-export function publishesEncodedHere(): number {
-  return encodedHere;
-}
-
-/** Acknowledgements encoded by encodeAcknowledgement in this process, likewise. */
-export function acknowledgementsEncoded(): number {
-  return acknowledgementsEncodedHere;
 }

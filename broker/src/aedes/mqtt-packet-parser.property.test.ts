@@ -3,10 +3,11 @@ import fc from 'fast-check';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { applyMutations, mutations, pieces, settle } from '../../../common/src/test-arbitraries.fixture.js';
-import { aedesMqttPacket, type AedesParser } from '../aedes/aedes-parser.fixture.js';
+import { aedesMqttPacket, type AedesParser } from './aedes-parser.fixture.js';
 import { ConnectionGuard, guardConnection, type FrameViolation } from '../server/connection-guard.js';
 import { testGuard, testPeer } from '../server/loopback-pair.fixture.js';
-import { installPublishReader, readPublish } from './publish-reader.js';
+import { readPublish } from '../wire/publish-reader.js';
+import { installPublishReader } from './mqtt-packet-parser.js';
 
 // The reference is mqtt-packet 9's own parser (what Aedes read before the publish reader),
 // fed the same bytes in one piece; for the connection guard's fixed-header walk, MQTT 3.1.1
