@@ -9,7 +9,7 @@ const SAMPLE_EVERY = 64;
  * SAMPLE_EVERY-th authorized publish is remembered by its payload buffer, which Aedes
  * passes by reference to each delivery, and each delivery of that buffer is observed. A
  * decrement per publish and a pointer compare per delivery: no prom-client call per
- * message. The QoS 0 relay (qos0-relay.ts) writes in the turn it reads, so it is not
+ * message. The QoS 0 relay (aedes/qos0-relay.ts) writes in the turn it reads, so it is not
  * sampled; a message that crossed Redis arrives in a new buffer and is not either.
  */
 export class DeliveryLatency {

@@ -81,7 +81,7 @@ export interface BrokerOptions {
   signal?: AbortSignal;
   /**
    * Relay QoS 0 messages from the socket's read straight to local subscribers where Aedes
-   * would do exactly the same (see makeQos0Relay); default true, and always off in a
+   * would do exactly the same (aedes/qos0-relay.ts); default true, and always off in a
    * cluster. Off only to compare against Aedes' own path.
    */
   qos0Relay?: boolean;
