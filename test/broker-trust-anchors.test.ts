@@ -13,7 +13,7 @@ const MINUTE_MS = 60_000;
 
 /**
  * The broker hands its intermediate to TLS as a trust anchor, so OpenSSL no longer checks the
- * intermediate's validity period, nor the root's (broker/src/trust-anchors.ts). The broker
+ * intermediate's validity period, nor the root's (broker/src/trust/trust-anchors.ts). The broker
  * checks them itself on every connection: here on a broker in this process whose clock the
  * test sets, with a real device certificate, which OpenSSL judges on the real clock.
  */

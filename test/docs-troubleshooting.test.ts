@@ -6,7 +6,7 @@ import { DEVICE_ERROR_CODES } from '@tlsfleet/device-sdk';
 import { EXIT_CONFIG, EXIT_REENROLL } from '../device-sdk/src/agent.js';
 import { LIMIT_FLAGS } from '../broker/src/limits/client-limits.js';
 import { REVOCATION_REASON_CODES } from '../provisioning/src/authority/revocation-reason.js';
-import { BrokerMetrics } from '../broker/src/metrics.js';
+import { BrokerMetrics } from '../broker/src/server/metrics.js';
 import { ProvisioningMetrics } from '../provisioning/src/metrics.js';
 
 // docs/troubleshooting.md promises every stable code and every metric label with its fix.
@@ -77,17 +77,17 @@ const GROUPS: { name: string; codes: string[]; atLeast: number }[] = [
   { name: 'CA rotation codes', codes: unionOf('provisioning/src/ca/ca-rotation-error.ts', 'CaRotationCode'), atLeast: 20 },
   { name: 'RFC 5280 revocation reasons', codes: Object.keys(REVOCATION_REASON_CODES), atLeast: 8 },
   { name: 'per-client limits', codes: Object.keys(LIMIT_FLAGS), atLeast: 4 },
-  { name: 'TLS handshake reasons', codes: captures(/(?:return|\?\?|:) '([a-z_]+)'/g, code(source('broker/src/tls-failure.ts'))), atLeast: 7 },
-  { name: 'issuer validity faults', codes: unionOf('broker/src/trust-anchors.ts', 'AnchorFault'), atLeast: 2 },
+  { name: 'TLS handshake reasons', codes: captures(/(?:return|\?\?|:) '([a-z_]+)'/g, code(source('broker/src/trust/tls-failure.ts'))), atLeast: 7 },
+  { name: 'issuer validity faults', codes: unionOf('broker/src/trust/trust-anchors.ts', 'AnchorFault'), atLeast: 2 },
   { name: 'certificate profile reasons', codes: unionOf('common/src/peer-identity.ts', 'PeerRejection'), atLeast: 4 },
   { name: 'PROXY refusals', codes: unionOf('broker/src/ingress/proxy-listener.ts', 'ProxyRefusal'), atLeast: 5 },
   { name: 'WebSocket refusals', codes: unionOf('broker/src/ingress/websocket-listener.ts', 'WebSocketRefusal'), atLeast: 4 },
   { name: 'forwarded-certificate refusals', codes: unionOf('broker/src/ingress/forwarded-cert-admission.ts', 'ForwardedRefusal'), atLeast: 2 },
   { name: 'forwarded header problems', codes: unionOf('broker/src/ingress/forwarded-cert-header.ts', 'ForwardedHeaderProblem'), atLeast: 5 },
   { name: 'forwarded chain rejections', codes: unionOf('broker/src/ingress/trust-bundle-verifier.ts', 'ChainRejection'), atLeast: 3 },
-  { name: 'frame violations', codes: unionOf('broker/src/connection-guard.ts', 'FrameViolation'), atLeast: 2 },
+  { name: 'frame violations', codes: unionOf('broker/src/server/connection-guard.ts', 'FrameViolation'), atLeast: 2 },
   { name: 'CONNECT refusals', codes: literals(code(source('broker/src/hooks/connect-steps.ts'))), atLeast: 7 },
-  { name: 'health-port refusals', codes: literals(/onRefused\?\(reason: ([^)]*)\)/.exec(source('broker/src/health-server.ts'))?.[1] ?? ''), atLeast: 3 },
+  { name: 'health-port refusals', codes: literals(/onRefused\?\(reason: ([^)]*)\)/.exec(source('broker/src/server/health-server.ts'))?.[1] ?? ''), atLeast: 3 },
   { name: 'label values given to counters', codes: captures(/\.inc\(\{([^}]*)\}/g, ALL).flatMap(literals), atLeast: 20 },
   { name: 'issuance shed reasons', codes: captures(/shedding\(ctx, '([a-z_]+)'/g, ALL), atLeast: 1 },
   { name: 'provisioning refusal log reasons', codes: captures(/\.note\('([a-z_]+)'/g, ALL), atLeast: 4 },
