@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 export type KeyKind = 'P-256' | 'P-384' | 'rsa2048' | 'rsa1024';
@@ -23,14 +23,14 @@ export function newKey(kind: KeyKind = 'P-256'): TestKey {
  */
 export async function makeCsr(key: TestKey, opts: { subject?: string; extensions?: x509.Extension[] } = {}): Promise<string> {
   const crypto = webcrypto;
-  const jwk = key.privateKey.export({ format: 'jwk' });
+  // DER, not JWK: on Node 20 a JWK export allocates while it holds the key's mutex, and a
+  // garbage collection that then finalizes the key's generation job deadlocks the process
+  // (seen as a test worker hung in futex_wait under ExportJWKEcKey → ~KeyGenJob).
   const isRsa = key.privateKey.asymmetricKeyType === 'rsa';
-  const alg = isRsa
-    ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-    : { name: 'ECDSA', namedCurve: jwk.crv as string, hash: jwk.crv === 'P-384' ? 'SHA-384' : 'SHA-256' };
-  const privateKey = await crypto.subtle.importKey('jwk', jwk as webcrypto.JsonWebKey, alg, false, ['sign']);
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pubJwk } = jwk;
-  const publicKey = await crypto.subtle.importKey('jwk', pubJwk as webcrypto.JsonWebKey, alg, true, ['verify']);
+  const curve = key.privateKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256';
+  const alg = isRsa ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: curve, hash: curve === 'P-384' ? 'SHA-384' : 'SHA-256' };
+  const privateKey = await crypto.subtle.importKey('pkcs8', key.privateKey.export({ format: 'der', type: 'pkcs8' }), alg, false, ['sign']);
+  const publicKey = await crypto.subtle.importKey('spki', createPublicKey(key.privateKey).export({ format: 'der', type: 'spki' }), alg, true, ['verify']);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     { name: opts.subject ?? 'CN=ignored', keys: { privateKey, publicKey }, signingAlgorithm: alg, extensions: opts.extensions ?? [] },
     crypto,

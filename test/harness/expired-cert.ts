@@ -29,8 +29,9 @@ export async function clientCertificate(
 ): Promise<{ certPem: string; keyPem: string }> {
   const crypto = webcrypto;
   const issuer = new x509.X509Certificate(readFileSync(join(dataDir, 'intermediate-ca.pem'), 'utf8'));
-  const jwk = createPrivateKey(readFileSync(join(dataDir, 'intermediate-ca.key'))).export({ format: 'jwk' });
-  const signingKey = await crypto.subtle.importKey('jwk', jwk as webcrypto.JsonWebKey, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  // DER, not JWK: see csr.ts (a JWK export can deadlock Node 20 under garbage collection).
+  const pkcs8 = createPrivateKey(readFileSync(join(dataDir, 'intermediate-ca.key'))).export({ format: 'der', type: 'pkcs8' });
+  const signingKey = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
   const leafKeys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const serial = randomBytes(16);
   serial[0] = (serial[0] as number) & 0x7f;
