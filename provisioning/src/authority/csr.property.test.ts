@@ -56,6 +56,10 @@ function referenceRead(der: Buffer): CsrParts | 'refused' | 'undecodable' {
   if (!algorithmParts[0] || derTag(algorithmParts[0]) !== 0x06) return 'refused';
   const type = KEYS[contents(algorithmParts[0]).toString('hex')];
   if (!type) return 'refused';
+  // RFC 3279 §2.3.1: rsaEncryption's parameters are exactly NULL; RFC 8410 §3: Ed25519's are absent.
+  const nullParameters = algorithmParts.length === 2 && derTag(algorithmParts[1] as Block) === 0x05 && contents(algorithmParts[1] as Block).length === 0;
+  if (type === 'rsa' && !nullParameters) return 'refused';
+  if (type === 'ed25519' && algorithmParts.length !== 1) return 'refused';
   const wholeOctets = (bits: Block) => contents(bits).length >= 2 && contents(bits)[0] === 0; // X.690 §8.6.2.2
   let key: CsrParts['key'];
   if (type === 'ed25519') {
