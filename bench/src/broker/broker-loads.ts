@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Packet } from 'mqtt-packet';
 import type { BenchServer } from './bench-servers.js';
 import { sleep } from './bench-servers.js';
+import { pool } from '../bounded-pool.js';
 import { closed, disconnect, encodePuback, encodePublish, openMqtt, PacketWaiter, subscribe, type Credential } from './mqtt-client.js';
 import { machineStealSeconds, processCpuSeconds } from '@tlsfleet/common';
 
@@ -296,30 +297,6 @@ export async function openFlow(srv: BenchServer, pubs: readonly Credential[], su
     await close();
     throw err;
   }
-}
-
-interface PoolRun {
-  readonly ok: number;
-  readonly failed: number;
-  readonly ms: number;
-}
-
-/** Runs `op` from `concurrency` loops until `max` operations started or `maxMs` passed. */
-async function pool(concurrency: number, max: number, maxMs: number, op: () => Promise<boolean>): Promise<PoolRun> {
-  const started = performance.now();
-  let next = 0;
-  let ok = 0;
-  let failed = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < max && performance.now() - started < maxMs) {
-        next++;
-        if (await op()) ok++;
-        else failed++;
-      }
-    }),
-  );
-  return { ok, failed, ms: performance.now() - started };
 }
 
 export async function until(done: () => boolean, maxMs: number): Promise<void> {

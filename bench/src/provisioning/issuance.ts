@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { derToPem, processCpuSeconds } from '@tlsfleet/common';
 import { authorityFromDataDir, DataDir, initDataDir, SqliteStore } from '@tlsfleet/provisioning';
+import { pool } from '../bounded-pool.js';
 import { authorityInMemory } from './authority-in-memory.js';
 import { benchIssuanceCore, makeIssuanceCoreFixture, type Rate } from './issuance-core.js';
 import { costOfRefusals } from './refusal-cost.js';
@@ -115,19 +116,8 @@ interface Driven {
 /** Runs `op` from HTTPS_CONCURRENCY clients until `max` operations or HTTPS_MS, reading the server's CPU time around it. */
 async function drive(pid: number, max: number, op: (i: number) => Promise<boolean>): Promise<Driven> {
   const cpuBefore = processCpuSeconds(pid);
-  const started = performance.now();
-  let next = 0;
-  let ok = 0;
-  let failed = 0;
-  await Promise.all(
-    Array.from({ length: HTTPS_CONCURRENCY }, async () => {
-      while (next < max && performance.now() - started < HTTPS_MS) {
-        if (await op(next++)) ok++;
-        else failed++;
-      }
-    }),
-  );
-  return { rate: rate(ok, performance.now() - started), ok, failed, serverCpuSeconds: processCpuSeconds(pid) - cpuBefore };
+  const { ok, failed, ms } = await pool(HTTPS_CONCURRENCY, max, HTTPS_MS, op);
+  return { rate: rate(ok, ms), ok, failed, serverCpuSeconds: processCpuSeconds(pid) - cpuBefore };
 }
 
 function get(url: string, ca: string): Promise<number> {
