@@ -18,11 +18,14 @@ export interface Recipe {
 
 const RECIPE = /<!-- recipe:([\w-]+) -->\s*```\w*\n([\s\S]*?)```/g;
 
-/** Every fenced block that follows `<!-- recipe:NAME -->` in any Markdown file of the repository. */
+let recipes: Recipe[] | undefined;
+
+/** Every fenced block that follows `<!-- recipe:NAME -->` in any Markdown file of the repository, read once per test file. */
 export function allRecipes(): Recipe[] {
-  return markdownFiles().flatMap((file) =>
+  recipes ??= markdownFiles().flatMap((file) =>
     [...readFileSync(`${REPO_ROOT}${file}`, 'utf8').matchAll(RECIPE)].map((m) => ({ name: m[1]!, file, body: m[2]! })),
   );
+  return recipes;
 }
 
 /**
