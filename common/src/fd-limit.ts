@@ -52,6 +52,25 @@ export function raiseFdLimit(): FdLimit | undefined {
 }
 
 /**
+ * Raises this process's open-file limit, soft and hard, to at least `want` (children
+ * started afterwards inherit it). Raising the hard limit needs root (CAP_SYS_RESOURCE);
+ * without it only the soft limit rises, up to the hard one. Returns the limit in force
+ * afterwards, which the caller compares with `want` to say what is missing.
+ */
+export function raiseFdLimitTo(want: number): FdLimit | undefined {
+  const before = readFdLimit();
+  if (!before || before.soft >= want) return before;
+  const hard = Math.max(want, before.hard);
+  const fmt = (n: number) => (Number.isFinite(n) ? String(n) : 'unlimited');
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${fmt(Math.max(want, before.soft))}:${fmt(hard)}`], { stdio: 'ignore', timeout: 5_000 });
+  } catch {
+    return raiseFdLimit();
+  }
+  return readFdLimit() ?? before;
+}
+
+/**
  * The most connections a server should hold open: the soft limit less a reserve (10 %, at
  * least 64 descriptors), so accepting one more connection never takes the descriptor the
  * store or a log file needs. `fallback` applies where the limit is unknown or unlimited,

@@ -13,7 +13,15 @@ describe('simulate options', () => {
     expect(c).toMatchObject({ ramp: 7, publishIntervalMs: 500, qos: 0, payloadBytes: 256, durationMs: 120_000, certTtlSeconds: 30, scenario: 'revocation', revokePercent: 20, provisioningUrl: 'https://p:8443', brokerUrl: 'mqtts://b:8883', adminToken: 't', caFile: '/ca.pem', identitiesDir: '/ids', workers: 3, reportDir: '/r', prefix: 'lab' });
   });
 
+  it('runs lean devices unless the scenario needs the SDK, and takes --device-model and --probe-revocation', () => {
+    expect(parseSimulateArgs(['--devices', '3'])).toMatchObject({ deviceModel: 'lean', probeRevocation: false });
+    expect(parseSimulateArgs(['--devices', '3', '--scenario', 'renewal-storm'])).toMatchObject({ deviceModel: 'sdk' });
+    expect(parseSimulateArgs(['--devices', '3', '--device-model', 'sdk', '--probe-revocation'])).toMatchObject({ deviceModel: 'sdk', probeRevocation: true });
+  });
+
   it.each([
+    [['--devices', '3', '--device-model', 'fast'], /--device-model must be one of lean, sdk/],
+    [['--devices', '3', '--scenario', 'renewal-storm', '--device-model', 'lean'], /renewal-storm needs the SDK's renewals/],
     [[], /--devices is required/],
     [['--devices', '0'], /--devices must be a whole number from 1/],
     [['--devices', '3', '--qos', '2'], /--qos must be 0 or 1/],

@@ -1,9 +1,11 @@
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '@tlsfleet/common';
+import type { DeviceModel } from './fleet-shard.js';
 import type { ScenarioName } from './report/fleet-summary.js';
 
 export const SCENARIOS: readonly ScenarioName[] = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation'];
+export const DEVICE_MODELS: readonly DeviceModel[] = ['lean', 'sdk'];
 
 /** A simulator run, validated once and frozen. */
 export interface FleetConfig {
@@ -31,6 +33,10 @@ export interface FleetConfig {
   reportDir: string | undefined;
   /** Device ids are `<prefix>-<n>`. */
   prefix: string;
+  /** How each device runs its session (renewal-storm needs the SDK's renewals: `sdk`). */
+  deviceModel: DeviceModel;
+  /** Revoke one extra device once the fleet is up and time its session's close. */
+  probeRevocation: boolean;
 }
 
 export class SimulateUsageError extends Error {}
@@ -77,6 +83,8 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
         workers: { type: 'string' },
         report: { type: 'string' },
         prefix: { type: 'string' },
+        'device-model': { type: 'string' },
+        'probe-revocation': { type: 'boolean' },
       },
     }));
   } catch (err) {
@@ -97,6 +105,10 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
     const url = values[flag];
     if (url !== undefined && (!URL.canParse(url) || new URL(url).protocol !== scheme)) throw new SimulateUsageError(`--${flag} must be a ${scheme}// URL, not ${JSON.stringify(url)}`);
   }
+  const model = values['device-model'];
+  if (model !== undefined && !DEVICE_MODELS.includes(model as DeviceModel)) throw new SimulateUsageError(`--device-model must be one of ${DEVICE_MODELS.join(', ')}, not ${JSON.stringify(model)}`);
+  if (model === 'lean' && scenario === 'renewal-storm') throw new SimulateUsageError('--scenario renewal-storm needs the SDK\'s renewals: use --device-model sdk (its default for that scenario)');
+  const deviceModel: DeviceModel = (model as DeviceModel | undefined) ?? (scenario === 'renewal-storm' ? 'sdk' : 'lean');
   const prefix = values.prefix ?? 'sim';
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new SimulateUsageError('--prefix must be letters, digits, - or _ (at most 41)');
   return Object.freeze({
@@ -119,5 +131,7 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
     workers: positiveInt('workers', values.workers, Math.max(1, cpus().length), 1, 64),
     reportDir: values.report,
     prefix,
+    deviceModel,
+    probeRevocation: values['probe-revocation'] === true,
   });
 }

@@ -61,7 +61,7 @@ export interface OwnDeployment {
  * and is reused by the next run, so identities kept with --identities stay valid (same CA,
  * same store); without it, a temp dir removed at the end.
  */
-export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string): Promise<OwnDeployment> {
+export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string, opts: { maxConnections?: number } = {}): Promise<OwnDeployment> {
   const dir = keepIn ?? mkdtempSync(join(tmpdir(), 'tlsfleet-sim-'));
   const dataDir = join(dir, 'data');
   if (!existsSync(join(dataDir, 'ca-bundle.pem'))) {
@@ -71,7 +71,8 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string):
   }
   // Simulated devices share one address: the per-client limits meant for the internet are off.
   const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight-per-client', '0', '--max-inflight', '256'], /"url":"(https:\/\/[^"]+)".*"msg":"provisioning listening"/);
-  const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0'];
+  const limits = opts.maxConnections !== undefined ? ['--max-connections', String(opts.maxConnections)] : [];
+  const brokerArgs = (port: number) => ['broker', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', String(port), '--health-port', '0', ...limits];
   let broker = await startTlsfleet(cmd, brokerArgs(0), /"url":"(mqtts:\/\/[^"]+)".*"msg":"broker listening"/);
   const brokerPort = Number(new URL(broker.url).port);
   let earlierBrokersCpu = 0;

@@ -1,4 +1,6 @@
-import { createDevice, type Device, type DeviceError } from '@tlsfleet/device-sdk';
+import { startLeanDevice, leanTarget, type LeanShard } from './lean/lean-shard-device.js';
+import type { LeanTarget } from './lean/lean-device.js';
+import { startSdkDevice } from './sdk-shard-device.js';
 
 /** One simulated device as the main thread hands it to a shard. */
 export interface ShardDevice {
@@ -18,6 +20,23 @@ export interface ShardConfig {
   payloadBytes: number;
   /** New devices per second in this shard. */
   ramp: number;
+  /** `sdk`: each device a device-SDK createDevice (mqtt.js). `lean`: SDK enrollment and identity, a minimal MQTT client. */
+  deviceModel: DeviceModel;
+  /** Lean devices bind their connections to these local addresses in turn (many devices to one loopback port). */
+  localAddresses?: string[];
+}
+
+export type DeviceModel = 'sdk' | 'lean';
+
+/** Lean devices of one shard enrolling or making their first connection at once. */
+const STARTING_AT_ONCE = 48;
+
+/** What a shard needs from a device of either model. */
+export interface SimDevice {
+  readonly state: string;
+  /** `done` once: no code when acknowledged (QoS 1) or written (QoS 0), else the error code. */
+  publish(payload: string, qos: 0 | 1, done: (errorCode?: string) => void): void;
+  close(): Promise<void>;
 }
 
 export type Transition = { index: number; at: number; kind: 'connected' | 'disconnected' | 'reenrollment-required'; code?: string };
@@ -46,22 +65,28 @@ export interface ShardDone {
   unacked: number;
 }
 
-interface Running {
+export interface Running {
   spec: ShardDevice;
-  device: Device;
+  /** Set once the device exists (a lean device: once its identity is loaded or enrolled). */
+  device: SimDevice | undefined;
   seq: number;
   ackedSeqs: number[];
   ackedAt: number[];
   timer: NodeJS.Timeout | undefined;
   connected: boolean;
+  startedAt: number;
+  /** When the MQTT connection was first asked for (after enrollment). */
+  connectFrom: number;
+  everConnected: boolean;
 }
 
 /**
- * Runs a share of the fleet in one thread: every device is a real SDK device with its own
- * key, certificate and mTLS connection. Counts what happens and reports deltas.
+ * Runs a share of the fleet in one thread: every device has its own key, certificate and
+ * mTLS connection, as a full SDK device or a lean one (config.deviceModel). Counts what
+ * happens and reports deltas.
  */
-export class FleetShard {
-  private readonly running: Running[] = [];
+export class FleetShard implements LeanShard {
+  readonly running: Running[] = [];
   private report: ShardReport = emptyReport();
   private connected = 0;
   private stopping = false;
@@ -69,19 +94,37 @@ export class FleetShard {
   private drained: (() => void) | undefined;
   private rampTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly config: ShardConfig,
-    private readonly devices: ShardDevice[],
-  ) {}
+  readonly leanTarget: LeanTarget | undefined;
 
-  /** Starts devices at the ramp rate; resolves once all have been started (not connected). */
+  constructor(
+    readonly config: ShardConfig,
+    private readonly devices: ShardDevice[],
+  ) {
+    this.leanTarget = config.deviceModel === 'lean' ? leanTarget(config.brokerUrl) : undefined;
+  }
+
+  /**
+   * Starts devices at the ramp rate; resolves once all have been started (not connected).
+   * Lean devices also wait for a slot: at most STARTING_AT_ONCE enroll or make their first
+   * connection at a time, so a machine slower than the ramp queues devices in order instead
+   * of opening thousands of enrollments that time out together.
+   */
   async start(): Promise<void> {
     const gapMs = 1000 / this.config.ramp;
     const t0 = Date.now();
+    const limit = this.config.deviceModel === 'lean' ? STARTING_AT_ONCE : Infinity;
+    let starting = 0;
+    let freed: (() => void) | undefined;
     for (let i = 0; i < this.devices.length && !this.stopping; i++) {
       const due = t0 + i * gapMs;
       if (due > Date.now()) await new Promise((r) => (this.rampTimer = setTimeout(r, due - Date.now())));
-      void this.startDevice(this.devices[i]!);
+      while (starting >= limit && !this.stopping) await new Promise<void>((r) => (freed = r));
+      if (this.stopping) break;
+      starting++;
+      void this.startDevice(this.devices[i]!).finally(() => {
+        starting--;
+        freed?.();
+      });
     }
   }
 
@@ -99,7 +142,7 @@ export class FleetShard {
     clearTimeout(this.rampTimer);
     for (const r of this.running) clearTimeout(r.timer);
     // Revoked or expired devices will never get their queue acknowledged: closing them settles it.
-    await Promise.all(this.running.filter((r) => r.device.state === 'reenrollment-required').map((r) => r.device.close()));
+    await Promise.all(this.running.filter((r) => r.device?.state === 'reenrollment-required').map((r) => r.device!.close()));
     let cut: NodeJS.Timeout | undefined;
     if (this.outstanding > 0) await new Promise<void>((resolve) => {
       this.drained = resolve;
@@ -107,62 +150,61 @@ export class FleetShard {
     });
     clearTimeout(cut);
     const unacked = this.outstanding;
-    await Promise.all(this.running.map((r) => r.device.close()));
+    await Promise.all(this.running.map((r) => r.device?.close()));
     return { type: 'done', acked: this.running.map((r) => ({ index: r.spec.index, seqs: r.ackedSeqs, at: r.ackedAt })), unacked };
   }
 
   private async startDevice(spec: ShardDevice): Promise<void> {
-    const device = createDevice({
-      stateDir: spec.stateDir,
-      brokerUrl: this.config.brokerUrl,
-      provisioningUrl: this.config.provisioningUrl,
-      bootstrapCa: this.config.bootstrapCa,
-      token: spec.token,
-      keepaliveSeconds: 60,
-    });
-    const r: Running = { spec, device, seq: 0, ackedSeqs: [], ackedAt: [], timer: undefined, connected: false };
+    const now = Date.now();
+    const r: Running = { spec, device: undefined, seq: 0, ackedSeqs: [], ackedAt: [], timer: undefined, connected: false, startedAt: now, connectFrom: now, everConnected: false };
     this.running.push(r);
-    const startedAt = Date.now();
-    let connectFrom = startedAt;
-    let first = true;
-    device.on('enrolled', () => {
-      this.report.enrolled++;
-      this.report.enrollMs.push(Date.now() - startedAt);
-      connectFrom = Date.now();
-    });
-    device.on('connected', () => {
-      if (first) {
-        first = false;
-        this.report.connectMs.push(Date.now() - connectFrom);
-        this.schedule(r, Math.random() * this.config.publishIntervalMs);
-      }
-      if (!r.connected) this.connected++;
-      r.connected = true;
-      this.report.transitions.push({ index: spec.index, at: Date.now(), kind: 'connected' });
-    });
-    device.on('disconnected', () => {
-      if (r.connected) this.connected--;
-      r.connected = false;
-      this.report.transitions.push({ index: spec.index, at: Date.now(), kind: 'disconnected' });
-    });
-    device.on('renewed', () => this.report.renewals++);
-    device.on('error', (err) => this.countError(err.code));
-    device.on('reenrollment-required', (err) => {
-      clearTimeout(r.timer);
-      this.report.transitions.push({ index: spec.index, at: Date.now(), kind: 'reenrollment-required', code: err.code });
-    });
-    try {
-      await device.start();
-      if (spec.token === undefined) this.report.reused++;
-    } catch (err) {
-      this.report.enrollFailed++;
-      this.countError((err as DeviceError).code ?? 'internal_error');
+    await (this.config.deviceModel === 'lean' ? startLeanDevice(this, r) : startSdkDevice(this, r));
+  }
+
+  onEnrolled(r: Running): void {
+    this.report.enrolled++;
+    this.report.enrollMs.push(Date.now() - r.startedAt);
+    r.connectFrom = Date.now();
+  }
+
+  onReused(): void {
+    this.report.reused++;
+  }
+
+  onStartFailed(code: string): void {
+    this.report.enrollFailed++;
+    this.countError(code);
+  }
+
+  onConnected(r: Running): void {
+    if (!r.everConnected) {
+      r.everConnected = true;
+      this.report.connectMs.push(Date.now() - r.connectFrom);
+      this.schedule(r, Math.random() * this.config.publishIntervalMs);
     }
+    if (!r.connected) this.connected++;
+    r.connected = true;
+    this.report.transitions.push({ index: r.spec.index, at: Date.now(), kind: 'connected' });
+  }
+
+  onDisconnected(r: Running): void {
+    if (r.connected) this.connected--;
+    r.connected = false;
+    this.report.transitions.push({ index: r.spec.index, at: Date.now(), kind: 'disconnected' });
+  }
+
+  onRenewed(): void {
+    this.report.renewals++;
+  }
+
+  onReenrollmentRequired(r: Running, code: string): void {
+    clearTimeout(r.timer);
+    this.report.transitions.push({ index: r.spec.index, at: Date.now(), kind: 'reenrollment-required', code });
   }
 
   private schedule(r: Running, delayMs: number): void {
     r.timer = setTimeout(() => {
-      if (this.stopping || r.device.state !== 'running') return;
+      if (this.stopping || r.device?.state !== 'running') return;
       this.publish(r);
       this.schedule(r, this.config.publishIntervalMs);
     }, delayMs);
@@ -174,22 +216,17 @@ export class FleetShard {
     const payload = head + 'x'.repeat(Math.max(0, this.config.payloadBytes - head.length - 2)) + '"}';
     this.report.sent++;
     this.outstanding++;
-    r.device
-      .publish('telemetry', payload, { qos: this.config.qos })
-      .then(
-        () => {
-          r.ackedSeqs.push(seq);
-          r.ackedAt.push(Date.now());
-          this.report.acked++;
-        },
-        (err: DeviceError) => this.countError(err.code ?? 'internal_error'),
-      )
-      .finally(() => {
-        if (--this.outstanding === 0) this.drained?.();
-      });
+    r.device!.publish(payload, this.config.qos, (code) => {
+      if (code === undefined) {
+        r.ackedSeqs.push(seq);
+        r.ackedAt.push(Date.now());
+        this.report.acked++;
+      } else this.countError(code);
+      if (--this.outstanding === 0) this.drained?.();
+    });
   }
 
-  private countError(code: string): void {
+  countError(code: string): void {
     this.report.errors[code] = (this.report.errors[code] ?? 0) + 1;
   }
 }

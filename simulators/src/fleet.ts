@@ -7,6 +7,7 @@ import { enrollWithStore, FileCredentialStore } from '@tlsfleet/device-sdk';
 import { AdminClient } from './admin-client.js';
 import { ErrorTally } from './error-tally.js';
 import type { FleetConfig } from './fleet-config.js';
+import { ensureFdLimit, loopbackSources, scaleLines, startRevocationProbe, type RevocationProbe } from './fleet-scale.js';
 import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
 import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
 import { bucketize, LatencyHistogram } from './latency-histogram.js';
@@ -37,10 +38,13 @@ async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Pr
     // Kept identities need the CA and store that issued them: keep the deployment beside them.
     const keepIn = config.identitiesDir !== undefined && config.scenario !== 'renewal-storm' ? join(config.identitiesDir, '.deployment') : undefined;
     if (keepIn !== undefined) mkdirSync(keepIn, { recursive: true, mode: 0o700 });
-    const own = await startOwnDeployment(tlsfleet, keepIn);
+    // The broker inherits this process's open-file limit (raised for the fleet) and gets a matching cap.
+    const maxConnections = ensureFdLimit(config.devices, true);
+    const own = await startOwnDeployment(tlsfleet, keepIn, { maxConnections });
     const ca = readFileSync(join(own.dataDir, 'ca-bundle.pem'), 'utf8');
     return { provisioningUrl: own.provisioning.url, brokerUrl: own.broker.url, admin: new AdminClient(own.provisioning.url, readAdminToken(own.dataDir), ca), ca, own };
   }
+  ensureFdLimit(config.devices, false);
   const ca = readFileSync(config.caFile ?? join(config.dataDir!, 'ca-bundle.pem'), 'utf8');
   const token = config.adminToken ?? readAdminToken(config.dataDir!);
   return { provisioningUrl: config.provisioningUrl, brokerUrl: config.brokerUrl, admin: new AdminClient(config.provisioningUrl, token, ca), ca, own: undefined };
@@ -76,9 +80,11 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const width = String(config.devices - 1).length;
     const deviceIds = Array.from({ length: config.devices }, (_, i) => `${config.prefix}-${String(i).padStart(width, '0')}`);
     const devices: ShardDevice[] = deviceIds.map((id, index) => ({ index, id, stateDir: join(idsDir, id) }));
+    const mintFrom = Date.now();
     await inParallel(devices, 16, async (d) => {
       if (!existsSync(join(d.stateDir, 'identity.json'))) d.token = await target.admin.mintToken(d.id, 'device', config.certTtlSeconds);
     });
+    const tokenMintSeconds = (Date.now() - mintFrom) / 1000;
 
     const checkerId = `${config.prefix}-checker-${process.pid}`;
     const checkerIdentity = await enrollWithStore(new FileCredentialStore(join(scratch, 'checker')), {
@@ -128,7 +134,14 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       qos: config.qos,
       payloadBytes: config.payloadBytes,
       ramp,
+      deviceModel: config.deviceModel,
+      localAddresses: config.deviceModel === 'lean' ? loopbackSources(target.brokerUrl, config.devices) : undefined,
     });
+    const probe: RevocationProbe | undefined = config.probeRevocation
+      ? await startRevocationProbe({ id: `${config.prefix}-probe-${process.pid}`, dir: scratch, admin: target.admin, provisioningUrl: target.provisioningUrl, brokerUrl: target.brokerUrl, ca: target.ca })
+      : undefined;
+    const cpuBefore = process.cpuUsage();
+    const rampFrom = Date.now();
     const shards = Array.from({ length: Math.min(config.workers, config.devices) }, (_, w) => devices.filter((d) => d.index % config.workers === w));
     const finished: Promise<void>[] = [];
     for (const shard of shards) {
@@ -211,7 +224,6 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       },
     };
     const scenario = SCENARIO_TABLE[config.scenario];
-    const cpuBefore = process.cpuUsage();
     const servicesBefore = target.own?.cpuSeconds();
 
     // Ramp until the whole fleet is up (or given up on), then the publishing phase; the
@@ -228,9 +240,21 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     fleetUp = () => {};
     ctx.mark('fleet up');
     const publishFrom = Date.now();
+    const rampSeconds = (publishFrom - rampFrom) / 1000;
+    const cpuAtUp = process.cpuUsage();
+    let steadyRss = 0;
+    const steadySampler = setInterval(() => (steadyRss = Math.max(steadyRss, process.memoryUsage().rss)), 1000);
     await sleep(config.durationMs / 3);
     if (scenario.midRun) await scenario.midRun(ctx);
+    // The probe goes when the fleet has been up a while, apart from the scenario's action.
+    const revocationToCloseMs = probe ? await probe.revokeAndTime(30_000) : undefined;
+    if (probe) ctx.mark('probe device revoked');
     await sleep(publishFrom + config.durationMs - Date.now());
+    steadyRss = Math.max(steadyRss, process.memoryUsage().rss);
+    clearInterval(steadySampler);
+    const steadyCpu = process.cpuUsage(cpuAtUp);
+    const rampCpu = { user: cpuAtUp.user - cpuBefore.user, system: cpuAtUp.system - cpuBefore.system };
+    await probe?.close();
 
     // A device renewing its certificate moves its session: one link closes, the next opens a
     // handshake later. Let the end sample wait for those, bounded, so that "connected at the
@@ -271,6 +295,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
         certTtlSeconds: config.certTtlSeconds,
         scenario: config.scenario,
         workers: shards.length,
+        deviceModel: config.deviceModel,
         brokerUrl: target.brokerUrl,
         provisioningUrl: target.provisioningUrl,
       },
@@ -298,6 +323,15 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
         simulatorPeakRssBytes: peakRss,
         cpuMsPerDevice: (cpuSeconds * 1000) / config.devices,
         rssBytesPerDevice: peakRss / config.devices,
+        steadyRssBytes: steadyRss,
+        rssBytesPerDeviceSteady: steadyRss / config.devices,
+        cpuMsPerDeviceRamp: (rampCpu.user + rampCpu.system) / 1000 / config.devices,
+        cpuMsPerDeviceSteady: (steadyCpu.user + steadyCpu.system) / 1000 / config.devices,
+        steadySeconds: config.durationMs / 1000,
+        rampSeconds,
+        rampDevicesPerSecond: totals.connectedPeak / rampSeconds,
+        tokenMintSeconds,
+        ...(probe ? { revocationToCloseMs: revocationToCloseMs ?? null } : {}),
         ...(servicesBefore && servicesAfter
           ? { brokerCpuSeconds: servicesAfter.broker - servicesBefore.broker, provisioningCpuSeconds: servicesAfter.provisioning - servicesBefore.provisioning }
           : {}),
@@ -307,6 +341,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const verdicts = scenario.verdicts(ctx, partial);
     const summary: FleetSummary = { ...partial, scenario: { name: config.scenario, pass: verdicts.every((v) => v.pass), verdicts } };
     if (config.reportDir !== undefined) await writeReport(config.reportDir, summary);
+    for (const line of scaleLines(summary)) out.write(line + '\n');
     return summary;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

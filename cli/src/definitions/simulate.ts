@@ -26,6 +26,8 @@ export const SIMULATE = defineCommand({
     workers: { type: 'string', value: 'N', help: 'worker threads', default: 'one per CPU' },
     report: { type: 'string', value: 'DIR', help: 'write summary.json and report.html here', complete: 'dir' },
     prefix: { type: 'string', value: 'NAME', help: 'device ids are NAME-<n>', default: 'sim' },
+    'device-model': { type: 'string', value: 'MODEL', help: 'lean: SDK enrollment and identity, a minimal MQTT client; sdk: the full device SDK', default: 'lean (sdk for renewal-storm)', complete: ['lean', 'sdk'] },
+    'probe-revocation': { type: 'boolean', help: 'revoke one extra device once the fleet is up and time its disconnect' },
   },
   notes: ['Without --provisioning and --broker the simulator starts its own services.'],
 });

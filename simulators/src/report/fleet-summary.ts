@@ -17,6 +17,8 @@ export interface FleetSummary {
     certTtlSeconds: number;
     scenario: ScenarioName;
     workers: number;
+    /** `lean` or `sdk` (absent in summaries written before the lean model: `sdk`). */
+    deviceModel?: 'lean' | 'sdk';
     brokerUrl: string;
     provisioningUrl: string;
   };
@@ -59,7 +61,24 @@ export interface FleetSummary {
     simulatorCpuSeconds: number;
     simulatorPeakRssBytes: number;
     cpuMsPerDevice: number;
+    /** Peak RSS over the whole run (enrollment included) per device. */
     rssBytesPerDevice: number;
+    /** Highest RSS sampled once the fleet was up (each second of the publishing phase), and per device. */
+    steadyRssBytes?: number;
+    rssBytesPerDeviceSteady?: number;
+    /** Simulator CPU (user + system) per device from the first device's start to fleet up. */
+    cpuMsPerDeviceRamp?: number;
+    /** Simulator CPU per device over the publishing phase, which lasts `steadySeconds`. */
+    cpuMsPerDeviceSteady?: number;
+    steadySeconds?: number;
+    /** From the first device's start to every device connected (or given up on). */
+    rampSeconds?: number;
+    /** Devices connected at the peak / rampSeconds. */
+    rampDevicesPerSecond?: number;
+    /** Minting the enrollment tokens before the ramp (admin API, 16 at a time). */
+    tokenMintSeconds?: number;
+    /** With --probe-revocation: ms from the revoke request to the probe device's session closed (null: not within 30 s). */
+    revocationToCloseMs?: number | null;
     /** Only when the simulator started the services: their CPU seconds during the run, from /proc. */
     brokerCpuSeconds?: number;
     provisioningCpuSeconds?: number;
