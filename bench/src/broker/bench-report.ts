@@ -64,3 +64,14 @@ const started = performance.now();
 export function progress(phase: string): void {
   process.stderr.write(`bench:broker ${Math.round((performance.now() - started) / 1000)} s: ${phase}\n`);
 }
+
+/** Ratios as the report prints them: `1.05×, 0.98×`. */
+export function times(ratios: readonly number[]): string {
+  return ratios.map((x) => `${x.toFixed(2)}×`).join(', ');
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { findMosquitto, sleep, startMosquitto, startNodeServer, stopAll, type BenchServer } from './bench-servers.js';
 import { benchConnects, benchFlow, combineConnects, combineFlows, openIdle, type ConnectResult, type FlowResult, type RoundConditions } from './broker-loads.js';
 import { benchLatency, combineLatency, type LatencyResult } from './latency-load.js';
-import { header, kib, mib, num, progress, reached, row, targetText, verdictText, type Target, type Verdict } from './bench-report.js';
+import { header, kib, median, mib, num, progress, reached, row, targetText, times, verdictText, type Target, type Verdict } from './bench-report.js';
 import { prepareFixture } from './bench-fixture.js';
 import { openFilesLimit, pemX509Certificates, processRssBytes } from '@tlsfleet/common';
 import { anchoredBundlePem } from './anchored-bundle.js';
@@ -14,7 +14,7 @@ import { anchoredBundlePem } from './anchored-bundle.js';
 // over Node TLS beside them, and a Node TLS relay with no MQTT library in the QoS 0 loads,
 // no target), and memory per idle connection against a bare Node TLS server. Every server
 // listens on 127.0.0.1, every loop is bounded in count and time, and only processes started
-// here are stopped. With --no-qos0-relay, ours runs without its QoS 0 relay (Aedes' own
+// here are stopped. With --no-publish-relay, ours runs without its publish relay (Aedes' own
 // path for every message), for an A/B between two runs.
 
 /**
@@ -55,7 +55,8 @@ const LATENCY0_ROUNDS = 8;
  */
 const QUIET_STEAL = 0.05;
 const MIN_QUIET_PAIRS = 3;
-const LATENCY1 = { qos: 1, ratePerSecond: 1_000, durationMs: 5_000, warmupMs: 1_000 } as const;
+/** QoS 1 latency runs in the same kind of rounds, judged the same way (p50 and p99 pooled over quiet pairs). */
+const LATENCY1 = { qos: 1, ratePerSecond: 1_000, durationMs: 20_000, warmupMs: 500 } as const;
 const PUBLISHERS = 10;
 const SERVICE = 'telemetry';
 const IDLE_TARGET = 5_000;
@@ -69,6 +70,9 @@ const TARGETS = {
   qos0: { kind: 'min', ratio: 0.6 },
   p99: { kind: 'max', ratio: 1.5 },
   memory: { kind: 'max', ratio: 1.2 },
+  qos1: { kind: 'min', ratio: 1.2 },
+  qos1P50: { kind: 'max', ratio: 1.2 },
+  qos1P99: { kind: 'max', ratio: 2 },
 } as const satisfies Record<string, Target>;
 
 interface BrokerFigures {
@@ -81,6 +85,7 @@ interface BrokerFigures {
   latency0: LatencyResult;
   latency0Rounds: LatencyResult[];
   latency1: LatencyResult;
+  latency1Rounds: LatencyResult[];
 }
 
 /** The Node TLS relay's QoS 0 figures (tls-relay-server.ts). */
@@ -160,7 +165,7 @@ try {
     progress('QoS 0 latency');
     const latency0 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, round), withFloor);
     progress('QoS 1 latency');
-    const latency1 = await each((srv) => benchLatency(srv, publishers, service, LATENCY1));
+    const latency1 = await inRounds(LATENCY0_ROUNDS, (srv) => benchLatency(srv, publishers, service, { ...LATENCY1, durationMs: LATENCY1.durationMs / LATENCY0_ROUNDS }));
     const floorQos0 = qos0[servers.length] as FlowResult[];
     const floorLatency0 = latency0[servers.length] as LatencyResult[];
     const figures = servers.map((_, i) => ({
@@ -172,7 +177,8 @@ try {
       qos1Rounds: qos1[i] as FlowResult[],
       latency0: combineLatency(latency0[i] as LatencyResult[]),
       latency0Rounds: latency0[i] as LatencyResult[],
-      latency1: latency1[i] as LatencyResult,
+      latency1: combineLatency(latency1[i] as LatencyResult[]),
+      latency1Rounds: latency1[i] as LatencyResult[],
     }));
     return { figures, floor: { qos0: combineFlows(floorQos0), qos0Rounds: floorQos0, latency0: combineLatency(floorLatency0), latency0Rounds: floorLatency0 } };
   };
@@ -191,8 +197,8 @@ try {
     const connections = idle.sockets.length;
     return { connections, failed: idle.failed, firstError: idle.firstError, openMs: idle.ms, rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / connections, dropped };
   };
-  const withoutRelay = process.argv.includes('--no-qos0-relay');
-  const ourBroker = () => startNodeServer('broker', './serve-broker.js', withoutRelay ? [dataDir, '--no-qos0-relay'] : [dataDir]);
+  const withoutRelay = process.argv.includes('--no-publish-relay');
+  const ourBroker = () => startNodeServer('broker', './serve-broker.js', withoutRelay ? [dataDir, '--no-publish-relay'] : [dataDir]);
 
   // Bare Aedes over Node TLS (no hooks) runs in the same alternating rounds: ours against it
   // is what our checks and write path cost or save, apart from what Aedes on Node costs.
@@ -237,7 +243,7 @@ try {
   out(mosquitto ? `reference: mosquitto ${mosquitto.version} (${mosquitto.bin}), same certificates, TLS 1.2+, client certificate required, ACL = the default policy` : `mosquitto ${process.env.MOSQUITTO === 'none' ? 'skipped (MOSQUITTO=none)' : 'not found (install it or set MOSQUITTO=/path/to/mosquitto)'}: its columns and the targets measured against it are skipped`);
   out('second reference: bare Aedes over a Node TLS server with the same TLS settings and no hooks, in the same alternating rounds (no target)');
   out("third reference, QoS 0 loads only: a Node TLS relay with the same TLS settings that forwards PUBLISH bytes with no MQTT library, Node's floor (no target)");
-  if (withoutRelay) out("ours: --no-qos0-relay, every QoS 0 message through Aedes' own path (the product's default relays them)");
+  if (withoutRelay) out("ours: --no-publish-relay, every message through Aedes' own path (the product's default relays QoS 0 and QoS 1)");
   out(`load average before/after: ${loadBefore.toFixed(2)} / ${(loadavg()[0] ?? 0).toFixed(2)} (other work on the machine skews every figure)`);
   out(`set-up: ${note}; CPU = user+system of the server process, every thread, from /proc/PID/stat`);
   out();
@@ -269,17 +275,18 @@ try {
     out(`  ${which}; fewer than ${MIN_QUIET_PAIRS}, so the target is not judged in this run: the host was busy`);
     return undefined;
   };
-  /** The p99 verdict: each broker's samples pooled over the quiet round pairs (see LATENCY0_ROUNDS). */
-  const pooledQuietP99 = (ourRounds: readonly LatencyResult[], theirRounds: readonly LatencyResult[] | undefined): number | undefined => {
+  /** A latency verdict: each broker's samples pooled over the quiet round pairs (see LATENCY0_ROUNDS). */
+  const pooledQuiet = (ourRounds: readonly LatencyResult[], theirRounds: readonly LatencyResult[] | undefined, at: 'p50Ms' | 'p99Ms', target: Target): number | undefined => {
     if (!theirRounds) return undefined;
-    const judged = judgedPairs(ourRounds.map((r, i) => r.p99Ms / (theirRounds[i] as LatencyResult).p99Ms), ourRounds, theirRounds);
+    const judged = judgedPairs(ourRounds.map((r, i) => r[at] / (theirRounds[i] as LatencyResult)[at]), ourRounds, theirRounds);
     if (!judged) return undefined;
     const { quiet, which } = judged;
     const pooled = (rs: readonly LatencyResult[]) => combineLatency(quiet.map((q) => rs[q.round - 1] as LatencyResult));
     const [ourP, theirP] = [pooled(ourRounds), pooled(theirRounds)];
-    const ratio = ourP.p99Ms / theirP.p99Ms;
-    out(`  ${which}; median of their p99 ratios ${median(quiet.map((q) => q.ratio)).toFixed(2)}×`);
-    out(`  p99 of those rounds' samples pooled: ours ${ourP.p99Ms.toFixed(2)} ms of ${ourP.samples}, mosquitto ${theirP.p99Ms.toFixed(2)} ms of ${theirP.samples}: ${ratio.toFixed(2)}×, target ${targetText(TARGETS.p99)}: ${verdictText(ratio, TARGETS.p99)}`);
+    const ratio = ourP[at] / theirP[at];
+    const name = at.slice(0, 3);
+    out(`  ${which}; median of their ${name} ratios ${median(quiet.map((q) => q.ratio)).toFixed(2)}×`);
+    out(`  ${name} of those rounds' samples pooled: ours ${ourP[at].toFixed(2)} ms of ${ourP.samples}, mosquitto ${theirP[at].toFixed(2)} ms of ${theirP.samples}: ${ratio.toFixed(2)}×, target ${targetText(target)}: ${verdictText(ratio, target)}`);
     return ratio;
   };
   /** Node's floor (the TLS relay) against mosquitto, and ours against it, by round (no target). */
@@ -329,10 +336,10 @@ try {
   vsBare(`${num(bare.qos0.perCpuSecond)} messages per CPU-second`, ours.qos0Rounds, bare.qos0Rounds, (r) => r.perCpuSecond);
   vsFloor(`${num(floor.qos0.perCpuSecond)} messages per CPU-second`, floor.qos0Rounds, ours.qos0Rounds, t?.qos0Rounds, (r) => r.perCpuSecond);
   flow('QoS 1 (publish and delivery both QoS 1)', QOS1, ours.qos1, t?.qos1);
-  roundRatios('per CPU-second', ours.qos1Rounds, t?.qos1Rounds, (r) => r.perCpuSecond);
+  const qos1Ratio = roundRatios('per CPU-second', ours.qos1Rounds, t?.qos1Rounds, (r) => r.perCpuSecond, TARGETS.qos1);
   vsBare(`${num(bare.qos1.perCpuSecond)} messages per CPU-second`, ours.qos1Rounds, bare.qos1Rounds, (r) => r.perCpuSecond);
   const latency = (o: typeof LATENCY0 | typeof LATENCY1, ourLat: LatencyResult, theirLat: LatencyResult | undefined, byRound?: [LatencyResult[], LatencyResult[] | undefined]) => {
-    const rounds = o.qos === 0 ? LATENCY0_ROUNDS : 1;
+    const rounds = LATENCY0_ROUNDS;
     const split = rounds > 1 ? ` in ${rounds} alternating rounds of ${o.durationMs / rounds / 1000} s (first ${o.warmupMs / 1000} s of each not sampled)` : ` (first ${o.warmupMs / 1000} s not sampled)`;
     out(`end-to-end latency, QoS ${o.qos}, ${num(o.ratePerSecond)} msg/s from ${PUBLISHERS} publishers for ${o.durationMs / 1000} s${split}`);
     out(row('  p50', ourLat.p50Ms, theirLat?.p50Ms, 'ms', undefined, 2));
@@ -347,10 +354,13 @@ try {
   };
   latency(LATENCY0, ours.latency0, t?.latency0, [ours.latency0Rounds, t?.latency0Rounds]);
   roundRatios('p99', ours.latency0Rounds, t?.latency0Rounds, (r) => r.p99Ms);
-  const p99Ratio = pooledQuietP99(ours.latency0Rounds, t?.latency0Rounds);
+  const p99Ratio = pooledQuiet(ours.latency0Rounds, t?.latency0Rounds, 'p99Ms', TARGETS.p99);
   vsBare(`p50 ${bare.latency0.p50Ms.toFixed(2)} ms, p99 ${bare.latency0.p99Ms.toFixed(2)} ms, p99 by round ${bare.latency0Rounds.map((r) => r.p99Ms.toFixed(2)).join(', ')} ms`, ours.latency0Rounds, bare.latency0Rounds, (r) => r.p99Ms);
   vsFloor(`p50 ${floor.latency0.p50Ms.toFixed(2)} ms, p99 ${floor.latency0.p99Ms.toFixed(2)} ms, p99 by round ${floor.latency0Rounds.map((r) => r.p99Ms.toFixed(2)).join(', ')} ms`, floor.latency0Rounds, ours.latency0Rounds, t?.latency0Rounds, (r) => r.p99Ms);
-  latency(LATENCY1, ours.latency1, t?.latency1);
+  latency(LATENCY1, ours.latency1, t?.latency1, [ours.latency1Rounds, t?.latency1Rounds]);
+  const qos1P50Ratio = pooledQuiet(ours.latency1Rounds, t?.latency1Rounds, 'p50Ms', TARGETS.qos1P50);
+  const qos1P99Ratio = pooledQuiet(ours.latency1Rounds, t?.latency1Rounds, 'p99Ms', TARGETS.qos1P99);
+  vsBare(`p50 ${bare.latency1.p50Ms.toFixed(2)} ms, p99 ${bare.latency1.p99Ms.toFixed(2)} ms`, ours.latency1Rounds, bare.latency1Rounds, (r) => r.p99Ms);
   out();
   out(`memory per idle mTLS connection (VmRSS after − before) / connections; ${idleCount} connections asked (open-files limit ${fdLimit}), ≤ ${IDLE_MAX_MS / 1000} s to open`);
   out(header(['ours', 'bare TLS', 'ours/bare']));
@@ -366,10 +376,13 @@ try {
   const verdicts: Verdict[] = [
     { name: 'connects per CPU-second vs mosquitto', target: TARGETS.connects, ratio: connectRatio, unjudged },
     { name: 'QoS 0 messages per CPU-second vs mosquitto', target: TARGETS.qos0, ratio: qos0Ratio, unjudged },
-    { name: 'p99 latency vs mosquitto', target: TARGETS.p99, ratio: p99Ratio, unjudged },
+    { name: 'QoS 0 p99 latency vs mosquitto', target: TARGETS.p99, ratio: p99Ratio, unjudged },
+    { name: 'QoS 1 messages per CPU-second vs mosquitto', target: TARGETS.qos1, ratio: qos1Ratio, unjudged },
+    { name: 'QoS 1 p50 latency vs mosquitto', target: TARGETS.qos1P50, ratio: qos1P50Ratio, unjudged },
+    { name: 'QoS 1 p99 latency vs mosquitto', target: TARGETS.qos1P99, ratio: qos1P99Ratio, unjudged },
     { name: 'memory per idle connection vs bare Node TLS', target: TARGETS.memory, ratio: memOurs.perConnection / memBare.perConnection },
   ];
-  out(`targets (from the issue; against mosquitto, the median ratio over the round pairs with ≤ ${QUIET_STEAL * 100} % steal, of ${ROUNDS}; for p99 the ratio of the p99s of those of the ${LATENCY0_ROUNDS} rounds' samples pooled):`);
+  out(`targets (from the issue; against mosquitto, the median ratio over the round pairs with ≤ ${QUIET_STEAL * 100} % steal, of ${ROUNDS}; for latency the ratio of the p50s or p99s of those of the ${LATENCY0_ROUNDS} rounds' samples pooled):`);
   for (const v of verdicts) out(`  ${v.name.padEnd(46)} ${(v.ratio === undefined ? '—' : `${v.ratio.toFixed(2)}×`).padStart(6)}  target ${targetText(v.target)}  ${verdictText(v.ratio, v.target, v.unjudged)}`);
   const count = (r: boolean | undefined) => verdicts.filter((v) => reached(v.ratio, v.target) === r).length;
   out(`  ${count(true)} reached, ${count(false)} missed, ${count(undefined)} not measured or not judged (of ${verdicts.length})`);
@@ -381,15 +394,4 @@ try {
   }
 } finally {
   await cleanUp();
-}
-
-/** Ratios as the report prints them: `1.05×, 0.98×`. */
-function times(ratios: readonly number[]): string {
-  return ratios.map((x) => `${x.toFixed(2)}×`).join(', ');
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

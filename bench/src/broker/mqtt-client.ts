@@ -19,6 +19,8 @@ export function credential(name: string, certChain: string, key: string, ca: str
 export interface OpenOptions {
   /** MQTT keep alive, seconds; default 60. */
   readonly keepaliveS?: number;
+  /** CONNECT's clean session flag; default true. */
+  readonly clean?: boolean;
   /** Deadline for TLS handshake + CONNACK, ms; default 10,000. */
   readonly timeoutMs?: number;
   /**
@@ -35,8 +37,8 @@ const DISCONNECT = Buffer.of(0xe0, 0x00);
 const CONNACK_LENGTH = 4;
 
 /**
- * Opens a new TLS connection (full handshake: no session is resumed), sends CONNECT with a
- * clean session and resolves once CONNACK accepts it; rejects on refusal, error or timeout.
+ * Opens a new TLS connection (full handshake: no session is resumed), sends CONNECT (a
+ * clean session unless `clean: false`) and resolves once CONNACK accepts it; rejects on refusal, error or timeout.
  */
 export function openMqtt(port: number, cred: Credential, opts: OpenOptions = {}): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
@@ -52,7 +54,7 @@ export function openMqtt(port: number, cred: Credential, opts: OpenOptions = {})
     socket.once('close', onClose);
     socket.once('secureConnect', () => {
       socket.setNoDelay(true);
-      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: cred.name, keepalive: opts.keepaliveS ?? 60 }));
+      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: opts.clean ?? true, clientId: cred.name, keepalive: opts.keepaliveS ?? 60 }));
     });
     const accepted = () => {
       clearTimeout(timer);

@@ -4,7 +4,7 @@ import type { ConnectionGuard } from '../server/connection-guard.js';
 
 // The one place that decides what a connection's identity may do now: the ACL policy in
 // force, bound to the certificate's identity, and for messages the certificate itself
-// still live. The ACL hooks (hooks/authorize.ts) and the QoS 0 relay (aedes/qos0-relay.ts)
+// still live. The ACL hooks (hooks/authorize.ts) and the publish relay (aedes/publish-relay.ts)
 // both ask here, so the two paths cannot drift apart.
 
 /** Between a revocation (or notAfter) and the session's close, the certificate no longer speaks for anyone. */

@@ -49,18 +49,17 @@ export function boundedPersistence(
     add(sub.clientId);
     return enqueue(sub, packet);
   };
-  // Aedes' path for subscribers that are not connected.
-  const isFull = async (clientId: string): Promise<boolean> => {
-    // Aedes also routes here around a reconnect; a connected client's message must stay.
-    if ((queued.get(clientId) ?? 0) < maxQueued || isConnected(clientId)) return false;
-    if (queueLength === undefined) return true;
-    const n = await queueLength(clientId);
+  // Aedes' path for subscribers that are not connected. Aedes also routes here around a
+  // reconnect; a connected client's message must stay.
+  const mayBeFull = (clientId: string) => (queued.get(clientId) ?? 0) >= maxQueued && !isConnected(clientId);
+  const isFull = async (clientId: string, length: (clientId: string) => Promise<number>): Promise<boolean> => {
+    if (!mayBeFull(clientId)) return false;
+    const n = await length(clientId);
     queued.set(clientId, n);
     return n >= maxQueued;
   };
-  persistence.outgoingEnqueueCombi = async (subs, packet) => {
-    const full = await Promise.all(subs.map((sub) => isFull(sub.clientId)));
-    const kept = subs.filter((sub, i) => {
+  const keep = (subs: Sub[], full: readonly boolean[]) =>
+    subs.filter((sub, i) => {
       if (full[i]) {
         onDrop(sub.clientId);
         return false;
@@ -68,7 +67,11 @@ export function boundedPersistence(
       add(sub.clientId);
       return true;
     });
-    return enqueueCombi(kept, packet);
+  persistence.outgoingEnqueueCombi = (subs, packet) => {
+    // In one process the count is exact and the queues change within this call, as the
+    // in-memory store's own do: the publish relay (publish-relay.ts) relies on it.
+    if (queueLength === undefined) return enqueueCombi(keep(subs, subs.map((sub) => mayBeFull(sub.clientId))), packet);
+    return Promise.all(subs.map((sub) => isFull(sub.clientId, queueLength))).then((full) => enqueueCombi(keep(subs, full), packet));
   };
   persistence.outgoingClearMessageId = async (client, packet) => {
     const removed = await clear(client, packet);

@@ -26,7 +26,8 @@ import { installClientLimits, type LimitState } from './install-client-limits.js
 import { installPublishReader } from './mqtt-packet-parser.js';
 import { installPublishWriter } from './mqtt-packet-writer.js';
 import type { TakesRead } from '../server/connection-guard.js';
-import { makeQos0Relay } from './qos0-relay.js';
+import { mirrorPersistedSubscriptions } from './persisted-subscriptions.js';
+import { makePublishRelay } from './publish-relay.js';
 import { gateReads } from './read-gate.js';
 import { boundSubscriberBacklog } from './subscriber-backlog.js';
 
@@ -43,18 +44,18 @@ export interface AedesSetup {
   /** QoS 1 messages kept for one offline persistent session. */
   readonly maxQueuedMessages: number;
   onQueueDrop(clientId: string): void;
-  /** A cluster's shared emitter and session store; the QoS 0 relay is then off. */
+  /** A cluster's shared emitter and session store; the publish relay is then off. */
   readonly cluster?: { readonly mq: unknown; readonly persistence: unknown; queueLength(clientId: string): Promise<number> };
   /** Runs Aedes' creation (a cluster bounds its wait for Redis); default: runs it. */
   readonly start?: (create: () => Promise<Aedes>) => Promise<Aedes>;
-  /** The QoS 0 relay (qos0-relay.ts); never in a cluster. */
-  readonly qos0Relay: boolean;
+  /** The publish relay (publish-relay.ts); never in a cluster. */
+  readonly publishRelay: boolean;
   readonly connectSeconds: Histogram;
 }
 
 export interface AdaptedAedes {
   readonly aedes: Aedes;
-  /** The QoS 0 relay's taker of reads, for the connection guards; undefined when it is off. */
+  /** The publish relay's taker of reads, for the connection guards; undefined when it is off. */
   readonly takesRead: TakesRead | undefined;
   /** What the per-client limits hold, for the metrics. */
   readonly limitState: LimitState;
@@ -81,10 +82,13 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   const { ctx, hooks, limits, cluster } = setup;
   const connackFirst = new ConnackFirst();
   let aedes: Aedes | undefined;
+  // 4. Aedes' persistence: each offline session's queue bounded (bounded-persistence.ts,
+  //    moscajs/aedes#1087); in one process, its persisted subscriptions mirrored for the
+  //    relay of step 9 (persisted-subscriptions.ts).
+  const persistence = boundedPersistence(setup.maxQueuedMessages, (clientId) => aedes !== undefined && registeredClient(aedes, clientId) !== undefined, setup.onQueueDrop, cluster?.persistence, cluster?.queueLength);
+  const persisted = cluster || !setup.publishRelay ? undefined : mirrorPersistedSubscriptions(persistence);
   const create = () => Aedes.createBroker({
-    // 4. Aedes' persistence: each offline session's queue bounded (bounded-persistence.ts,
-    //    moscajs/aedes#1087).
-    persistence: boundedPersistence(setup.maxQueuedMessages, (clientId) => aedes !== undefined && registeredClient(aedes, clientId) !== undefined, setup.onQueueDrop, cluster?.persistence, cluster?.queueLength),
+    persistence,
     ...(cluster ? { mq: cluster.mq } : {}),
     connectTimeout: setup.connectTimeoutMs,
     // A subscriber that stops reading is cut after 10 s instead of stalling delivery to all.
@@ -112,9 +116,9 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   const limitState = installClientLimits(aedes, ctx, limits);
   // 8. Deliveries to a device that stops reading (subscriber-backlog.ts, moscajs/aedes#1060).
   const backlog = boundSubscriberBacklog(aedes, ctx, limits.maxSubscriberBacklogBytes);
-  // 9. QoS 0 messages relayed beside Aedes (qos0-relay.ts); in a cluster every message
-  //    must cross Redis, which only Aedes' emitter does.
-  const relay = cluster || !setup.qos0Relay ? undefined : makeQos0Relay(aedes, ctx);
+  // 9. QoS 0 and QoS 1 messages relayed beside Aedes (publish-relay.ts); in a cluster every
+  //    message must cross Redis, which only Aedes' emitter does.
+  const relay = persisted === undefined ? undefined : makePublishRelay(aedes, ctx, persisted);
   // 10. aedes.handle, wrapped once: each client as Aedes makes it, before its first read,
   //     in this order: its subscription records track granted QoS (granted-qos.ts), its
   //     `duplicates` are switched off (delivery-dedupe.ts), its read loop is gated

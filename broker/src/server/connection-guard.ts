@@ -10,7 +10,7 @@ export interface ByteTally {
   out: number;
 }
 
-/** Takes a read of `guard`'s connection before Aedes sees it; true when it did (aedes/qos0-relay.ts). */
+/** Takes a read of `guard`'s connection before Aedes sees it; true when it did (aedes/publish-relay.ts). */
 export type TakesRead = (guard: ConnectionGuard, chunk: Buffer) => boolean;
 
 const GUARD = Symbol('tlsfleet.connectionGuard');
@@ -42,7 +42,7 @@ export class ConnectionGuard {
   private readonly maxPacketBytes: number;
   private readonly onViolation: (v: FrameViolation) => void;
   private readonly tally: ByteTally;
-  /** Takes a read before it is buffered for Aedes, when it answers true (see aedes/qos0-relay.ts). */
+  /** Takes a read before it is buffered for Aedes, when it answers true (see aedes/publish-relay.ts). */
   readonly takesRead: TakesRead | undefined;
   /** What Aedes wrote in this turn of the event loop, sent at the next (see guardConnection). */
   readonly out: PendingWrites = { chunks: [], bytes: 0, callbacks: undefined, owesDrain: false };

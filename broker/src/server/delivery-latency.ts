@@ -4,13 +4,12 @@ import type { Histogram } from 'prom-client';
 const SAMPLE_EVERY = 64;
 
 /**
- * Samples delivery latency (PUBLISH received → handed to a subscriber's connection) on the
- * path Aedes routes (QoS 1/2, retained, wills, sessions behind on writes): every
+ * Samples delivery latency (PUBLISH received → handed to a subscriber's connection), on the
+ * path Aedes routes and on the publish relay (aedes/publish-relay.ts) alike: every
  * SAMPLE_EVERY-th authorized publish is remembered by its payload buffer, which Aedes
  * passes by reference to each delivery, and each delivery of that buffer is observed. A
  * decrement per publish and a pointer compare per delivery: no prom-client call per
- * message. The QoS 0 relay (aedes/qos0-relay.ts) writes in the turn it reads, so it is not
- * sampled; a message that crossed Redis arrives in a new buffer and is not either.
+ * message. A message that crossed Redis arrives in a new buffer and is not sampled.
  */
 export class DeliveryLatency {
   private countdown = SAMPLE_EVERY;

@@ -109,7 +109,7 @@ export class BrokerMetrics {
 
   readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });
   readonly connectSeconds = new Histogram({ name: 'tlsfleet_broker_connect_duration_seconds', help: 'Time from a CONNECT packet to its CONNACK, accepted connections (the connect steps, session restore and takeover).', buckets: LATENCY_BUCKETS, registers: [this.registry] });
-  readonly deliverySeconds = new Histogram({ name: 'tlsfleet_broker_delivery_duration_seconds', help: 'Time from a PUBLISH received to its delivery to a subscriber\'s connection, sampled one message in 64 on the path Aedes routes (QoS 1/2, retained, subscribers behind); QoS 0 relayed in the same turn and cross-instance deliveries are not sampled.', buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly deliverySeconds = new Histogram({ name: 'tlsfleet_broker_delivery_duration_seconds', help: 'Time from a PUBLISH received to its delivery to a subscriber\'s connection, sampled one message in 64 received from clients of this instance; deliveries of a message that crossed from another instance of a cluster are not sampled.', buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly delivery = new DeliveryLatency(this.deliverySeconds);
   /** Unset until the broker sets it: the expiry gauges then report nothing. */
   expiry: BrokerExpirySources | undefined;

@@ -80,11 +80,11 @@ export interface BrokerOptions {
   /** Aborting it during start-up (SIGTERM) stops the wait for Redis with a ClusterStartError. */
   signal?: AbortSignal;
   /**
-   * Relay QoS 0 messages from the socket's read straight to local subscribers where Aedes
-   * would do exactly the same (aedes/qos0-relay.ts); default true, and always off in a
-   * cluster. Off only to compare against Aedes' own path.
+   * Relay QoS 0 and QoS 1 messages from the socket's read straight to local subscribers
+   * where Aedes would do exactly the same (aedes/publish-relay.ts); default true, and always
+   * off in a cluster. Off only to compare against Aedes' own path.
    */
-  qos0Relay?: boolean;
+  publishRelay?: boolean;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;

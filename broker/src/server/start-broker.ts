@@ -58,7 +58,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     cluster,
     // Aedes waits on its persistence without a deadline; in a cluster that is Redis.
     start: cluster ? (create) => cluster.startWithin(create, opts.clusterTimeoutMs ?? 30_000, opts.signal) : undefined,
-    qos0Relay: opts.qos0Relay !== false,
+    publishRelay: opts.publishRelay !== false,
     connectSeconds: metrics.connectSeconds,
   });
   ctx.aedes = aedes;

@@ -3,7 +3,7 @@
  * flags, then the Remaining Length (the bytes that follow) in one to four bytes, seven bits
  * each, low first, the top bit set on every byte but the last (§2.2.3). This is the
  * broker's one decoder of it: the connection guard reads it byte by byte across reads
- * (RemainingLengthDecoder), the packet cutter and the QoS 0 relay read it from a buffer
+ * (RemainingLengthDecoder), the packet cutter and the publish relay read it from a buffer
  * (readFixedHeader).
  */
 

@@ -1,19 +1,16 @@
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import type { Packet } from 'mqtt-packet';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareFixture, type BenchFixture } from '../../../bench/src/broker/bench-fixture.js';
+import type { BenchFixture } from '../../../bench/src/broker/bench-fixture.js';
 import { closed, encodePuback, encodePublish, openMqtt, PacketWaiter, settled, subscribe } from '../../../bench/src/broker/mqtt-client.js';
-import { startBroker, type RunningBroker } from '../server/start-broker.js';
+import type { RunningBroker } from '../server/start-broker.js';
+import { startRelayBrokers, type RelayBrokers } from './relay-brokers.fixture.js';
 import { publishesReadHere } from './mqtt-packet-parser.js';
-import { publishesRelayed } from './qos0-relay.js';
+import { publishesRelayed } from './publish-relay.js';
 
-// The QoS 0 relay against Aedes' own path: two brokers in this process on one data dir, one
+// The publish relay at QoS 0 against Aedes' own path: two brokers in this process on one data dir, one
 // with the relay (the default) and one without, driven by the same raw MQTT clients over
 // real TLS. Whatever the relay takes must reach subscribers exactly as Aedes would have
 // delivered it; whatever it must not take (refusals, retained messages, a subscriber that
@@ -23,27 +20,20 @@ import { publishesRelayed } from './qos0-relay.js';
 type Cred = BenchFixture['service'];
 type Delivery = { topic: string; payload: string; qos: number; retain: boolean };
 
-describe('the QoS 0 relay', () => {
-  let work: string;
+describe('the publish relay at QoS 0', () => {
   let fixture: BenchFixture;
   let relaying: RunningBroker;
   let aedesOnly: RunningBroker;
-  const sockets: TLSSocket[] = [];
+  let brokers: RelayBrokers | undefined;
+  let sockets: TLSSocket[] = [];
   /** Added to the relaying broker's clock: a test moves it past every certificate's notAfter. */
   let clockSkewMs = 0;
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'tlsfleet-qos0-relay-'));
-    fixture = prepareFixture(work, 4, 'ingest');
-    const logger = pino({ level: 'silent' });
-    relaying = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger, now: () => Date.now() + clockSkewMs });
-    aedesOnly = await startBroker({ dataDir: fixture.dataDir, host: '127.0.0.1', port: 0, logger, qos0Relay: false });
+    brokers = await startRelayBrokers('relay-qos0', () => Date.now() + clockSkewMs);
+    ({ fixture, relaying, aedesOnly, sockets } = brokers);
   }, 120_000);
-  afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await Promise.all([relaying?.close(1000), aedesOnly?.close(1000)]);
-    rmSync(work, { recursive: true, force: true });
-  });
+  afterAll(() => brokers?.close());
 
   const device = (i: number) => fixture.devices[i] as Cred;
   const bothBrokers = () => [
