@@ -30,3 +30,6 @@ export { CaRotationError, type CaRotationCode } from './ca/ca-rotation-error.js'
 export { signIntermediate, type SignIntermediateParams } from './ca/sign-intermediate.js';
 export { requestIntermediate, installIntermediate, retireIntermediate, type Installed, type Retired } from './ca/intermediate-rotation.js';
 export { newRoot, trustRoot, untrustRoot, devicesLackingRoot, type NewRootParams, type Untrusted, type RootNotOnDevices } from './ca/root-rotation.js';
+// The enrollment approval hook and webhook receivers' URL rules (`--enroll-hook`, `--hook-ca`).
+export { hookTarget } from './hooks/post-json.js';
+export { ENROLL_HOOK_TIMEOUT_MS, type EnrollHookOptions, type EnrollmentRequest } from './hooks/enroll-hook.js';

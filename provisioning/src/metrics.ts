@@ -102,6 +102,19 @@ export class ProvisioningMetrics {
     registers: [this.registry],
   });
 
+  readonly enrollHook = new Counter({
+    name: 'tlsfleet_provisioning_enroll_hook_total',
+    help: 'Answers of the enrollment hook (--enroll-hook) by result: allowed, denied (allow: false), status (not 2xx), invalid_answer, timeout, connection, too_large. Only allowed issues.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly enrollHookSeconds = new Histogram({
+    name: 'tlsfleet_provisioning_enroll_hook_duration_seconds',
+    help: 'Time the enrollment hook took to answer (or to fail), seconds.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });
   /** Unset until startProvisioning sets it: the gauges below then report nothing. */
   expiry: ExpirySources | undefined;

@@ -17,6 +17,7 @@ import { describeStore, openStore } from './storage/open-store.js';
 import { DEFAULT_RETENTION_MS, RetentionPruner } from './retention-pruner.js';
 import { crlUrlOf } from './public-url.js';
 import type { Store } from './storage/store.js';
+import { enrollHook, type EnrollHookOptions } from './hooks/enroll-hook.js';
 
 export interface ProvisioningOptions {
   dataDir: string;
@@ -46,6 +47,8 @@ export interface ProvisioningOptions {
   adminToken?: string;
   /** Also serve /metrics over plain HTTP on 127.0.0.1 at this port (0: a free one); default off. */
   metricsPort?: number;
+  /** `--enroll-hook` (and `--hook-ca`): asked before each new enrollment is issued; default none. */
+  enrollHook?: EnrollHookOptions;
   logger?: Logger;
 }
 
@@ -67,17 +70,19 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const trustDomain = dataDir.config.trustDomain;
   const caBundlePem = dataDir.read('caBundle');
   const adminToken = opts.adminToken ?? dataDir.readSecret('adminToken').trim();
+  const metrics = new ProvisioningMetrics();
+  // A bad hook URL stops the start before the store opens.
+  const approveEnrollment = opts.enrollHook && enrollHook(opts.enrollHook, logger, metrics);
   // The URL is logged only with its password masked.
   const store =
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
   if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
   const crlDistributionPoint = opts.publicUrl === undefined ? undefined : crlUrlOf(opts.publicUrl);
-  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint });
+  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint, approveEnrollment });
   const crlPublisher = crlFilesOf(dataDir, authority, logger);
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));
   let draining = false;
-  const metrics = new ProvisioningMetrics();
   metrics.expiry = {
     cas: caValidity(dataDir.read('intermediateCert'), caBundlePem),
     crlNextUpdate: async () => (await authority.crl()).nextUpdate.getTime(),

@@ -1,5 +1,6 @@
 import { parseDurationMs } from '@tlsfleet/common';
-import { crlUrlOf, startProvisioning } from '@tlsfleet/provisioning';
+import { readFileSync } from 'node:fs';
+import { crlUrlOf, hookTarget, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
 import { serviceLogs } from '../service-logs.js';
@@ -40,6 +41,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     metricsPort: f['metrics-port'] === undefined ? undefined : port(f['metrics-port'], '--metrics-port', 0),
     publicUrl: publicUrl(f['public-url']),
     retentionMs: retention(f.retention),
+    enrollHook: enrollHook(f['enroll-hook'], f['hook-ca']),
     logger,
   });
   await signalled;
@@ -56,6 +58,29 @@ function publicUrl(value: string | undefined): string | undefined {
     throw new UsageError((err as Error).message);
   }
   return value;
+}
+
+/** `--enroll-hook URL` with `--hook-ca FILE`; the URL is checked here so a bad one is a usage error. */
+function enrollHook(url: string | undefined, caFile: string | undefined): { url: string; ca?: string } | undefined {
+  const ca = caFile === undefined ? undefined : readCaFile(caFile);
+  if (url === undefined) return undefined;
+  try {
+    hookTarget(url, '--enroll-hook', ca);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { url, ca };
+}
+
+function readCaFile(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--hook-ca ${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot read it'}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--hook-ca ${path}: no PEM certificate in it`);
+  return pem;
 }
 
 /**

@@ -29,6 +29,8 @@ export const PROVISIONING = defineCommand({
       default: '90d',
       check: (v) => (v === '0' || v === 'off' || (parseDurationMs(v) ?? 0) >= 3_600_000 ? undefined : 'takes a duration of at least 1h such as 90d, or 0/off to keep everything'),
     },
+    'enroll-hook': { type: 'string', value: 'URL', help: 'ask this https URL (http only to loopback) before each enrollment; only {"allow": true} within 5s issues' },
+    'hook-ca': { type: 'string', value: 'FILE', help: 'PEM trust anchors for https hook receivers, instead of the system CAs', complete: 'file' },
     ...LOG_FLAG_DEFINITIONS,
     ...CONFIG_FLAG,
   },

@@ -8,7 +8,7 @@ export const enrollRoute: RequestHandler = async (req, res) => {
   const body = req.body as { token?: unknown; csr?: unknown } | undefined;
   if (typeof body?.token !== 'string') throw new TlsfleetError('invalid_token', 'The body needs a "token" string.');
   const csr = csrFromPem(body.csr);
-  const issued = await (res.locals.run as Runner)(() => res.locals.ctx.authority.enroll(body.token as string, csr));
+  const issued = await (res.locals.run as Runner)(() => res.locals.ctx.authority.enroll(body.token as string, csr, { address: req.socket.remoteAddress }));
   res.status(issued.replayed ? 200 : 201).json(enrollResponse(issued));
 };
 

@@ -23,6 +23,7 @@ import { verifyPossession } from './verify-possession.js';
 import { buildDeviceCertificate, randomSerial } from './device-certificate.js';
 import { buildCrl } from './crl.js';
 import { revokeCertificate, type CertificateRevoked } from './revoke-certificate.js';
+import type { ApproveEnrollment } from '../hooks/enroll-hook.js';
 
 export interface AuthorityOptions {
   store: Store;
@@ -45,6 +46,8 @@ export interface AuthorityOptions {
   crlDistributionPoint?: string;
   /** Proof of possession, injected so tests can see when it runs; default verifyPossession. */
   verifyPossession?: (csr: CsrParts) => Promise<KeyObject>;
+  /** `--enroll-hook`: asked after every cheap check and before a new enrollment is issued; throws to refuse. */
+  approveEnrollment?: ApproveEnrollment;
 }
 
 /** An issued certificate as every enrollment route answers it. */
@@ -100,6 +103,7 @@ export class Authority {
   private readonly crlIssuers: { current: CrlIssuer; previous: CrlIssuer | undefined };
   private readonly verifyPossession: (csr: CsrParts) => Promise<KeyObject>;
   private readonly crlDistributionPoint: string | undefined;
+  private readonly approveEnrollment: ApproveEnrollment | undefined;
 
   constructor(opts: AuthorityOptions) {
     this.store = opts.store;
@@ -111,6 +115,7 @@ export class Authority {
     this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
     this.verifyPossession = opts.verifyPossession ?? verifyPossession;
     this.crlDistributionPoint = opts.crlDistributionPoint;
+    this.approveEnrollment = opts.approveEnrollment;
     this.crlIssuers = {
       current: { certificatePem: this.intermediatePem, privateKey: this.signer.privateKey },
       previous: opts.previousIssuer && { ...opts.previousIssuer },
@@ -120,9 +125,11 @@ export class Authority {
   /**
    * Cheapest check first, so no refusal costs a signature verification (issue 19):
    * readCsr (DER, no crypto) → authorizeToken (a lookup; spends nothing) → acceptKey
-   * (checkKeyPolicy → verifyPossession) → issue → record (spends the token).
+   * (checkKeyPolicy → verifyPossession) → the enrollment hook, if any → issue → record
+   * (spends the token). A replay answers an already approved certificate: no hook. `address`
+   * is the client's, for the hook.
    */
-  async enroll(token: string, csrDer: Uint8Array): Promise<Issued> {
+  async enroll(token: string, csrDer: Uint8Array, from: { address?: string } = {}): Promise<Issued> {
     const csr = readCsrWithHash(csrDer);
     const now = this.now();
     const auth = await authorizeToken(this.store, token, csr.spkiHash, now, this.trustDomain);
@@ -130,6 +137,7 @@ export class Authority {
     if (auth.outcome === 'replay') return this.answer(auth.certificate, true);
     const { grant, tokenHash } = auth;
     await this.checkSubjectKind(grant.identity);
+    await this.approveEnrollment?.({ device: grant.identity.name, kind: grant.identity.kind as TokenKind, publicKeySha256: csr.spkiHash, address: from.address ?? '' });
     const cert = this.issue(grant, csr, now);
     const recorded = await this.store.recordEnrollment({
       tokenHash,
@@ -139,7 +147,7 @@ export class Authority {
     });
     // Another request spent the token between authorization and recording: ours is
     // discarded unsent, and the winner's answer decides (replay for the same key).
-    if (!recorded) return this.enroll(token, csrDer);
+    if (!recorded) return this.enroll(token, csrDer, from);
     return this.answer(cert, false);
   }
 

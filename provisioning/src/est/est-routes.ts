@@ -25,7 +25,7 @@ export const estSimpleEnrollRoute: RequestHandler = async (req, res) => {
     throw new TlsfleetError('unauthorized', 'simpleenroll needs the enrollment token as a bearer token or as the Basic password.');
   }
   const csr = decodeEstCsrBody(rawBody(req.body), ctx.maxBodyBytes);
-  const issued = await (res.locals.run as Runner)(() => ctx.authority.enroll(token, csr));
+  const issued = await (res.locals.run as Runner)(() => ctx.authority.enroll(token, csr, { address: req.socket.remoteAddress }));
   sendIssued(res, issued, 200);
 };
 
