@@ -8,6 +8,9 @@ describe('fleet scale planning', () => {
     // The broker's default cap is the limit less 10 %: the wanted limit leaves room for the whole fleet.
     expect(plan.want * 0.9).toBeGreaterThan(plan.brokerConnections);
     expect(plan.problems).toEqual([]);
+    // The broker's cap under the wanted limit holds the fleet.
+    expect(fdPlan(50_000, true, { soft: plan.want, hard: plan.want }).brokerCap).toBeGreaterThanOrEqual(plan.brokerConnections);
+    expect(fdPlan(150_000, true, { soft: 200_000, hard: 200_000 }).brokerCap).toBe(150_064);
   });
 
   it('names what a 20,000 hard limit cannot hold and how many devices fit', () => {

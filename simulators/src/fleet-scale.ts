@@ -18,17 +18,17 @@ const SIMULATOR_RESERVE = 512;
 const BROKER_EXTRA = 64;
 
 /** Open files a fleet of `devices` wants, given this process's limit: what to raise it to, and what is still missing. */
-export function fdPlan(devices: number, startsBroker: boolean, limit?: FdLimit): { want: number; brokerConnections: number; problems: string[]; most: number } {
+export function fdPlan(devices: number, startsBroker: boolean, limit?: FdLimit): { want: number; brokerConnections: number; brokerCap: number; problems: string[]; most: number } {
   const brokerConnections = devices + BROKER_EXTRA;
   // Enough for the simulator, and for the broker's default cap (the limit less 10 %) too.
   const want = Math.max(devices + SIMULATOR_RESERVE, Math.ceil(brokerConnections / 0.9)) + 1024;
   const problems: string[] = [];
-  if (limit === undefined) return { want, brokerConnections, problems, most: devices };
+  if (limit === undefined) return { want, brokerConnections, brokerCap: brokerConnections, problems, most: devices };
   const brokerCap = connectionCapBelow(limit, Math.max(100_000, brokerConnections));
   if (limit.soft < devices + SIMULATOR_RESERVE) problems.push(`the simulator needs about ${devices + SIMULATOR_RESERVE} open files`);
   if (startsBroker && brokerCap < brokerConnections) problems.push(`the broker it starts inherits the same limit, which holds ${brokerCap} connections, not ${brokerConnections}`);
   const most = Math.max(1, Math.min(limit.soft - SIMULATOR_RESERVE, startsBroker ? brokerCap - BROKER_EXTRA : Infinity));
-  return { want, brokerConnections, problems, most };
+  return { want, brokerConnections, brokerCap, problems, most };
 }
 
 /**
@@ -36,12 +36,14 @@ export function fdPlan(devices: number, startsBroker: boolean, limit?: FdLimit):
  * starts inherits it at spawn and is given `--max-connections` to match). Raising the hard
  * limit needs root with CAP_SYS_RESOURCE; without it only the soft limit rises. Throws,
  * saying what to do, when the limit stays too low for the simulator or for that broker.
- * Returns the broker's `--max-connections`, or undefined when the limit is unknown.
+ * Returns the broker's `--max-connections`: the limit less its reserve (as the broker's own
+ * default), raised to the fleet's size when that is more than 100,000; undefined when the
+ * limit is unknown.
  */
 export function ensureFdLimit(devices: number, startsBroker: boolean): number | undefined {
   const limit = raiseFdLimitTo(fdPlan(devices, startsBroker).want) ?? readFdLimit();
   if (limit === undefined) return undefined;
-  const { want, brokerConnections, problems, most } = fdPlan(devices, startsBroker, limit);
+  const { want, brokerCap, problems, most } = fdPlan(devices, startsBroker, limit);
   if (problems.length > 0) {
     // A TlsfleetError: the command line prints the message alone, not a stack.
     throw new TlsfleetError(
@@ -50,7 +52,7 @@ export function ensureFdLimit(devices: number, startsBroker: boolean): number | 
         `(raising the hard limit needs root with CAP_SYS_RESOURCE). Raise it before the run (ulimit -n ${want}, prlimit, LimitNOFILE= in a systemd unit), or simulate at most ${most} devices here.`,
     );
   }
-  return Number.isFinite(limit.soft) ? brokerConnections : undefined;
+  return Number.isFinite(limit.soft) ? brokerCap : undefined;
 }
 
 /**
