@@ -135,10 +135,22 @@ describe("README's first device, services and commands", () => {
     const enrolled = await run('service-enroll');
     expect(enrolled.code, enrolled.stderr).toBe(0);
     const watch = start('service-watch');
+    const presence = start('service-presence');
     await watch.line((l) => l.startsWith('devices/sensor-1/heartbeat {'), 30_000, 'a heartbeat from sensor-1');
     const published = await run('first-device-publish');
     expect(published.code, published.stderr).toBe(0);
     expect(await watch.line((l) => l.startsWith('devices/my-device/telemetry '), 15_000, 'my-device telemetry')).toBe('devices/my-device/telemetry {"t":21.5}');
+    // mosquitto_pub connects, publishes and disconnects: presence shows both ends. mosquitto_sub
+    // says nothing once subscribed, so my-device publishes again until the watcher has seen it.
+    const seen = (l: string) => l.startsWith('$tlsfleet/events/connected/my-device {');
+    for (let attempt = 0; attempt < 10 && !presence.lines.some(seen); attempt++) {
+      expect((await run('first-device-publish')).code).toBe(0);
+      await presence.line(seen, 3000, 'my-device connected').catch(() => undefined);
+    }
+    const came = await presence.line(seen, 1000, 'my-device connected');
+    expect(JSON.parse(came.slice(came.indexOf(' ') + 1))).toMatchObject({ type: 'connected', id: 'my-device', kind: 'device' });
+    const went = await presence.line((l) => l.startsWith('$tlsfleet/events/disconnected/my-device {'), 15_000, 'my-device disconnected');
+    expect(JSON.parse(went.slice(went.indexOf(' ') + 1))).toMatchObject({ type: 'disconnected', id: 'my-device', reason: 'client' });
 
     const sent = await run('service-command');
     expect(sent.code, sent.stderr).toBe(0);

@@ -110,6 +110,15 @@ describe('the default policy', () => {
     ['svc', 'pub', 'devices/d1/commandsx', false],
     ['svc', 'pub', 'devices/analytics/telemetry', false], // services get no {id} subtree by default
     ['svc', 'pub', '$SYS/x', false],
+    // Presence events: services may watch them; no device may, and nobody may publish there.
+    ['svc', 'sub', '$tlsfleet/events/#', true],
+    ['svc', 'sub', '$tlsfleet/events/connected/+', true],
+    ['svc', 'sub', '$tlsfleet/events/disconnected/d1', true],
+    ['svc', 'sub', '$tlsfleet/#', false],
+    ['svc', 'pub', '$tlsfleet/events/connected/d1', false],
+    ['d1', 'sub', '$tlsfleet/events/#', false],
+    ['d1', 'sub', '$tlsfleet/events/connected/d1', false],
+    ['d1', 'pub', '$tlsfleet/events/connected/d1', false],
     // Admin identities have no broker access at all.
     ['admin', 'pub', 'devices/root/telemetry', false],
     ['admin', 'pub', 'devices/d1/commands/reboot', false],
@@ -149,8 +158,35 @@ describe('the default policy', () => {
         { identity: 'device', allow: ['publish', 'subscribe'], topics: ['devices/{id}/#'] },
         { identity: 'service', allow: ['subscribe'], topics: ['devices/+/#'] },
         { identity: 'service', allow: ['publish'], topics: ['devices/+/commands/#'] },
+        { identity: 'service', allow: ['subscribe'], topics: ['$tlsfleet/events/#'] },
       ],
     });
+  });
+});
+
+describe('the broker\'s own topics under $tlsfleet/', () => {
+  // A policy file that hands everything out still cannot open them to devices or publishers.
+  const generous = new Acl(parsePolicy({
+    version: 1,
+    rules: [{ identity: '*', allow: ['publish', 'subscribe'], topics: ['$tlsfleet/#', 'devices/{id}/#'] }],
+  }));
+
+  it.each([
+    ['a device subscribing', () => generous.forIdentity(d1).canSubscribe('$tlsfleet/events/#')],
+    ['a device subscribing to its own events', () => generous.forIdentity(d1).canSubscribe('$tlsfleet/events/connected/d1')],
+    ['a device publishing', () => generous.forIdentity(d1).canPublish('$tlsfleet/events/connected/d1')],
+    ['a service publishing', () => generous.forIdentity(svc).canPublish('$tlsfleet/events/disconnected/d1')],
+  ])('stay closed to %s, whatever the policy says', (_who, allowed) => {
+    expect(allowed()).toBe(false);
+  });
+
+  it('stay open to services the policy lets subscribe', () => {
+    expect(generous.forIdentity(svc).canSubscribe('$tlsfleet/events/#')).toBe(true);
+  });
+
+  it('say why in the explanations', () => {
+    expect(generous.forIdentity(d1).explainSubscribe('$tlsfleet/events/#')).toBe('devices may not subscribe under $tlsfleet/');
+    expect(generous.forIdentity(svc).explainPublish('$tlsfleet/events/connected/d1')).toBe("topics under $tlsfleet/ are the broker's own");
   });
 });
 

@@ -73,15 +73,23 @@ export function parsePolicyText(text: string): AclPolicy {
   return parsePolicy(json);
 }
 
-/** the default policy (docs/reference/mqtt.md): devices own `devices/{id}/#`; services read all and send commands. */
+/** the default policy (docs/reference/mqtt.md): devices own `devices/{id}/#`; services read all, send commands and watch presence. */
 export const DEFAULT_POLICY: AclPolicy = parsePolicy({
   version: 1,
   rules: [
     { identity: 'device', allow: ['publish', 'subscribe'], topics: ['devices/{id}/#'] },
     { identity: 'service', allow: ['subscribe'], topics: ['devices/+/#'] },
     { identity: 'service', allow: ['publish'], topics: ['devices/+/commands/#'] },
+    { identity: 'service', allow: ['subscribe'], topics: ['$tlsfleet/events/#'] },
   ],
 });
+
+/**
+ * The broker's own topics (presence events): no client may publish there, and no device may
+ * subscribe there, whatever a policy file says. A service may subscribe where its policy
+ * allows (the default policy: `$tlsfleet/events/#`).
+ */
+export const RESERVED_TOPIC_PREFIX = '$tlsfleet/';
 
 type BindableKind = 'device' | 'service';
 
@@ -118,7 +126,7 @@ export class Acl {
     // Binding is safe only for names that cannot add levels or wildcards.
     if (!isValidName(identity.name)) return new DeniedAcl('identity name is not a valid id');
     const templates = this.#templates[identity.kind];
-    return new BoundAcl(bindAll(templates.publish, identity.name), bindAll(templates.subscribe, identity.name));
+    return new BoundAcl(bindAll(templates.publish, identity.name), bindAll(templates.subscribe, identity.name), identity.kind === 'device');
   }
 }
 
@@ -132,16 +140,19 @@ class BoundAcl implements IdentityAcl {
    * policy reload binds a new one.
    */
   #lastAllowed: string | undefined;
+  /** Devices may not subscribe under RESERVED_TOPIC_PREFIX. */
+  readonly #device: boolean;
 
-  constructor(publish: readonly BoundFilter[], subscribe: readonly BoundFilter[]) {
+  constructor(publish: readonly BoundFilter[], subscribe: readonly BoundFilter[], device: boolean) {
     this.#publish = publish;
     this.#subscribe = subscribe;
+    this.#device = device;
   }
 
   canPublish(topic: string): boolean {
     // Not before the first allowed answer: undefined must not match an undefined topic.
     if (this.#lastAllowed !== undefined && topic === this.#lastAllowed) return true;
-    const allowed = publishTopicProblem(topic) === undefined && this.#publisher(topic) !== undefined;
+    const allowed = publishTopicProblem(topic) === undefined && !topic.startsWith(RESERVED_TOPIC_PREFIX) && this.#publisher(topic) !== undefined;
     if (allowed) this.#lastAllowed = topic;
     return allowed;
   }
@@ -149,12 +160,14 @@ class BoundAcl implements IdentityAcl {
   canSubscribe(filter: string): boolean {
     // Aedes 1.x on MQTT 3.1.1 would take `$share/...` as a literal filter: refuse it.
     if (isSharedFilter(filter) || filterProblem(filter) !== undefined) return false;
+    if (this.#device && filter.startsWith(RESERVED_TOPIC_PREFIX)) return false;
     return this.#coverer(filter) !== undefined;
   }
 
   explainPublish(topic: string): string {
     const problem = publishTopicProblem(topic);
     if (problem !== undefined) return `invalid topic: ${problem}`;
+    if (topic.startsWith(RESERVED_TOPIC_PREFIX)) return `topics under ${RESERVED_TOPIC_PREFIX} are the broker's own`;
     const rule = this.#publisher(topic);
     return rule === undefined ? 'no rule allows it' : `allowed by ${rule.source}`;
   }
@@ -171,6 +184,7 @@ class BoundAcl implements IdentityAcl {
   #explainFilter(filter: string): string {
     const problem = filterProblem(filter);
     if (problem !== undefined) return `invalid filter: ${problem}`;
+    if (this.#device && filter.startsWith(RESERVED_TOPIC_PREFIX)) return `devices may not subscribe under ${RESERVED_TOPIC_PREFIX}`;
     const rule = this.#coverer(filter);
     return rule === undefined ? 'no rule covers it' : `allowed by ${rule.source}`;
   }

@@ -169,6 +169,19 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   device.on('error', (err) => once(`error:${errorKey(err)}`, () => log('error', errorFields(err))));
   device.on('reconnecting', ({ error, delayMs, slow }) => once(`retry:${errorKey(error)}:${slow}`, () => log('reconnecting', { ...errorFields(error), delayMs, slow })));
   device.on('connected', () => once.reset());
+  // A heartbeat right after every connect, then one per interval: a watcher knows the device
+  // is up (and that it can publish) without waiting an interval.
+  let seq = 0;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const beat = () => {
+    const body = JSON.stringify({ seq: seq++, uptimeS: Math.round((Date.now() - startedAt) / 1000), at: new Date().toISOString() });
+    device.publish('heartbeat', body, { qos: 1 }).catch((err: DeviceError) => log('heartbeat-dropped', { code: err.code }));
+  };
+  device.on('connected', () => {
+    clearInterval(heartbeat);
+    beat();
+    heartbeat = setInterval(beat, heartbeatMs);
+  });
   const finished = new Promise<number>((resolve) => {
     device.once('reenrollment-required', (err) => {
       log('reenrollment-required', { code: err.code, message: err.message });
@@ -189,11 +202,6 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   await device
     .subscribe('commands/#', (subtopic, payload) => log('command', { topic: subtopic, ...payloadFields(payload) }))
     .catch((err: DeviceError) => log('error', errorFields(err)));
-  let seq = 0;
-  const heartbeat = setInterval(() => {
-    const body = JSON.stringify({ seq: seq++, uptimeS: Math.round((Date.now() - startedAt) / 1000), at: new Date().toISOString() });
-    device.publish('heartbeat', body, { qos: 1 }).catch((err: DeviceError) => log('heartbeat-dropped', { code: err.code }));
-  }, heartbeatMs);
   const status = await finished;
   clearInterval(heartbeat);
   await device.close();

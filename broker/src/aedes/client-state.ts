@@ -5,7 +5,8 @@ import type { Aedes, Client } from 'aedes';
  * (`aedes.clients`, a client registered after its session is restored, before CONNACK;
  * after a takeover the id maps to the new connection), each client's subscriptions
  * (`client.subscriptions`, a record by filter), whether a client's CONNACK is written
- * (`client.connackSent`) and Aedes' persistence (`aedes.persistence`).
+ * (`client.connackSent`), whether it sent DISCONNECT (`client._disconnected`) and Aedes'
+ * persistence (`aedes.persistence`).
  * Read only through here, so that a change in Aedes is one file's.
  */
 interface AedesState {
@@ -26,6 +27,11 @@ export function registeredClients(aedes: Aedes): Client[] {
 /** The filters `client` holds a subscription to. */
 export function subscriptionFilters(client: Client): string[] {
   return Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions);
+}
+
+/** Whether `client` ended its session with DISCONNECT (Aedes 1.2's `_disconnected`). */
+export function sentDisconnect(client: Client): boolean {
+  return (client as unknown as { _disconnected?: boolean })._disconnected === true;
 }
 
 /** Whether Aedes has written `client`'s CONNACK: false while it restores a persistent session. */

@@ -14,6 +14,7 @@ import { Aedes, type AedesOptions } from 'aedes';
 import type { Histogram } from 'prom-client';
 import type { ClientLimits } from '../limits/client-limits.js';
 import type { BrokerContext } from '../server/broker-context.js';
+import { markSessionEnd } from '../presence/session-end.js';
 import { boundedPersistence } from './bounded-persistence.js';
 import { registeredClient } from './client-state.js';
 import { onEachClient } from './client-steps.js';
@@ -29,6 +30,7 @@ import type { TakesRead } from '../server/connection-guard.js';
 import { mirrorPersistedSubscriptions } from './persisted-subscriptions.js';
 import { makePublishRelay } from './publish-relay.js';
 import { gateReads } from './read-gate.js';
+import { noteTakeovers } from './session-takeover.js';
 import { boundSubscriberBacklog } from './subscriber-backlog.js';
 
 export type { LimitState } from './install-client-limits.js';
@@ -77,7 +79,7 @@ export function prepareAedes(): void {
   installPublishReader();
 }
 
-/** Adaptations 4–12: Aedes, made and adapted, in this order. Needs prepareAedes first. */
+/** Adaptations 4–13: Aedes, made and adapted, in this order. Needs prepareAedes first. */
 export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAedes> {
   const { ctx, hooks, limits, cluster } = setup;
   const connackFirst = new ConnackFirst();
@@ -130,5 +132,8 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   aedes.on('connackSent', connackFirst.release);
   // 12. preConnect, wrapped: CONNECT-to-CONNACK time (connect-latency.ts; metrics only).
   timeConnects(aedes, setup.connectSeconds);
+  // 13. registerClient, wrapped, and the cluster's new-client messages: a session closed
+  //     for a newer one with its id is marked `takeover` (session-takeover.ts).
+  noteTakeovers(aedes, (older) => markSessionEnd(older, 'takeover'));
   return { aedes, takesRead: relay?.takesRead, limitState };
 }

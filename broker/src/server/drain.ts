@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import type { RedisCluster } from '../cluster/redis-cluster.js';
 import type { Listeners } from './listeners.js';
 import type { SessionRegistry } from './session-registry.js';
+import type { Presence } from '../presence/presence-events.js';
 
 /**
- * Stops the broker within about `graceMs`: no new connections, watchers stopped, sessions
- * closed by Aedes (or cut at the grace), the cluster's Redis connections closed, and the
+ * Stops the broker within about `graceMs`: no new connections, watchers stopped, presence
+ * events for every session, sessions closed by Aedes (or cut at the grace), the cluster's Redis connections closed, and the
  * health port answering /readyz 503 for `healthLingerMs` so that load balancers see the
  * drain before it goes.
  */
@@ -14,6 +15,7 @@ export async function drain(b: {
   aedes: Aedes;
   listeners: Listeners;
   sessions: SessionRegistry;
+  presence: Presence;
   cluster: RedisCluster | undefined;
   /** Stops the file watchers and CRL sources. */
   stopWatching: () => void;
@@ -25,6 +27,9 @@ export async function drain(b: {
   b.stopWatching();
   listeners.listener.close();
   listeners.wsServer?.close();
+  // Every session still open ends because the broker stops: watchers (here and on other
+  // instances) learn it before the emitter closes with the sessions.
+  await Promise.race([b.presence.shutdown(), delay(graceMs / 2)]);
   b.sessions.clear();
   // Aedes closes the mq last, with QUITs that never complete while Redis is away.
   if (cluster) {

@@ -14,6 +14,7 @@ import type { BrokerContext } from './broker-context.js';
 import type { BrokerMetrics } from './metrics.js';
 import type { Settings } from './options.js';
 import type { SessionRegistry } from './session-registry.js';
+import { markSessionEnd } from '../presence/session-end.js';
 
 /** The options a TLS context is made from; every one, since setSecureContext resets an option it is not given. */
 export interface TlsMaterial {
@@ -180,6 +181,7 @@ export function watchRevocations(deps: { s: Settings; dataDir: DataDir; trust: T
       if (!client) continue;
       metrics.revocationDisconnects.inc({ reason: 'revoked' });
       logger.info({ client: client.id, serial }, 'certificate revoked: session closed');
+      markSessionEnd(client, 'revoked');
       client.close();
     }
   });

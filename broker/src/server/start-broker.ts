@@ -16,6 +16,8 @@ import { BrokerMetrics } from './metrics.js';
 import { resolveOptions, type BrokerOptions, type RunningBroker } from './options.js';
 import { TrustMaterial, watchReloads, watchRevocations } from './reload.js';
 import { SessionRegistry } from './session-registry.js';
+import { announcePresence } from '../presence/presence-events.js';
+import { markSessionEnd } from '../presence/session-end.js';
 
 export type { BrokerOptions, RunningBroker } from './options.js';
 
@@ -67,6 +69,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const sessions = new SessionRegistry(now, (client) => {
     metrics.revocationDisconnects.inc({ reason: 'expired' });
     logger.info({ client: client.id }, 'certificate expired: session closed');
+    markSessionEnd(client, 'expired');
     client.close();
   });
   const aclFreshness = new AclFreshness(ctx, aedes);
@@ -76,6 +79,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (!peer || issuedByPinnedIssuer(peer, ctx.trustedIssuers)) return false;
     metrics.revocationDisconnects.inc({ reason: 'issuer_not_trusted' });
     logger.info({ client: client.id, serial: peer.serial, issuerKeyId: peer.authorityKeyId }, 'issuer no longer in the trust bundle: session closed');
+    markSessionEnd(client, 'revoked');
     client.close();
     return true;
   };
@@ -96,6 +100,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     if (client) tally.in++;
   });
   aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
+  // After the 'client' handler above: a session it closes is never announced.
+  const presence = announcePresence(aedes, ctx);
   aedes.on('connectionError', (client, err) => {
     if (!/connect did not arrive/i.test(err.message)) return void logger.debug({ client: client?.id, err: err.message }, 'connection error');
     metrics.connectTimeouts.inc();
@@ -126,6 +132,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         aedes,
         listeners,
         sessions,
+        presence,
         cluster,
         stopWatching: () => {
           reloads.unwatch();
