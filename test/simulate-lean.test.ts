@@ -218,8 +218,8 @@ describe('tlsfleet simulate with lean devices', () => {
     expect(res.rampDevicesPerSecond).toBeGreaterThan(0);
     expect(res.revocationToCloseMs).toBeGreaterThan(0);
     expect(res.revocationToCloseMs).toBeLessThan(10_000);
-    expect(r.stderr).toMatch(/simulator \(lean devices\) at steady state: [\d.]+ KiB RSS per device/);
-    expect(r.stderr).toMatch(/revocation probe: session closed [\d.]+ s after the revoke request/);
+    expect(r.stdout).toMatch(/simulator \(lean devices\) at steady state: [\d.]+ KiB RSS per device/);
+    expect(r.stdout).toMatch(/revocation probe: session closed [\d.]+ s after the revoke request/);
     expect(s.events.map((e) => e.label)).toContain('probe device revoked');
   });
 

@@ -7,7 +7,7 @@ import { enrollWithStore, FileCredentialStore } from '@tlsfleet/device-sdk';
 import { AdminClient } from './admin-client.js';
 import { ErrorTally } from './error-tally.js';
 import type { FleetConfig } from './fleet-config.js';
-import { ensureFdLimit, loopbackSources, scaleLines, startRevocationProbe, type RevocationProbe } from './fleet-scale.js';
+import { ensureFdLimit, loopbackSources, startRevocationProbe, type RevocationProbe } from './fleet-scale.js';
 import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
 import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
 import { bucketize, LatencyHistogram } from './latency-histogram.js';
@@ -341,7 +341,6 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const verdicts = scenario.verdicts(ctx, partial);
     const summary: FleetSummary = { ...partial, scenario: { name: config.scenario, pass: verdicts.every((v) => v.pass), verdicts } };
     if (config.reportDir !== undefined) await writeReport(config.reportDir, summary);
-    for (const line of scaleLines(summary)) out.write(line + '\n');
     return summary;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
