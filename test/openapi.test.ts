@@ -260,6 +260,14 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     expectCode(await call('GET', '/v1/audit', { headers: { authorization: 'Bearer wrong' } }), 'forbidden');
   });
 
+  it('GET /v1/webhooks/deliveries: each status, refusals', async () => {
+    for (const status of ['failing', 'pending', 'delivered']) expect((await call('GET', `/v1/webhooks/deliveries?status=${status}`, { headers: admin() })).status).toBe(200);
+    expect((await call('GET', '/v1/webhooks/deliveries?limit=5', { headers: admin() })).json()).toEqual({ items: [] });
+    expectCode(await call('GET', '/v1/webhooks/deliveries?status=lost', { headers: admin() }), 'invalid_request');
+    expectCode(await call('GET', '/v1/webhooks/deliveries', { headers: { authorization: 'Bearer wrong' } }), 'forbidden');
+    expectCode(await call('GET', '/v1/webhooks/deliveries'), 'unauthorized');
+  });
+
   it('a client with a request open is rate-limited (429 + Retry-After); a body that never arrives is 408 request_timeout', async () => {
     const body = Buffer.from(JSON.stringify({ token: 'tf_' + 'A'.repeat(30), csr: 'x'.repeat(500) }));
     const upload = await startPartialUpload(env.url, { ca: env.ca, path: '/v1/enroll', body, sentBytes: 10, localAddress: RATE_PROBE_ADDRESS });

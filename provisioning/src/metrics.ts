@@ -115,6 +115,23 @@ export class ProvisioningMetrics {
     registers: [this.registry],
   });
 
+  readonly webhookDeliveries = new Counter({
+    name: 'tlsfleet_provisioning_webhook_deliveries_total',
+    help: 'Webhook delivery attempts (--webhook) by result: delivered (2xx), status (another status), timeout, connection, too_large. Every failure is retried.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookBacklog = new Gauge({
+    name: 'tlsfleet_provisioning_webhook_backlog',
+    help: 'Webhook deliveries not yet done (all receivers, all instances), as of the last delivery round.',
+    registers: [this.registry],
+  });
+  readonly webhookFailing = new Gauge({
+    name: 'tlsfleet_provisioning_webhook_failing',
+    help: 'Webhook deliveries not yet done that failed at least once, as of the last delivery round.',
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });
   /** Unset until startProvisioning sets it: the gauges below then report nothing. */
   expiry: ExpirySources | undefined;

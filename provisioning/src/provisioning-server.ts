@@ -18,6 +18,7 @@ import { DEFAULT_RETENTION_MS, RetentionPruner } from './retention-pruner.js';
 import { crlUrlOf } from './public-url.js';
 import type { Store } from './storage/store.js';
 import { enrollHook, type EnrollHookOptions } from './hooks/enroll-hook.js';
+import { WebhookDeliverer, type WebhookOptions } from './webhooks/deliverer.js';
 
 export interface ProvisioningOptions {
   dataDir: string;
@@ -49,6 +50,8 @@ export interface ProvisioningOptions {
   metricsPort?: number;
   /** `--enroll-hook` (and `--hook-ca`): asked before each new enrollment is issued; default none. */
   enrollHook?: EnrollHookOptions;
+  /** `--webhook` (repeatable), `--webhook-secret-file`, `--hook-ca`: where enrolled, renewed and revoked events go; default none. */
+  webhooks?: WebhookOptions;
   logger?: Logger;
 }
 
@@ -77,6 +80,8 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const store =
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
   if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
+  // Without receivers it still runs: it drops the events no one is configured to receive.
+  const deliverer = new WebhookDeliverer(store.outbox(), opts.webhooks ?? { urls: [] }, logger, metrics);
   const crlDistributionPoint = opts.publicUrl === undefined ? undefined : crlUrlOf(opts.publicUrl);
   const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint, approveEnrollment });
   const crlPublisher = crlFilesOf(dataDir, authority, logger);
@@ -144,6 +149,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     onError: (err) => logger.warn({ err }, 'retention sweep failed; the next one retries'),
   }) : undefined;
   pruner?.start();
+  deliverer.start();
   const { port } = server.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -161,6 +167,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       await metricsServer?.close();
       await crlPublisher.stop();
       await pruner?.stop();
+      await deliverer.stop();
       await store.close();
       logger.info('provisioning stopped');
     })());

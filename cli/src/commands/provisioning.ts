@@ -1,5 +1,5 @@
 import { parseDurationMs } from '@tlsfleet/common';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { crlUrlOf, hookTarget, startProvisioning } from '@tlsfleet/provisioning';
 import { duration, port, positiveInt, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
@@ -19,6 +19,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
   const maxInFlight = positiveInt(f['max-inflight'], '--max-inflight', 64);
   const renewalReserve = positiveInt(f['renewal-reserve'], '--renewal-reserve', Math.floor(maxInFlight / 4), 0);
   if (renewalReserve >= maxInFlight) throw new UsageError(`--renewal-reserve must be below --max-inflight (${maxInFlight}), so enrollments keep a place`);
+  const hookCa = f['hook-ca'] === undefined ? undefined : readCaFile(f['hook-ca']);
   // Handlers first: a SIGTERM that arrives as soon as we say we listen must still drain.
   const signalled = untilSignal();
   const running = await startProvisioning({
@@ -41,7 +42,8 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     metricsPort: f['metrics-port'] === undefined ? undefined : port(f['metrics-port'], '--metrics-port', 0),
     publicUrl: publicUrl(f['public-url']),
     retentionMs: retention(f.retention),
-    enrollHook: enrollHook(f['enroll-hook'], f['hook-ca']),
+    enrollHook: enrollHook(f['enroll-hook'], hookCa),
+    webhooks: webhooks(f.webhook ?? [], f['webhook-secret-file'], hookCa),
     logger,
   });
   await signalled;
@@ -61,15 +63,30 @@ function publicUrl(value: string | undefined): string | undefined {
 }
 
 /** `--enroll-hook URL` with `--hook-ca FILE`; the URL is checked here so a bad one is a usage error. */
-function enrollHook(url: string | undefined, caFile: string | undefined): { url: string; ca?: string } | undefined {
-  const ca = caFile === undefined ? undefined : readCaFile(caFile);
+function enrollHook(url: string | undefined, ca: string | undefined): { url: string; ca?: string } | undefined {
   if (url === undefined) return undefined;
+  checkHookUrl(url, '--enroll-hook', ca);
+  return { url, ca };
+}
+
+/** `--webhook URL`... with `--webhook-secret-file FILE` (owner-only, like every secret file) and `--hook-ca FILE`. */
+function webhooks(urls: readonly string[], secretFile: string | undefined, ca: string | undefined): { urls: readonly string[]; secret?: string; ca?: string } | undefined {
+  if (secretFile !== undefined && urls.length === 0) throw new UsageError('--webhook-secret-file needs at least one --webhook URL');
+  if (urls.length === 0) return undefined;
+  for (const url of urls) checkHookUrl(url, '--webhook', ca);
+  if (new Set(urls).size !== urls.length) throw new UsageError('--webhook: the same URL is given twice');
+  if (secretFile === undefined) return { urls, ca };
+  const mode = statSync(secretFile, { throwIfNoEntry: false })?.mode;
+  if (mode !== undefined && (mode & 0o077) !== 0) throw new UsageError(`--webhook-secret-file ${secretFile} is readable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 ${secretFile}`);
+  return { urls, secret: readSecretFile(secretFile, '--webhook-secret-file'), ca };
+}
+
+function checkHookUrl(url: string, flag: string, ca: string | undefined): void {
   try {
-    hookTarget(url, '--enroll-hook', ca);
+    hookTarget(url, flag, ca).agent.destroy();
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { url, ca };
 }
 
 function readCaFile(path: string): string {

@@ -1,4 +1,5 @@
 import { ADMIN_SCALE_MIGRATION } from './sqlite-migrations.js';
+import { POSTGRES_OUTBOX_MIGRATION } from '../webhooks/outbox-migrations.js';
 
 /**
  * Versioned schema of the PostgreSQL store: migration N, once applied, is row N of
@@ -69,6 +70,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `INSERT INTO counters (name, value)
      SELECT 'crl_number', CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM crl_number;
    DROP SEQUENCE crl_number;`,
+  POSTGRES_OUTBOX_MIGRATION,
 ];
 
 /** Where applied versions are recorded; created by the first start, outside the numbered list. */

@@ -8,6 +8,8 @@ import { kindClash } from './kind-clash.js';
 import { POSTGRES_MIGRATION_LOCK, POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE } from './postgres-migrations.js';
 import { COUNT_EXPIRING } from './expiring-query.js';
 import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
+import { PostgresOutbox } from '../webhooks/postgres-outbox.js';
+import type { WebhookOutbox } from '../webhooks/outbox.js';
 
 const INSERT_CERTIFICATE = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
@@ -50,6 +52,7 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private closing: Promise<void> | undefined;
+  private webhookOutbox: PostgresOutbox | undefined;
 
   private constructor(pool: pg.Pool) {
     this.pool = pool;
@@ -280,6 +283,10 @@ export class PostgresStore implements Store {
     const certificates = await this.pool.query(`DELETE FROM certificates WHERE serial IN (${PRUNABLE_CERTIFICATES})`, [cutoff, batch]);
     const tokens = await this.pool.query(`DELETE FROM tokens WHERE hash IN (${PRUNABLE_TOKENS})`, [cutoff, batch]);
     return { certificates: certificates.rowCount ?? 0, tokens: tokens.rowCount ?? 0 };
+  }
+
+  outbox(): WebhookOutbox {
+    return (this.webhookOutbox ??= new PostgresOutbox(this.pool));
   }
 
   async ping(): Promise<void> {

@@ -1,3 +1,5 @@
+import { SQLITE_OUTBOX_MIGRATION } from '../webhooks/outbox-migrations.js';
+
 /**
  * Admin API at fleet scale (issue 20): per-certificate revocation reasons (RFC 5280 §5.3.1),
  * the reason in the audit trail, and the indexes retention's batched deletes walk. The same
@@ -70,4 +72,5 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    UPDATE devices SET current_serial =
      (SELECT serial FROM certificates c WHERE c.subject = devices.id ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1);`,
   ADMIN_SCALE_MIGRATION,
+  SQLITE_OUTBOX_MIGRATION,
 ];

@@ -7,6 +7,8 @@ import { auditPageQuery, devicePageQuery, forSqlite, LISTING_COLUMNS, PRUNABLE_C
 import { createPrivateFile } from './private-file.js';
 import { kindClash } from './kind-clash.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+import { SqliteOutbox } from '../webhooks/sqlite-outbox.js';
+import type { WebhookOutbox } from '../webhooks/outbox.js';
 import { COUNT_EXPIRING } from './expiring-query.js';
 import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
 
@@ -19,6 +21,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmt;
   private readonly prepared = new Map<string, Database.Statement>();
+  private webhookOutbox: SqliteOutbox | undefined;
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -221,6 +224,10 @@ export class SqliteStore implements Store {
 
   async countExpiring(now: number, before: number): Promise<number> {
     return Number((this.db.prepare(COUNT_EXPIRING.replace(/\$\d/g, '?')).get(now, before) as Row).n);
+  }
+
+  outbox(): WebhookOutbox {
+    return (this.webhookOutbox ??= new SqliteOutbox(this.db));
   }
 
   async ping(): Promise<void> {
