@@ -81,7 +81,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     opts.store ?? (await openStore(opts.storeUrl, dataDir.path('database'), { onError: (err) => logger.warn({ err }, 'idle store connection failed') }));
   if (!opts.store) logger.info({ store: describeStore(opts.storeUrl) }, 'store open');
   // Without receivers it still runs: it drops the events no one is configured to receive.
-  const deliverer = new WebhookDeliverer(store.outbox(), opts.webhooks ?? { urls: [] }, logger, metrics);
+  const deliverer = new WebhookDeliverer(store.outbox(), { retentionMs: opts.retentionMs, ...(opts.webhooks ?? { urls: [] }) }, logger, metrics);
   const crlDistributionPoint = opts.publicUrl === undefined ? undefined : crlUrlOf(opts.publicUrl);
   const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint, approveEnrollment });
   const crlPublisher = crlFilesOf(dataDir, authority, logger);

@@ -20,7 +20,12 @@ export interface WebhookOptions {
   timeoutMs?: number;
   /** Deliveries sent at once by one instance; default 16. */
   batch?: number;
+  /** `--retention`: delivered deliveries and their events older than this go, ms; 0 keeps them. Default 90 days. */
+  retentionMs?: number;
 }
+
+/** Retention runs at most this often, ms. */
+const PRUNE_EVERY_MS = 600_000;
 
 /** The header carrying `sha256=<hex HMAC-SHA256 of the raw body>`. */
 export const SIGNATURE_HEADER = 'x-tlsfleet-signature';
@@ -59,6 +64,7 @@ export class WebhookDeliverer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private prunedAt = 0;
 
   constructor(
     private readonly outbox: WebhookOutbox,
@@ -106,6 +112,12 @@ export class WebhookDeliverer {
     const leaseUntil = now + this.timeoutMs * 3;
     const claimed = this.targets.size === 0 ? [] : await this.outbox.claim(this.owner, now, leaseUntil, this.batch);
     await Promise.all(claimed.map((d) => this.deliver(d)));
+    const retentionMs = this.opts.retentionMs ?? 90 * 86_400_000;
+    if (retentionMs > 0 && now - this.prunedAt >= PRUNE_EVERY_MS) {
+      this.prunedAt = now;
+      const pruned = await this.outbox.prune(now - retentionMs, 1_000);
+      if (pruned > 0) this.logger.info({ rows: pruned, retentionMs }, 'webhook outbox pruned');
+    }
     const backlog = await this.outbox.backlog();
     this.metrics.webhookBacklog.set(backlog.pending);
     this.metrics.webhookFailing.set(backlog.failing);
@@ -143,11 +155,19 @@ export class WebhookDeliverer {
     this.logger.warn({ endpoint: where, event: d.event.id, type: d.event.type, device: d.event.device, attempts: d.attempts, result, reason: error, retryAt: new Date(nextAt).toISOString() }, 'webhook delivery failed; will retry');
   }
 
-  /** Capped exponential backoff with equal jitter: half the step fixed, half random. */
   private backoff(attempts: number): number {
-    const step = Math.min(this.capMs, this.baseMs * 2 ** Math.min(30, attempts - 1));
-    return Math.round(step / 2 + Math.random() * (step / 2));
+    return retryDelay(attempts, this.baseMs, this.capMs);
   }
+}
+
+/**
+ * The wait after the `attempts`-th failure: `baseMs` doubled for each earlier failure, at
+ * most `capMs`, with equal jitter (half the step fixed, half random), so deliveries that
+ * failed together do not all come back together.
+ */
+export function retryDelay(attempts: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const step = Math.min(capMs, baseMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
+  return Math.round(step / 2 + random() * (step / 2));
 }
 
 /** A receiver as logs and the admin API show it: scheme, host and path, no query. */

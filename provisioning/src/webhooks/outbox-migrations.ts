@@ -96,3 +96,10 @@ export const LISTINGS = {
   failing: 'd.delivered_at IS NULL AND d.attempts > 0 ORDER BY d.event_seq, d.endpoint',
   delivered: 'd.delivered_at IS NOT NULL ORDER BY d.delivered_at DESC, d.event_seq DESC',
 } as const;
+
+/** Retention of the outbox, both dialects (`$1` cutoff, `$2` batch): delivered deliveries, then events none waits for. */
+export const PRUNE_DELIVERED = `DELETE FROM webhook_deliveries WHERE (event_seq, endpoint) IN
+  (SELECT event_seq, endpoint FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND delivered_at < $1 LIMIT $2)`;
+export const PRUNE_EVENTS = `DELETE FROM webhook_events WHERE seq IN
+  (SELECT e.seq FROM webhook_events e WHERE e.fanned_at IS NOT NULL AND e.at < $1
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = e.seq) LIMIT $2)`;

@@ -58,6 +58,11 @@ export interface WebhookOutbox {
   failed(seq: number, endpoint: string, owner: string, now: number, nextAt: number, status: number | undefined, error: string): Promise<void>;
   /** Deliveries by status: pending and failing oldest first, delivered newest first. */
   list(status: DeliveryStatus, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * Retention: deletes at most `batch` deliveries delivered before `cutoff`, then at most
+   * `batch` events recorded before it that have no delivery left. Returns how many rows went.
+   */
+  prune(cutoff: number, batch: number): Promise<number>;
   /** Deliveries not yet done, and how many of them have failed at least once. */
   backlog(): Promise<{ pending: number; failing: number }>;
 }

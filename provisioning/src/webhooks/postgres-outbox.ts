@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Row } from '../storage/store-rows.js';
-import { CLAIMABLE, LISTINGS } from './outbox-migrations.js';
+import { CLAIMABLE, LISTINGS, PRUNE_DELIVERED, PRUNE_EVENTS } from './outbox-migrations.js';
 import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, WebhookOutbox } from './outbox.js';
 import { DELIVERY_COLUMNS, deliveryFromRow, eventFromRow, shortError } from './outbox-rows.js';
 
@@ -79,6 +79,12 @@ export class PostgresOutbox implements WebhookOutbox {
       [limit],
     );
     return rows.map(deliveryFromRow);
+  }
+
+  async prune(cutoff: number, batch: number): Promise<number> {
+    let n = 0;
+    for (const text of [PRUNE_DELIVERED, PRUNE_EVENTS]) n += (await this.pool.query(text, [cutoff, batch])).rowCount ?? 0;
+    return n;
   }
 
   async backlog(): Promise<{ pending: number; failing: number }> {

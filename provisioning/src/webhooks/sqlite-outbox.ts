@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { forSqlite } from '../storage/admin-queries.js';
 import type { Row } from '../storage/store-rows.js';
-import { CLAIMABLE, LISTINGS } from './outbox-migrations.js';
+import { CLAIMABLE, LISTINGS, PRUNE_DELIVERED, PRUNE_EVENTS } from './outbox-migrations.js';
 import type { ClaimedDelivery, DeliveryRecord, DeliveryStatus, WebhookOutbox } from './outbox.js';
 import { DELIVERY_COLUMNS, deliveryFromRow, eventFromRow, shortError } from './outbox-rows.js';
 
@@ -57,6 +57,15 @@ export class SqliteOutbox implements WebhookOutbox {
   async list(status: DeliveryStatus, limit: number): Promise<DeliveryRecord[]> {
     const rows = this.db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq WHERE ${LISTINGS[status]} LIMIT ?`).all(limit) as Row[];
     return rows.map(deliveryFromRow);
+  }
+
+  async prune(cutoff: number, batch: number): Promise<number> {
+    return this.db.transaction(() =>
+      [PRUNE_DELIVERED, PRUNE_EVENTS].reduce((n, text) => {
+        const q = forSqlite({ text, params: [cutoff, batch] });
+        return n + this.db.prepare(q.text).run(...q.params).changes;
+      }, 0),
+    ).immediate();
   }
 
   async backlog(): Promise<{ pending: number; failing: number }> {
