@@ -102,6 +102,23 @@ describe('presence events from one broker', () => {
     expect((await presence(box, 'disconnected', 'pr-7')).reason).toBe('expired');
   });
 
+  it('flags an identity taken over from another address as shared, and not one back from its own address', async () => {
+    const dev = await env.enroll('pr-9');
+    const before = await metric(env.healthUrl, 'tlsfleet_broker_shared_identity_total');
+    await connect(dev, { localAddress: '127.0.0.1' });
+    await presence(box, 'connected', 'pr-9');
+    const again = await connect(dev, { localAddress: '127.0.0.1' });
+    await within(box.next(() => count(box, 'connected', 'pr-9') === 2), 10_000, 'the second session');
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_shared_identity_total')).toBe(before);
+    const clone = await connect(dev, { localAddress: '127.0.0.2' });
+    const third = await within(box.next((m) => m.topic === '$tlsfleet/events/connected/pr-9' && count(box, 'connected', 'pr-9') === 3), 10_000, 'the clone\'s session');
+    expect(JSON.parse(third.payload)).toMatchObject({ address: '127.0.0.2' });
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_shared_identity_total')).toBe(before + 1);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_shared_identities')).toBeGreaterThanOrEqual(1);
+    expect(env.broker.output()).toMatch(/"client":"pr-9","address":"127.0.0.2","previousAddress":"127.0.0.1".*shared or cloned certificate/);
+    for (const c of [again, clone]) c.end(true);
+  });
+
   it('never lets a device subscribe to or publish presence events, and counts what it published', async () => {
     const dev = await connect(await env.enroll('pr-8'));
     expect(await grantedQos(dev, '$tlsfleet/events/#')).toBe(128);
@@ -112,7 +129,9 @@ describe('presence events from one broker', () => {
     await within(closed, 10_000, 'the forger closed');
     expect(count(box, 'connected', 'someone')).toBe(0);
     expect(await metric(env.healthUrl, 'tlsfleet_broker_presence_events_total', { type: 'connected', reason: '' })).toBeGreaterThanOrEqual(8);
-    expect(await metric(env.healthUrl, 'tlsfleet_broker_presence_events_total', { type: 'disconnected', reason: 'takeover' })).toBe(1);
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_presence_events_total', { type: 'disconnected', reason: 'takeover' })).toBe(3);
+    // Every session revoked or expired above was closed: none is live with such a certificate.
+    expect(await metric(env.healthUrl, 'tlsfleet_broker_revoked_sessions')).toBe(0);
   });
 });
 

@@ -2,6 +2,7 @@ import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { BrokerContext } from '../server/broker-context.js';
 import { guardOf } from '../server/connection-guard.js';
 import { markSessionEnd, sessionEndReason, type SessionEndReason } from './session-end.js';
+import { SharedIdentityWatch } from './shared-identity.js';
 
 /** Presence events go under this prefix; devices can never read or publish there (common/src/acl.ts). */
 export const PRESENCE_TOPIC_PREFIX = '$tlsfleet/events/';
@@ -27,6 +28,11 @@ export interface PresenceEvent {
  */
 export function announcePresence(aedes: Aedes, ctx: BrokerContext): Presence {
   const announced = new Set<Client>();
+  const shared = new SharedIdentityWatch(ctx.now, ({ id, address, previousAddress }) => {
+    ctx.metrics.sharedIdentityEvents.inc();
+    ctx.logger.warn({ client: id, address, previousAddress }, 'identity used from two addresses within a minute: a shared or cloned certificate?');
+  });
+  ctx.metrics.sharedIdentityCount = () => shared.sharedCount();
   const publish = (event: PresenceEvent) =>
     new Promise<void>((resolve) => {
       ctx.metrics.presenceEvents.inc({ type: event.type, reason: event.reason ?? '' });
@@ -46,14 +52,17 @@ export function announcePresence(aedes: Aedes, ctx: BrokerContext): Presence {
   aedes.on('client', (client) => {
     if (client.closed) return;
     announced.add(client);
+    shared.sessionStarted(client.id, guardOf(client.conn)?.clientAddress);
     void publish(event('connected', client));
   });
   aedes.on('clientDisconnect', (client) => {
     if (!announced.delete(client)) return;
+    shared.sessionEnded(client.id, guardOf(client.conn)?.clientAddress);
     void publish(event('disconnected', client, sessionEndReason(client)));
   });
   return {
     async shutdown() {
+      shared.close();
       const ending = [...announced];
       announced.clear();
       await Promise.all(ending.map((client) => publish(event('disconnected', client, 'shutdown'))));

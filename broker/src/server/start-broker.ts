@@ -7,6 +7,7 @@ import { redactRedisUrl, redisCluster, type RedisCluster } from '../cluster/redi
 import { authorizeForward, authorizePublish, authorizeSubscribe } from '../hooks/authorize.js';
 import { authenticate, preConnect } from '../hooks/connect-steps.js';
 import { issuedByPinnedIssuer } from '../trust/issuer-pinning.js';
+import { isLive } from '../acl/decide.js';
 import type { BrokerContext } from './broker-context.js';
 import { guardOf } from './connection-guard.js';
 import { connectionLog } from './connection-log.js';
@@ -102,6 +103,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   aedes.on('clientError', (client, err) => logger.debug({ client: client?.id, err: err.message }, 'client error'));
   // After the 'client' handler above: a session it closes is never announced.
   const presence = announcePresence(aedes, ctx);
+  metrics.liveUntrusted = () => sessions.clients().filter((client) => {
+    const guard = guardOf(client.conn);
+    return guard !== undefined && !isLive(ctx, guard);
+  }).length;
   aedes.on('connectionError', (client, err) => {
     if (!/connect did not arrive/i.test(err.message)) return void logger.debug({ client: client?.id, err: err.message }, 'connection error');
     metrics.connectTimeouts.inc();
