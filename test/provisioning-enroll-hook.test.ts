@@ -11,6 +11,7 @@ import { postJson, request } from './harness/https-client.js';
 import { json, receiverPki, startReceiver, type Answer, type Receiver } from './harness/hook-receiver.js';
 import { mustOpenssl } from './harness/openssl-pki.js';
 import { tempDir } from './harness/temp-dir.js';
+import { startProvisioningEnv } from './harness/fleet-env.js';
 
 describe('provisioning --enroll-hook', () => {
   const tmp = tempDir('tlsfleet-hook-');
@@ -174,6 +175,36 @@ describe('provisioning --enroll-hook', () => {
       expect((await enroll(svc, t.token, await makeCsr(newKey()))).status).toBe(201);
       expect(hook!.received).toHaveLength(1);
     }, { ca: pki.caPem }, pki);
+  });
+
+  it('asks before EST simpleenroll too: a no is 403 and the token still works', async () => {
+    let verdict = false;
+    await withHook((_r, res) => json(res, 200, { allow: verdict }), async ({ svc, hook }) => {
+      const t = await token(svc);
+      const der = Buffer.from((await makeCsr(newKey())).replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      const est = () => request(`${svc.url}/.well-known/est/simpleenroll`, { ca, method: 'POST', body: der.toString('base64'), headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/pkcs10' } });
+      const no = await est();
+      expect(no.status).toBe(403);
+      verdict = true;
+      expect((await est()).status).toBe(200);
+      expect(hook!.received.map((r) => JSON.parse(r.raw).device)).toEqual([t.device, t.device]);
+    });
+  });
+
+  it('is wired from the command line: tlsfleet provisioning --enroll-hook', async () => {
+    const hook = await startReceiver((r, res) => json(res, 200, { allow: JSON.parse(r.raw).device === 'cli-yes' }));
+    const env = await startProvisioningEnv({ serviceArgs: ['--enroll-hook', hook.url] });
+    try {
+      const yes = await postJson(`${env.url}/v1/enroll`, { token: await env.token('cli-yes'), csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(yes.status).toBe(201);
+      const no = await postJson(`${env.url}/v1/enroll`, { token: await env.token('cli-no'), csr: await makeCsr(newKey()) }, { ca: env.ca });
+      expect(no.status).toBe(403);
+      expect(no.json().error.code).toBe('forbidden');
+      expect(hook.received).toHaveLength(2);
+    } finally {
+      await env.stop();
+      await hook.close();
+    }
   });
 
   it('refuses plain http to a non-loopback host at start', async () => {
