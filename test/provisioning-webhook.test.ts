@@ -113,6 +113,8 @@ describe('provisioning --webhook (SQLite)', () => {
         expect(Number.isNaN(Date.parse(e.at))).toBe(false);
       }
       expect(new Set(events.map((e) => e.id)).size).toBe(5);
+      // The receiver answered the last one; the service records it just after.
+      await pollUntil('five deliveries recorded', () => deliveries(svc, 'delivered'), (items) => items.length >= 5, 200);
       const metrics = (await request(`${svc.url}/metrics`, { ca })).text();
       expect(metrics).toMatch(/tlsfleet_provisioning_webhook_deliveries_total\{result="status"\} [1-9]/);
       expect(metrics).toMatch(/tlsfleet_provisioning_webhook_deliveries_total\{result="delivered"\} 5/);
@@ -131,14 +133,16 @@ describe('provisioning --webhook (SQLite)', () => {
     let svc = await start(hook.url, false);
     try {
       await enroll(svc, 'wh-restart');
-      const first = await hook.next();
+      await until(hook, () => hook.received.length >= 1);
+      const first = hook.received[0]!;
       // No secret: no signature header.
       expect(first.headers['x-tlsfleet-signature']).toBeUndefined();
       const id = (JSON.parse(first.raw) as Event).id;
       await svc.close(0);
       hold = false;
       svc = await start(hook.url, false);
-      const again = await hook.next();
+      await until(hook, () => hook.received.length >= 2);
+      const again = hook.received[1]!;
       expect((JSON.parse(again.raw) as Event).id).toBe(id);
       const delivered = await pollUntil('the interrupted event delivered', () => deliveries(svc, 'delivered'), (items) => items.some((d) => d.eventId === id), 200);
       expect(delivered.find((d) => d.eventId === id)).toMatchObject({ device: 'wh-restart', type: 'enrolled' });
