@@ -260,6 +260,15 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     expectCode(await call('GET', '/v1/audit', { headers: { authorization: 'Bearer wrong' } }), 'forbidden');
   });
 
+  it('GET /v1/audit/fleet: the audit, refusals', async () => {
+    const audit = await call('GET', '/v1/audit/fleet?expiringWithin=30d&limit=2', { headers: admin() });
+    expect(audit.status).toBe(200);
+    expect(audit.json().expiringWithinSeconds).toBe(30 * 86_400);
+    expectCode(await call('GET', '/v1/audit/fleet?expiringWithin=never', { headers: admin() }), 'invalid_request');
+    expectCode(await call('GET', '/v1/audit/fleet'), 'unauthorized');
+    expectCode(await call('GET', '/v1/audit/fleet', { headers: { authorization: 'Bearer wrong' } }), 'forbidden');
+  });
+
   it('GET /v1/webhooks/deliveries: each status, refusals', async () => {
     for (const status of ['failing', 'pending', 'delivered']) expect((await call('GET', `/v1/webhooks/deliveries?status=${status}`, { headers: admin() })).status).toBe(200);
     expect((await call('GET', '/v1/webhooks/deliveries?limit=5', { headers: admin() })).json()).toEqual({ items: [] });

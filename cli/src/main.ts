@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   token: async () => (await import('./commands/token.js')).tokenCommand,
   revoke: async () => (await import('./commands/revoke.js')).revokeCommand,
   audit: async () => (await import('./commands/audit.js')).auditCommand,
+  'audit-fleet': async () => (await import('./commands/audit-fleet.js')).auditFleetCommand,
   dev: async () => (await import('./commands/dev.js')).devCommand,
   device: async () => (await import('./commands/device.js')).deviceCommand,
   simulate: async () => (await import('./commands/simulate.js')).simulateCommand,

@@ -102,7 +102,7 @@ export class CrlPublisher {
     const stamp = await stampOf(this.path);
     if (stamp === 'absent') return undefined;
     if (this.known?.stamp === stamp) return this.known.number;
-    const number = crlNumberOf(await readFile(this.path).catch(() => Buffer.alloc(0)));
+    const number = publishedCrlNumber(await readFile(this.path).catch(() => Buffer.alloc(0)));
     this.known = number === undefined ? undefined : { number, stamp };
     return number;
   }
@@ -114,7 +114,8 @@ async function stampOf(path: string): Promise<string> {
   return s === undefined ? 'absent' : `${s.ino}:${s.size}:${s.mtimeNs}`;
 }
 
-function crlNumberOf(der: Buffer): bigint | undefined {
+/** The cRLNumber of a DER CRL (RFC 5280 §5.2.3); undefined when it has none or does not parse. */
+export function publishedCrlNumber(der: Buffer): bigint | undefined {
   try {
     const crl = pkijs.CertificateRevocationList.fromBER(der);
     // RFC 5280 §5.2.3: cRLNumber, a non-critical INTEGER extension.

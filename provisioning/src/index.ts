@@ -20,6 +20,9 @@ export type { Store } from './storage/store.js';
 export { crlUrlOf } from './public-url.js';
 export { DEFAULT_RETENTION_MS } from './retention-pruner.js';
 export { auditEntry } from './api/audit-route.js';
+export { fleetAudit, type FleetAuditReport, type Finding, type AuditedDevice } from './audit/fleet-report.js';
+export { fleetAuditWindowMs, FLEET_AUDIT_DEFAULTS } from './api/fleet-audit-route.js';
+export { publishedCrlNumber } from './crl-publisher.js';
 // The service's logger (pino, with secrets redacted).
 export { createLogger, LOG_LEVELS, LOG_REDACT_PATHS, type DestinationStream, type Logger, type LogLevel } from './logger.js';
 // An Authority over a data dir's intermediate CA and CRL files.

@@ -3,7 +3,7 @@ import { DEVICE_GROUP } from '@tlsfleet/device-sdk/agent-flags';
 import { BROKER } from './broker.js';
 import { CA_GROUP } from './ca.js';
 import { DEV } from './dev.js';
-import { AUDIT, INIT, REVOKE, TOKEN } from './offline-commands.js';
+import { AUDIT, AUDIT_FLEET, INIT, REVOKE, TOKEN } from './offline-commands.js';
 import { PROVISIONING } from './provisioning.js';
 import { SIMULATE } from './simulate.js';
 
@@ -17,7 +17,7 @@ export const COMPLETION_GROUP: CommandGroup = {
 };
 
 /** Every `tlsfleet` command, in the order `tlsfleet --help` lists them. */
-export const COMMAND_LIST: readonly (CommandDefinition | CommandGroup)[] = [INIT, PROVISIONING, BROKER, TOKEN, REVOKE, AUDIT, DEVICE_GROUP, SIMULATE, DEV, CA_GROUP, COMPLETION_GROUP];
+export const COMMAND_LIST: readonly (CommandDefinition | CommandGroup)[] = [INIT, PROVISIONING, BROKER, TOKEN, REVOKE, AUDIT, AUDIT_FLEET, DEVICE_GROUP, SIMULATE, DEV, CA_GROUP, COMPLETION_GROUP];
 
 export function isGroup(c: CommandDefinition | CommandGroup): c is CommandGroup {
   return 'subcommands' in c;

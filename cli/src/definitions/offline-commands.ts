@@ -46,3 +46,16 @@ export const AUDIT = defineCommand({
     ...STORE_FLAGS,
   },
 });
+
+export const AUDIT_FLEET = defineCommand({
+  name: 'audit-fleet',
+  summary: 'Audits the fleet: certificates expired, expiring or past their renewal point, tokens outstanding (from the store), and each broker\'s revoked sessions, shared identities and CRL (from its /metrics). Prints JSON; exit 1 when something needs action.',
+  flags: {
+    'data-dir': DATA_DIR,
+    'expiring-within': { type: 'string', value: 'DURATION', help: 'how far ahead a certificate counts as expiring', default: '7d', check: checks.durationSeconds },
+    limit: { type: 'string', value: 'N', help: 'devices listed per finding (the counts are always whole)', default: '100', check: checks.wholeNumber(0) },
+    'broker-metrics': { type: 'string', value: 'URL', help: "a broker's metrics URL (http://HOST:HEALTH_PORT/metrics); repeat for every instance", multiple: true },
+    ...STORE_FLAGS,
+  },
+  notes: ['Exit status: 0 nothing needs action; 1 a device is past its renewal point, a revoked or expired certificate holds a session, an identity was used from two addresses, a broker enforces an older CRL than the data dir\'s, or a broker did not answer.'],
+});

@@ -9,6 +9,7 @@ import { getDeviceRoute, listDevicesRoute } from './devices-route.js';
 import { revokeRoute } from './revoke-route.js';
 import { certificateRevokeRoute } from './certificate-revoke-route.js';
 import { auditRoute } from './audit-route.js';
+import { fleetAuditRoute } from './fleet-audit-route.js';
 import { webhookDeliveriesRoute } from './webhooks-route.js';
 import { caRoute, crlRoute, previousCrlRoute, healthzRoute, metricsRoute, readyzRoute } from './public-routes.js';
 import { estCacertsRoute, estSimpleEnrollRoute, estSimpleReenrollRoute } from '../est/est-routes.js';
@@ -35,6 +36,7 @@ export function routes(ctx: ApiContext): Router {
   r.post('/v1/devices/:id/revoke', admin, revokeRoute);
   r.post('/v1/certificates/:serial/revoke', admin, json, certificateRevokeRoute);
   r.get('/v1/audit', admin, auditRoute);
+  r.get('/v1/audit/fleet', admin, fleetAuditRoute);
   r.get('/v1/webhooks/deliveries', admin, webhookDeliveriesRoute);
   r.get('/v1/crl', crlRoute);
   r.get('/v1/crl/previous', previousCrlRoute);

@@ -7,6 +7,7 @@ import { auditPageQuery, devicePageQuery, LISTING_COLUMNS, PRUNABLE_CERTIFICATES
 import { kindClash } from './kind-clash.js';
 import { POSTGRES_MIGRATION_LOCK, POSTGRES_MIGRATIONS, POSTGRES_MIGRATIONS_TABLE } from './postgres-migrations.js';
 import { COUNT_EXPIRING } from './expiring-query.js';
+import { fleetAuditWith, type FleetAuditQuery, type FleetAuditRows } from './fleet-audit-queries.js';
 import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
 import { PostgresOutbox } from '../webhooks/postgres-outbox.js';
 import type { WebhookOutbox } from '../webhooks/outbox.js';
@@ -240,6 +241,10 @@ export class PostgresStore implements Store {
   async countExpiring(now: number, before: number): Promise<number> {
     const { rows } = await this.pool.query<Row>(COUNT_EXPIRING, [now, before]);
     return Number(rows[0]?.n);
+  }
+
+  async fleetAudit(query: FleetAuditQuery): Promise<FleetAuditRows> {
+    return fleetAuditWith(async (text, params) => (await this.pool.query<Row>(text, [...params])).rows, query);
   }
 
   async listDevicePage(q: DevicePageQuery): Promise<DeviceRecord[]> {

@@ -10,6 +10,7 @@ import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import { SqliteOutbox } from '../webhooks/sqlite-outbox.js';
 import type { WebhookOutbox } from '../webhooks/outbox.js';
 import { COUNT_EXPIRING } from './expiring-query.js';
+import { fleetAuditWith, type FleetAuditQuery, type FleetAuditRows } from './fleet-audit-queries.js';
 import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, listingFromRow, revokedFromRow, tokenFromRow, type Row } from './store-rows.js';
 
 /**
@@ -224,6 +225,10 @@ export class SqliteStore implements Store {
 
   async countExpiring(now: number, before: number): Promise<number> {
     return Number((this.db.prepare(COUNT_EXPIRING.replace(/\$\d/g, '?')).get(now, before) as Row).n);
+  }
+
+  async fleetAudit(query: FleetAuditQuery): Promise<FleetAuditRows> {
+    return fleetAuditWith(async (text, params) => this.run({ text, params: [...params] }) as Record<string, unknown>[], query);
   }
 
   outbox(): WebhookOutbox {

@@ -58,6 +58,24 @@ export function describeAdminStoreContract(current: () => Store): void {
       expect(await ids({ status: 'active', expiringBefore: 7_000 })).toEqual(['soon']);
     });
 
+    it('audits the fleet: current certificates expired, expiring and past their renewal point, tokens outstanding and expired', async () => {
+      // Issued at 1,500 (enroll above): the renewal point is 1,500 + two thirds of the rest.
+      await enroll('live', 'f1', 90_000);
+      await enroll('late', 'f2', 6_000); // renewal point 4,500: overdue at 5,000, expiring before 7,000
+      await enroll('dead', 'f3', 4_000); // expired at 5,000
+      await enroll('gone', 'f4', 6_000);
+      expect(await store.revokeCertificate('f4', 3_000, 'admin', 'keyCompromise')).toMatchObject({ outcome: 'revoked' });
+      await store.createToken({ hash: 'open', subject: 'next', kind: 'device', expiresAt: 9_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' });
+      await store.createToken({ hash: 'stale', subject: 'never', kind: 'device', expiresAt: 3_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' });
+      const audit = await store.fleetAudit({ now: 5_000, expiringBefore: 7_000, limit: 10 });
+      expect(audit.expired).toEqual({ count: 1, sample: [{ subject: 'dead', serial: 'f3', notBefore: 1_000, notAfter: 4_000, issuedAt: 1_500 }] });
+      expect(audit.expiring).toEqual({ count: 1, sample: [{ subject: 'late', serial: 'f2', notBefore: 1_000, notAfter: 6_000, issuedAt: 1_500 }] });
+      expect(audit.renewalOverdue).toEqual({ count: 1, sample: [{ subject: 'late', serial: 'f2', notBefore: 1_000, notAfter: 6_000, issuedAt: 1_500 }] });
+      expect(audit.tokens).toEqual({ outstanding: 1, expired: 1 });
+      const wide = await store.fleetAudit({ now: 5_000, expiringBefore: 100_000, limit: 0 });
+      expect([wide.expiring.count, wide.expiring.sample]).toEqual([2, []]);
+    });
+
     it('lists the certificates of a page without their PEMs', async () => {
       await enroll('p1', 'b1');
       await enroll('p2', 'b2');

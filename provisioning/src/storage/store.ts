@@ -1,4 +1,5 @@
 import type { WebhookOutbox } from '../webhooks/outbox.js';
+import type { FleetAuditQuery, FleetAuditRows } from './fleet-audit-queries.js';
 import type { TokenKind } from '@tlsfleet/common';
 
 /** Times are ms since the epoch throughout; serials are lower-case hex without leading zeros stripped. */
@@ -137,6 +138,8 @@ export interface Store {
   prune(cutoff: number, batch: number): Promise<PruneCount>;
   /** Devices whose current certificate is unrevoked and expires after `now` and at or before `before` (ms): the expiry gauges. */
   countExpiring(now: number, before: number): Promise<number>;
+  /** The fleet audit's counts and first devices per finding (audit/fleet-report.ts words them). */
+  fleetAudit(query: FleetAuditQuery): Promise<FleetAuditRows>;
   /** The webhook outbox kept in this store (events written by the store in the recording transaction). */
   outbox(): WebhookOutbox;
   /** Cheap round trip for /readyz. */

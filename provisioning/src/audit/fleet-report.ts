@@ -1,0 +1,58 @@
+import { renewAfterMs } from '@tlsfleet/common';
+import type { AuditedCertificate, FleetAuditRows } from '../storage/fleet-audit-queries.js';
+import type { Store } from '../storage/store.js';
+
+/** One device a finding lists: its current certificate. */
+export interface AuditedDevice {
+  device: string;
+  serial: string;
+  notAfter: string;
+  renewAfter: string;
+}
+
+export interface Finding {
+  /** All devices the finding holds for, however many are listed. */
+  count: number;
+  /** The first `limit` of them, soonest (or, for expired ones, latest) notAfter first. */
+  devices: AuditedDevice[];
+}
+
+/** GET /v1/audit/fleet and `tlsfleet audit-fleet`: what the store says about the fleet now. */
+export interface FleetAuditReport {
+  at: string;
+  /** The window `expiring` looked ahead, seconds. */
+  expiringWithinSeconds: number;
+  /** Current certificates, unrevoked, already past notAfter: the device is locked out until it enrolls again. */
+  expired: Finding;
+  /** Current certificates, unrevoked, expiring within the window. */
+  expiring: Finding;
+  /** Current certificates past their renewal point (two thirds of the lifetime) and not yet expired: the device has not renewed in time. */
+  renewalOverdue: Finding;
+  /** One-time tokens neither spent nor cancelled: still valid, or past their expiry. */
+  tokens: { outstanding: number; expired: number };
+}
+
+export interface FleetAuditOptions {
+  now: number;
+  expiringWithinMs: number;
+  /** Devices listed per finding. */
+  limit: number;
+}
+
+/** The fleet audit of `store` at `now`. */
+export async function fleetAudit(store: Store, o: FleetAuditOptions): Promise<FleetAuditReport> {
+  const rows: FleetAuditRows = await store.fleetAudit({ now: o.now, expiringBefore: o.now + o.expiringWithinMs, limit: o.limit });
+  const finding = (f: FleetAuditRows['expired']): Finding => ({ count: f.count, devices: f.sample.map(audited) });
+  return {
+    at: new Date(o.now).toISOString(),
+    expiringWithinSeconds: Math.round(o.expiringWithinMs / 1000),
+    expired: finding(rows.expired),
+    expiring: finding(rows.expiring),
+    renewalOverdue: finding(rows.renewalOverdue),
+    tokens: rows.tokens,
+  };
+}
+
+function audited(c: AuditedCertificate): AuditedDevice {
+  return { device: c.subject, serial: c.serial, notAfter: new Date(c.notAfter).toISOString(), renewAfter: new Date(renewAfterMs(c.notBefore, c.notAfter)).toISOString() };
+}

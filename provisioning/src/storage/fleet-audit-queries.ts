@@ -1,0 +1,78 @@
+/**
+ * The fleet audit's questions to the store, in SQL both stores run ($n placeholders; the
+ * SQLite store turns them into ?). "Current" is a device's current certificate
+ * (devices.current_serial): superseded certificates are meant to lapse and are not findings.
+ * Times are ms since the epoch; the renewal point mirrors renewAfterMs (two thirds of the
+ * lifetime from issuance), in integer arithmetic.
+ */
+const CURRENT = `FROM certificates c JOIN devices d ON d.id = c.subject AND d.current_serial = c.serial
+  WHERE c.revoked_at IS NULL`;
+const COLUMNS = 'SELECT c.subject, c.serial, c.not_before, c.not_after, c.issued_at';
+const EXPIRED = 'c.not_after <= $1';
+const EXPIRING = 'c.not_after > $1 AND c.not_after <= $2';
+const OVERDUE = 'c.not_after > $1 AND c.issued_at + (c.not_after - c.issued_at) * 2 / 3 < $1';
+
+export const FLEET_AUDIT_SQL = {
+  countExpired: `SELECT COUNT(*) AS n ${CURRENT} AND ${EXPIRED}`,
+  listExpired: `${COLUMNS} ${CURRENT} AND ${EXPIRED} ORDER BY c.not_after DESC, c.subject LIMIT $2`,
+  countExpiring: `SELECT COUNT(*) AS n ${CURRENT} AND ${EXPIRING}`,
+  listExpiring: `${COLUMNS} ${CURRENT} AND ${EXPIRING} ORDER BY c.not_after, c.subject LIMIT $3`,
+  countOverdue: `SELECT COUNT(*) AS n ${CURRENT} AND ${OVERDUE}`,
+  listOverdue: `${COLUMNS} ${CURRENT} AND ${OVERDUE} ORDER BY c.not_after, c.subject LIMIT $2`,
+  tokens: `SELECT
+      COALESCE(SUM(CASE WHEN expires_at > $1 THEN 1 ELSE 0 END), 0) AS outstanding,
+      COALESCE(SUM(CASE WHEN expires_at <= $1 THEN 1 ELSE 0 END), 0) AS expired
+    FROM tokens WHERE consumed_at IS NULL AND cancelled_at IS NULL`,
+} as const;
+
+/** One current certificate as the audit lists it (store units: ms). */
+export interface AuditedCertificate {
+  subject: string;
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+}
+
+/** What the store answers for a fleet audit; the report (audit/fleet-report.ts) words it. */
+export interface FleetAuditRows {
+  expired: { count: number; sample: AuditedCertificate[] };
+  expiring: { count: number; sample: AuditedCertificate[] };
+  renewalOverdue: { count: number; sample: AuditedCertificate[] };
+  tokens: { outstanding: number; expired: number };
+}
+
+export interface FleetAuditQuery {
+  now: number;
+  /** Certificates expiring after `now` and at or before this are "expiring", ms. */
+  expiringBefore: number;
+  /** Devices listed per finding (the counts are always whole). */
+  limit: number;
+}
+
+/** A row of the list queries, as either driver returns it (PostgreSQL's BIGINT as text). */
+export function auditedCertificate(row: Record<string, unknown>): AuditedCertificate {
+  return {
+    subject: String(row.subject),
+    serial: String(row.serial),
+    notBefore: Number(row.not_before),
+    notAfter: Number(row.not_after),
+    issuedAt: Number(row.issued_at),
+  };
+}
+
+/**
+ * Runs the audit with `run(sql, params)` (each store's own query call): the same
+ * statements, in the same order, on SQLite and PostgreSQL.
+ */
+export async function fleetAuditWith(run: (sql: string, params: readonly number[]) => Promise<Record<string, unknown>[]>, q: FleetAuditQuery): Promise<FleetAuditRows> {
+  const count = async (sql: string, params: readonly number[]) => Number((await run(sql, params))[0]?.n ?? 0);
+  const list = async (sql: string, params: readonly number[]) => (await run(sql, params)).map(auditedCertificate);
+  const [tokenRow] = await run(FLEET_AUDIT_SQL.tokens, [q.now]);
+  return {
+    expired: { count: await count(FLEET_AUDIT_SQL.countExpired, [q.now]), sample: await list(FLEET_AUDIT_SQL.listExpired, [q.now, q.limit]) },
+    expiring: { count: await count(FLEET_AUDIT_SQL.countExpiring, [q.now, q.expiringBefore]), sample: await list(FLEET_AUDIT_SQL.listExpiring, [q.now, q.expiringBefore, q.limit]) },
+    renewalOverdue: { count: await count(FLEET_AUDIT_SQL.countOverdue, [q.now]), sample: await list(FLEET_AUDIT_SQL.listOverdue, [q.now, q.limit]) },
+    tokens: { outstanding: Number(tokenRow?.outstanding ?? 0), expired: Number(tokenRow?.expired ?? 0) },
+  };
+}
