@@ -10,7 +10,7 @@ import { pollUntil } from './harness/poll.js';
 // `tlsfleet audit-fleet` reading the same store beside it plus the broker's /metrics.
 
 type Finding = { count: number; devices: { device: string; serial: string; notAfter: string; renewAfter: string }[] };
-type Report = { at: string; expiringWithinSeconds: number; expired: Finding; expiring: Finding; renewalOverdue: Finding; tokens: { outstanding: number; expired: number } };
+type Report = { at: string; expiringWithinSeconds: number; expired: Finding; expiring: Finding; renewalOverdue: Finding; retiredIntermediate: Finding & { activeIssuerKeyId: string; issuerUnknown: number }; tokens: { outstanding: number; expired: number } };
 type CliReport = Report & { publishedCrlNumber: string; brokers: { url: string; revokedSessions?: number; sharedIdentities?: number; crlNumber?: string; error?: string }[]; actions: string[] };
 
 describe('the fleet audit', () => {
@@ -43,6 +43,9 @@ describe('the fleet audit', () => {
     expect(code, stderr).toBe(0);
     expect(report.actions).toEqual([]);
     expect([report.expired.count, report.expiring.count, report.renewalOverdue.count]).toEqual([0, 0, 0]);
+    // Every certificate here was signed by the data dir's intermediate, which the store kept.
+    expect(report.retiredIntermediate).toMatchObject({ count: 0, issuerUnknown: 0 });
+    expect(report.retiredIntermediate.activeIssuerKeyId).toMatch(/^[0-9a-f]{40}$/);
     expect(report.brokers).toEqual([{ url: brokerMetrics, revokedSessions: 0, sharedIdentities: 0, crlNumber: report.publishedCrlNumber }]);
   });
 

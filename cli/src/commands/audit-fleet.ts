@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parseDurationMs } from '@tlsfleet/common';
+import { readFileSync } from 'node:fs';
+import { parseDurationMs, pemX509Certificates, subjectKeyId } from '@tlsfleet/common';
 import { DataDir, fleetAudit, openStore, publishedCrlNumber, type FleetAuditReport } from '@tlsfleet/provisioning';
 import { positiveInt, required } from '../args.js';
 import { resolveFlags } from '../config/resolve-flags.js';
@@ -29,7 +30,7 @@ export async function auditFleetCommand(argv: string[]): Promise<number> {
   const store = await openStore(storeUrlOf(f), dataDir.path('database'));
   let report: FleetAuditReport;
   try {
-    report = await fleetAudit(store, { now: Date.now(), expiringWithinMs, limit });
+    report = await fleetAudit(store, { now: Date.now(), expiringWithinMs, limit, activeIssuerKeyId: activeIssuerKeyId(dataDir) });
   } finally {
     await store.close();
   }
@@ -38,6 +39,14 @@ export async function auditFleetCommand(argv: string[]): Promise<number> {
   const output: FleetAuditOutput = { ...report, publishedCrlNumber: published?.toString(), brokers, actions: actionsOf(report, published, brokers) };
   process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
   return output.actions.length === 0 ? 0 : 1;
+}
+
+/** The key identifier of the data dir's signing intermediate (intermediate-ca.pem). */
+function activeIssuerKeyId(dataDir: DataDir): string {
+  const [intermediate] = pemX509Certificates(readFileSync(dataDir.path('intermediateCert'), 'utf8'));
+  const id = intermediate === undefined ? undefined : subjectKeyId(intermediate.raw);
+  if (id === undefined) throw new Error(`${dataDir.path('intermediateCert')} holds no CA certificate with a subject key identifier`);
+  return id;
 }
 
 function actionsOf(report: FleetAuditReport, published: bigint | undefined, brokers: readonly BrokerFindings[]): string[] {

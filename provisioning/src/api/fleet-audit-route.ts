@@ -18,7 +18,7 @@ export const fleetAuditRoute: RequestHandler = async (req, res) => {
   onlyParams(query, ['expiringWithin', 'limit']);
   const expiringWithinMs = fleetAuditWindowMs(queryParam(query, 'expiringWithin') ?? FLEET_AUDIT_DEFAULTS.expiringWithin);
   const limit = fleetAuditLimit(queryParam(query, 'limit'));
-  res.json(await fleetAudit(ctx.store, { now: Date.now(), expiringWithinMs, limit }));
+  res.json(await fleetAudit(ctx.store, { now: Date.now(), expiringWithinMs, limit, activeIssuerKeyId: ctx.authority.issuerKeyId }));
 };
 
 /** A duration such as `24h` or `30d`, from 1 s to ten years, or an invalid_request error. */

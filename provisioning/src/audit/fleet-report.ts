@@ -8,6 +8,8 @@ export interface AuditedDevice {
   serial: string;
   notAfter: string;
   renewAfter: string;
+  /** The CA key that signed it, for the retired-intermediate finding. */
+  issuerKeyId?: string;
 }
 
 export interface Finding {
@@ -28,12 +30,21 @@ export interface FleetAuditReport {
   expiring: Finding;
   /** Current certificates past their renewal point (two thirds of the lifetime) and not yet expired: the device has not renewed in time. */
   renewalOverdue: Finding;
+  /**
+   * Live current certificates signed by an intermediate that no longer signs (after a
+   * rotation): the device renews onto the new one by itself; retire the old intermediate only
+   * once this is 0. `issuerUnknown`: live certificates recorded before the store kept their
+   * signer (they renew onto a known one).
+   */
+  retiredIntermediate: Finding & { activeIssuerKeyId: string; issuerUnknown: number };
   /** One-time tokens neither spent nor cancelled: still valid, or past their expiry. */
   tokens: { outstanding: number; expired: number };
 }
 
 export interface FleetAuditOptions {
   now: number;
+  /** The key identifier of the intermediate that signs now (lower-case hex). */
+  activeIssuerKeyId: string;
   expiringWithinMs: number;
   /** Devices listed per finding. */
   limit: number;
@@ -41,7 +52,7 @@ export interface FleetAuditOptions {
 
 /** The fleet audit of `store` at `now`. */
 export async function fleetAudit(store: Store, o: FleetAuditOptions): Promise<FleetAuditReport> {
-  const rows: FleetAuditRows = await store.fleetAudit({ now: o.now, expiringBefore: o.now + o.expiringWithinMs, limit: o.limit });
+  const rows: FleetAuditRows = await store.fleetAudit({ now: o.now, expiringBefore: o.now + o.expiringWithinMs, limit: o.limit, activeIssuerKeyId: o.activeIssuerKeyId });
   const finding = (f: FleetAuditRows['expired']): Finding => ({ count: f.count, devices: f.sample.map(audited) });
   return {
     at: new Date(o.now).toISOString(),
@@ -49,10 +60,17 @@ export async function fleetAudit(store: Store, o: FleetAuditOptions): Promise<Fl
     expired: finding(rows.expired),
     expiring: finding(rows.expiring),
     renewalOverdue: finding(rows.renewalOverdue),
+    retiredIntermediate: { ...finding(rows.retiredIssuer), activeIssuerKeyId: o.activeIssuerKeyId, issuerUnknown: rows.retiredIssuer.unknown },
     tokens: rows.tokens,
   };
 }
 
 function audited(c: AuditedCertificate): AuditedDevice {
-  return { device: c.subject, serial: c.serial, notAfter: new Date(c.notAfter).toISOString(), renewAfter: new Date(renewAfterMs(c.notBefore, c.notAfter)).toISOString() };
+  return {
+    device: c.subject,
+    serial: c.serial,
+    notAfter: new Date(c.notAfter).toISOString(),
+    renewAfter: new Date(renewAfterMs(c.notBefore, c.notAfter)).toISOString(),
+    ...(c.issuerKeyId === undefined ? {} : { issuerKeyId: c.issuerKeyId }),
+  };
 }

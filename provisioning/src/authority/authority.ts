@@ -97,6 +97,8 @@ export class Authority {
   private readonly store: Store;
   private readonly signer: CaSigner;
   private readonly intermediatePem: string;
+  /** The signing intermediate's key identifier, lower-case hex: each certificate's AKI. */
+  readonly issuerKeyId: string;
   private readonly caBundlePem: string;
   private readonly now: () => number;
   private readonly crlValidityMs: number;
@@ -110,6 +112,7 @@ export class Authority {
     this.signer = opts.signer;
     this.trustDomain = opts.trustDomain;
     this.intermediatePem = opts.intermediatePem.trim() + '\n';
+    this.issuerKeyId = this.signer.keyIdentifier.toString('hex');
     this.caBundlePem = opts.caBundlePem;
     this.now = opts.now ?? Date.now;
     this.crlValidityMs = (opts.crlValiditySeconds ?? 86_400) * 1000;
@@ -309,6 +312,7 @@ export class Authority {
       notAfter: notAfter.getTime(),
       issuedAt: now,
       issuedBy: grant.actor,
+      issuerKeyId: this.issuerKeyId,
     };
   }
 

@@ -71,6 +71,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      SELECT 'crl_number', CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM crl_number;
    DROP SEQUENCE crl_number;`,
   POSTGRES_OUTBOX_MIGRATION,
+  // The fleet audit (issue 22): which CA key signed each certificate (its AKI, lower-case
+  // hex), so devices still on a retired intermediate are one indexed count. Certificates
+  // issued before this have NULL: the audit counts them apart.
+  `ALTER TABLE certificates ADD COLUMN issuer_key_id TEXT;
+   CREATE INDEX certificates_issuer_key_id ON certificates(issuer_key_id);`,
 ];
 
 /** Where applied versions are recorded; created by the first start, outside the numbered list. */

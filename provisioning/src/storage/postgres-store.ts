@@ -12,14 +12,14 @@ import { auditFromRow, auditRecordFromRow, certificateFromRow, deviceFromRow, li
 import { PostgresOutbox } from '../webhooks/postgres-outbox.js';
 import type { WebhookOutbox } from '../webhooks/outbox.js';
 
-const INSERT_CERTIFICATE = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
-const INSERT_RENEWAL = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, renewed_from)
+const INSERT_CERTIFICATE = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, issuer_key_id)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+const INSERT_RENEWAL = `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, issuer_key_id, renewed_from)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
 const INSERT_AUDIT = 'INSERT INTO audit (at, actor, action, subject, serial, not_after) VALUES ($1, $2, $3, $4, $5, $6)';
 
 function certificateParams(c: Enrollment['certificate']): unknown[] {
-  return [c.serial, c.subject, c.kind, c.spkiHash, c.pem, c.notBefore, c.notAfter, c.issuedAt, c.issuedBy];
+  return [c.serial, c.subject, c.kind, c.spkiHash, c.pem, c.notBefore, c.notAfter, c.issuedAt, c.issuedBy, c.issuerKeyId ?? null];
 }
 
 /** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and error messages. */

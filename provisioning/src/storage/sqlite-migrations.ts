@@ -73,4 +73,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      (SELECT serial FROM certificates c WHERE c.subject = devices.id ORDER BY c.issued_at DESC, c.rowid DESC LIMIT 1);`,
   ADMIN_SCALE_MIGRATION,
   SQLITE_OUTBOX_MIGRATION,
+  // The fleet audit (issue 22): which CA key signed each certificate (its AKI, lower-case
+  // hex), so devices still on a retired intermediate are one indexed count. Certificates
+  // issued before this have NULL: the audit counts them apart.
+  `ALTER TABLE certificates ADD COLUMN issuer_key_id TEXT;
+   CREATE INDEX certificates_issuer_key_id ON certificates(issuer_key_id);`,
 ];

@@ -45,14 +45,14 @@ export class SqliteStore implements Store {
       ),
       advanceLineage: db.prepare('UPDATE devices SET current_serial = ? WHERE id = ? AND current_serial = ?'),
       insertRenewal: db.prepare(
-        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, renewed_from)
-         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy, @renewedFrom)`,
+        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, renewed_from, issuer_key_id)
+         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy, @renewedFrom, @issuerKeyId)`,
       ),
       findRenewalsOf: db.prepare('SELECT * FROM certificates WHERE renewed_from = ? ORDER BY issued_at, serial'),
       cancelTokens: db.prepare('UPDATE tokens SET cancelled_at = ? WHERE subject = ? AND consumed_at IS NULL AND cancelled_at IS NULL'),
       insertCertificate: db.prepare(
-        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by)
-         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy)`,
+        `INSERT INTO certificates (serial, subject, kind, spki_hash, pem, not_before, not_after, issued_at, issued_by, issuer_key_id)
+         VALUES (@serial, @subject, @kind, @spkiHash, @pem, @notBefore, @notAfter, @issuedAt, @issuedBy, @issuerKeyId)`,
       ),
       insertAudit: db.prepare(
         'INSERT INTO audit (at, actor, action, subject, serial, not_after) VALUES (?, ?, ?, ?, ?, ?)',
@@ -112,7 +112,7 @@ export class SqliteStore implements Store {
       if (spent.changes !== 1) return false;
       const device = this.stmt.upsertDevice.run({ ...e.device, currentSerial: c.serial });
       if (device.changes !== 1) throw kindClash(e.device.id, e.device.kind);
-      this.stmt.insertCertificate.run(c);
+      this.stmt.insertCertificate.run({ ...c, issuerKeyId: c.issuerKeyId ?? null });
       this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'issue', c.subject, c.serial, c.notAfter);
       return true;
     }).immediate();
@@ -123,7 +123,7 @@ export class SqliteStore implements Store {
       const presented = this.stmt.isRevoked.get(presentedSerial) as Row | undefined;
       if (!presented || presented.revoked_at !== null) return 'revoked';
       if (this.stmt.advanceLineage.run(c.serial, c.subject, presentedSerial).changes !== 1) return 'superseded';
-      this.stmt.insertRenewal.run({ ...c, renewedFrom: presentedSerial });
+      this.stmt.insertRenewal.run({ ...c, issuerKeyId: c.issuerKeyId ?? null, renewedFrom: presentedSerial });
       this.stmt.insertAudit.run(c.issuedAt, c.issuedBy, 'renew', c.subject, c.serial, c.notAfter);
       return 'recorded';
     }).immediate();

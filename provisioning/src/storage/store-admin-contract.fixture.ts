@@ -13,13 +13,13 @@ export function describeAdminStoreContract(current: () => Store): void {
     });
 
     /** Enrolls `id` with one certificate `serial` valid until `notAfter`. */
-    async function enroll(id: string, serial: string, notAfter = 9_000): Promise<void> {
+    async function enroll(id: string, serial: string, notAfter = 9_000, issuerKeyId?: string): Promise<void> {
       await store.createToken({ hash: `t-${serial}`, subject: id, kind: 'device', expiresAt: 2_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' });
       const e: Enrollment = {
         tokenHash: `t-${serial}`,
         spkiHash: `spki-${serial}`,
         device: { id, kind: 'device', createdAt: 1_500, certTtlSeconds: 60 },
-        certificate: { serial, subject: id, kind: 'device', spkiHash: `spki-${serial}`, pem: 'PEM', notBefore: 1_000, notAfter, issuedAt: 1_500, issuedBy: 'test' },
+        certificate: { serial, subject: id, kind: 'device', spkiHash: `spki-${serial}`, pem: 'PEM', notBefore: 1_000, notAfter, issuedAt: 1_500, issuedBy: 'test', ...(issuerKeyId === undefined ? {} : { issuerKeyId }) },
       };
       expect(await store.recordEnrollment(e)).toBe(true);
     }
@@ -67,13 +67,25 @@ export function describeAdminStoreContract(current: () => Store): void {
       expect(await store.revokeCertificate('f4', 3_000, 'admin', 'keyCompromise')).toMatchObject({ outcome: 'revoked' });
       await store.createToken({ hash: 'open', subject: 'next', kind: 'device', expiresAt: 9_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' });
       await store.createToken({ hash: 'stale', subject: 'never', kind: 'device', expiresAt: 3_000, certTtlSeconds: 60, createdAt: 1_000, createdBy: 'test' });
-      const audit = await store.fleetAudit({ now: 5_000, expiringBefore: 7_000, limit: 10 });
-      expect(audit.expired).toEqual({ count: 1, sample: [{ subject: 'dead', serial: 'f3', notBefore: 1_000, notAfter: 4_000, issuedAt: 1_500 }] });
+      await enroll('moved', 'f5', 90_000, 'a1');
+      await enroll('behind', 'f6', 90_000, 'b2');
+      await enroll('behind-dead', 'f7', 3_000, 'b2');
+      const audit = await store.fleetAudit({ now: 5_000, expiringBefore: 7_000, limit: 10, activeIssuerKeyId: 'a1' });
+      expect(audit.expired).toEqual({
+        count: 2,
+        sample: [
+          { subject: 'dead', serial: 'f3', notBefore: 1_000, notAfter: 4_000, issuedAt: 1_500 },
+          { subject: 'behind-dead', serial: 'f7', notBefore: 1_000, notAfter: 3_000, issuedAt: 1_500 },
+        ],
+      });
       expect(audit.expiring).toEqual({ count: 1, sample: [{ subject: 'late', serial: 'f2', notBefore: 1_000, notAfter: 6_000, issuedAt: 1_500 }] });
       expect(audit.renewalOverdue).toEqual({ count: 1, sample: [{ subject: 'late', serial: 'f2', notBefore: 1_000, notAfter: 6_000, issuedAt: 1_500 }] });
       expect(audit.tokens).toEqual({ outstanding: 1, expired: 1 });
-      const wide = await store.fleetAudit({ now: 5_000, expiringBefore: 100_000, limit: 0 });
-      expect([wide.expiring.count, wide.expiring.sample]).toEqual([2, []]);
+      // Live certificates of another signer; the three enrolled without one are unknown.
+      expect(audit.retiredIssuer).toEqual({ count: 1, sample: [{ subject: 'behind', serial: 'f6', notBefore: 1_000, notAfter: 90_000, issuedAt: 1_500, issuerKeyId: 'b2' }], unknown: 2 });
+      expect((await store.findCertificate('f5'))?.issuerKeyId).toBe('a1');
+      const wide = await store.fleetAudit({ now: 5_000, expiringBefore: 100_000, limit: 0, activeIssuerKeyId: 'a1' });
+      expect([wide.expiring.count, wide.expiring.sample]).toEqual([4, []]);
     });
 
     it('lists the certificates of a page without their PEMs', async () => {

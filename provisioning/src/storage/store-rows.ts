@@ -39,6 +39,7 @@ export function listingFromRow(r: Row): CertificateListing {
     notAfter: Number(r.not_after),
     issuedAt: Number(r.issued_at),
     issuedBy: String(r.issued_by),
+    ...(r.issuer_key_id === null || r.issuer_key_id === undefined ? {} : { issuerKeyId: String(r.issuer_key_id) }),
     revokedAt: num(r.revoked_at),
     revokedBy: str(r.revoked_by),
     ...(reason === undefined ? {} : { revocationReason: reason }),

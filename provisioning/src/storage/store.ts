@@ -34,6 +34,8 @@ export interface CertificateRecord {
   notAfter: number;
   issuedAt: number;
   issuedBy: string;
+  /** The signing CA's key identifier (the certificate's AKI), lower-case hex; absent for certificates recorded before it was kept. */
+  issuerKeyId?: string | undefined;
   revokedAt: number | undefined;
   revokedBy: string | undefined;
   /** RFC 5280 §5.3.1 reason given when it was revoked on its own; absent for `unspecified`. */
