@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { startFleetEnv, type FleetEnv } from './harness/broker-env.js';
-import { metric } from './harness/broker-probe.js';
+import { metric, sample } from './harness/broker-probe.js';
 import { runCli } from './harness/cli.js';
 import { request } from './harness/https-client.js';
 import { pollUntil } from './harness/poll.js';
@@ -91,5 +91,14 @@ describe('the fleet audit', () => {
     expect(code).toBe(1);
     expect(report.brokers[0]?.error).toBeDefined();
     expect(report.actions.some((a) => a.startsWith('broker http://127.0.0.1:9/metrics: not read'))).toBe(true);
+  });
+
+  it('exports each finding as a gauge for Prometheus, counted at the first scrape', async () => {
+    const text = (await request(`${env.url}/metrics`, { ca: env.ca })).text();
+    const finding = (name: string) => sample(text, 'tlsfleet_provisioning_fleet_findings', { finding: name });
+    // fa-short expired in an earlier test; fa-later's token is outstanding.
+    expect(finding('expired')).toBeGreaterThanOrEqual(1);
+    expect(finding('tokens_outstanding')).toBeGreaterThanOrEqual(1);
+    expect([finding('retired_intermediate'), finding('issuer_unknown'), finding('renewal_overdue')]).toEqual([0, 0, 0]);
   });
 });

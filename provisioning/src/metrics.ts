@@ -9,13 +9,20 @@ export interface ExpirySources {
   crlNextUpdate(): Promise<number>;
   /** Devices whose current certificate is unrevoked and expires within `withinMs` of `now`. */
   countExpiring(now: number, withinMs: number): Promise<number>;
+  /** The fleet audit's counts at `now` (audit/fleet-report.ts), by finding. */
+  fleetFindings(now: number): Promise<Record<FleetFinding, number>>;
   now(): number;
 }
+
+/** The label values of tlsfleet_provisioning_fleet_findings. */
+export type FleetFinding = 'expired' | 'renewal_overdue' | 'retired_intermediate' | 'issuer_unknown' | 'tokens_outstanding' | 'tokens_expired';
 
 /** The windows of tlsfleet_provisioning_certificates_expiring, by label. */
 const EXPIRING_WITHIN: Readonly<Record<string, number>> = { '24h': 24 * 3_600_000, '7d': 7 * 24 * 3_600_000 };
 /** A scrape within this of the last one reuses its store counts (ms): several Prometheus replicas, one query. */
 const EXPIRING_CACHE_MS = 5_000;
+/** The fleet findings scan every current certificate: at most one count a minute, however often Prometheus scrapes. */
+const FINDINGS_CACHE_MS = 60_000;
 
 /** The service's Prometheus metrics, on a registry of its own (no global state). */
 export class ProvisioningMetrics {
@@ -136,6 +143,7 @@ export class ProvisioningMetrics {
   /** Unset until startProvisioning sets it: the gauges below then report nothing. */
   expiry: ExpirySources | undefined;
   private expiringCache: { at: number; counts: Record<string, number> } | undefined;
+  private findingsCache: { at: number; counts: Record<FleetFinding, number> } | undefined;
   readonly caExpiry: Gauge<'ca' | 'subject' | 'serial'> = new Gauge({
     name: 'tlsfleet_provisioning_ca_expiry_seconds',
     help: 'Seconds until the notAfter of each CA certificate in force (ca: intermediate, the issuing one, or root); negative once expired.',
@@ -171,6 +179,20 @@ export class ProvisioningMetrics {
         this.expiringCache = { at: now, counts };
       }
       for (const [within, n] of Object.entries(this.expiringCache.counts)) this.certificatesExpiring.set({ within }, n);
+    },
+  });
+
+  readonly fleetFindings: Gauge<'finding'> = new Gauge({
+    name: 'tlsfleet_provisioning_fleet_findings',
+    help: 'The fleet audit (GET /v1/audit/fleet) by finding: expired, renewal_overdue (past two thirds of the lifetime, not renewed: alert), retired_intermediate (live certificates of an intermediate that no longer signs), issuer_unknown, tokens_outstanding, tokens_expired; counted from the store at scrape time, at most once a minute.',
+    labelNames: ['finding'] as const,
+    registers: [this.registry],
+    collect: async (): Promise<void> => {
+      const sources = this.expiry;
+      if (!sources) return;
+      const now = sources.now();
+      if (!this.findingsCache || now - this.findingsCache.at >= FINDINGS_CACHE_MS || now < this.findingsCache.at) this.findingsCache = { at: now, counts: await sources.fleetFindings(now) };
+      for (const [finding, n] of Object.entries(this.findingsCache.counts)) this.fleetFindings.set({ finding }, n);
     },
   });
 

@@ -92,6 +92,10 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     cas: caValidity(dataDir.read('intermediateCert'), caBundlePem),
     crlNextUpdate: async () => (await authority.crl()).nextUpdate.getTime(),
     countExpiring: (now, withinMs) => store.countExpiring(now, now + withinMs),
+    fleetFindings: async (now) => {
+      const a = await store.fleetAudit({ now, expiringBefore: now, limit: 0, activeIssuerKeyId: authority.issuerKeyId });
+      return { expired: a.expired.count, renewal_overdue: a.renewalOverdue.count, retired_intermediate: a.retiredIssuer.count, issuer_unknown: a.retiredIssuer.unknown, tokens_outstanding: a.tokens.outstanding, tokens_expired: a.tokens.expired };
+    },
     now: Date.now,
   };
   const refusals = new RefusalLog(logger);
