@@ -158,13 +158,20 @@ describe('broker behind a PROXY protocol load balancer', () => {
     });
   });
 
-  it('takes the client address from a hand-made v2 header: 203.0.113.7 is the client in logs, refusals included', async () => {
+  it('takes the client address from a hand-made v2 header: 203.0.113.7 is the client in logs, presence events and refusals', async () => {
     const creds = await env.enroll('handmade-v2');
+    // A service watching presence, itself behind the proxy as 198.51.100.1.
+    const watcher = await mqttOver(await rawTcp(env.broker.port, proxyV2('198.51.100.1', 40100, '127.0.0.1', env.broker.port)), await env.enroll('handmade-watch', { kind: 'service' }), env.ca);
+    watcher.tls.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$tlsfleet/events/connected/+', qos: 1 }] }));
+    expect(await watcher.next('suback')).toMatchObject({ granted: [1] });
     const header = proxyV2('203.0.113.7', 40000, '127.0.0.1', env.broker.port);
     const ok = await mqttOver(await rawTcp(env.broker.port, header), creds, env.ca);
     try {
       expect(ok.first).toMatchObject({ cmd: 'connack', returnCode: 0 });
       await outputMatches(env.broker, /"client":"handmade-v2","address":"203\.0\.113\.7".*"msg":"client connected"/);
+      const announced = await watcher.next('publish');
+      expect(announced).toMatchObject({ topic: '$tlsfleet/events/connected/handmade-v2' });
+      expect(JSON.parse(String(announced.cmd === 'publish' ? announced.payload : ''))).toMatchObject({ id: 'handmade-v2', address: '203.0.113.7' });
       // A round trip on that connection: the bytes after the header are plain TLS as usual.
       ok.tls.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'devices/handmade-v2/#', qos: 1 }] }));
       await ok.next('suback');
@@ -172,6 +179,7 @@ describe('broker behind a PROXY protocol load balancer', () => {
       expect(await ok.next('publish')).toMatchObject({ topic: 'devices/handmade-v2/t' });
     } finally {
       ok.tls.destroy();
+      watcher.tls.destroy();
     }
     // Refusals name the proxied client too: a clientId that is not the certificate's.
     const refused = await mqttOver(await rawTcp(env.broker.port, proxyV2('203.0.113.7', 40001, '127.0.0.1', env.broker.port)), creds, env.ca, 'someone-else');
