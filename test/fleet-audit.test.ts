@@ -69,17 +69,19 @@ describe('the fleet audit', () => {
   });
 
   it('flags a device past its renewal point (exit 1), then lists it as expired', async () => {
-    await env.enroll('fa-short', { certTtl: '3s' });
-    const overdue = await pollUntil('fa-short past its renewal point', async () => (await route('')).json() as Report, (r) => r.renewalOverdue.devices.some((d) => d.device === 'fa-short'));
+    // Past its renewal point (6 s in) for its last 3 s: wide enough to be seen on a busy host.
+    await env.enroll('fa-short', { certTtl: '9s' });
+    const overdue = await pollUntil('fa-short past its renewal point', async () => (await route('')).json() as Report, (r) => r.renewalOverdue.devices.some((d) => d.device === 'fa-short'), 2000);
     const listed = overdue.renewalOverdue.devices.find((d) => d.device === 'fa-short')!;
     expect(Date.parse(listed.renewAfter)).toBeLessThan(Date.parse(listed.notAfter));
+    expect(Date.parse(listed.renewAfter)).toBeLessThanOrEqual(Date.now());
     const { code, report } = await cli('--broker-metrics', brokerMetrics);
     // Unless it expired in between: then it is no longer overdue but expired.
     if (report.renewalOverdue.count > 0) {
       expect(code).toBe(1);
       expect(report.actions).toEqual([expect.stringMatching(/1 device\(s\) past their renewal point/)]);
     }
-    const expired = await pollUntil('fa-short expired', async () => (await route('')).json() as Report, (r) => r.expired.devices.some((d) => d.device === 'fa-short'));
+    const expired = await pollUntil('fa-short expired', async () => (await route('')).json() as Report, (r) => r.expired.devices.some((d) => d.device === 'fa-short'), 2000);
     expect(expired.renewalOverdue.devices.map((d) => d.device)).not.toContain('fa-short');
   });
 
