@@ -1,5 +1,7 @@
 import 'reflect-metadata';
+import { sign } from 'node:crypto';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -42,7 +44,7 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     const verdict = await validator.validate(OPENAPI_FILE);
     expect(verdict.errors, 'the OpenAPI document itself').toBeUndefined();
     checker = new ContractChecker(validator.resolveRefs() as unknown as OpenApiDocument);
-    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '1', '--body-timeout', '3s'] });
+    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '1', '--body-timeout', '3s', '--renew-expired-within', '1h'] });
     scratch = env.dir;
   });
   afterAll(async () => {
@@ -163,6 +165,22 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     expectCode(await call('POST', '/v1/renew', { json: { csr: await makeCsr(newKey()) } }), 'unauthorized');
     expectCode(await call('POST', '/v1/renew', { ...adminCert(), json: { csr: await makeCsr(newKey()) } }), 'forbidden');
     expectCode(await call('POST', '/v1/renew', { ...mtls, json: {} }), 'invalid_csr');
+  });
+
+  it('POST /v1/renew-expired: not expired yet, a bad proof, then issued once the certificate expired', async () => {
+    const oldKey = newKey();
+    const enrolled = await enroll(await mint('sleepy-api', { certTtlSeconds: 1 }), await makeCsr(oldKey));
+    expect(enrolled.status, enrolled.text()).toBe(201);
+    const csr = await makeCsr(newKey());
+    const proofBy = (key: TestKey) => sign('sha256', pemToDer(csr, 'CERTIFICATE REQUEST')!, key.privateKey).toString('base64');
+    const body = { certificate: enrolled.json().certificate, csr, proof: proofBy(oldKey) };
+    expectCode(await call('POST', '/v1/renew-expired', { json: body }), 'invalid_request');
+    // The one event to wait for is the certificate's own notAfter.
+    await delay(Math.max(0, Date.parse(enrolled.json().notAfter) + 50 - Date.now()));
+    expectCode(await call('POST', '/v1/renew-expired', { json: { ...body, proof: proofBy(newKey()) } }), 'forbidden');
+    const renewed = await call('POST', '/v1/renew-expired', { json: body });
+    expect(renewed.status, renewed.text()).toBe(201);
+    expect(renewed.json().deviceId).toBe('sleepy-api');
   });
 
   it('EST simpleenroll and simplereenroll with openssl-made CSRs: Bearer, Basic, refusals', async () => {

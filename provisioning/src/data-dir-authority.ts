@@ -9,7 +9,7 @@ import type { Store } from './storage/store.js';
  * The Authority of a data dir: its intermediate as signer, its trust domain and bundle, and
  * during a rotation overlap the previous intermediate as the signer of its own CRL.
  */
-export function authorityFromDataDir(dataDir: DataDir, store: Store, opts: Pick<AuthorityOptions, 'crlValiditySeconds' | 'crlDistributionPoint' | 'now' | 'verifyPossession' | 'approveEnrollment'> = {}): Authority {
+export function authorityFromDataDir(dataDir: DataDir, store: Store, opts: Pick<AuthorityOptions, 'crlValiditySeconds' | 'crlDistributionPoint' | 'now' | 'verifyPossession' | 'approveEnrollment' | 'renewExpiredWithinMs'> = {}): Authority {
   const intermediatePem = dataDir.read('intermediateCert');
   return new Authority({
     ...opts,

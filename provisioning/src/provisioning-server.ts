@@ -40,6 +40,8 @@ export interface ProvisioningOptions {
   /** Connections open at once; default 10,000. Always kept below the open-file limit (raised to its hard limit at start). */
   maxConnections?: number;
   crlValiditySeconds?: number;
+  /** `--renew-expired-within`: a certificate that expired less than this ago may renew at POST /v1/renew-expired, ms; default 0, off (no such route). */
+  renewExpiredWithinMs?: number;
   /** `--public-url`: the https URL relying parties reach this service at; issued certificates then name `<it>/v1/crl` as CRL Distribution Point. Default none. */
   publicUrl?: string;
   /** `--retention`: expired certificates and spent or expired tokens older than this go, ms; 0 keeps everything. Default 90 days. */
@@ -83,7 +85,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   // Without receivers it still runs: it drops the events no one is configured to receive.
   const deliverer = new WebhookDeliverer(store.outbox(), { retentionMs: opts.retentionMs, ...(opts.webhooks ?? { urls: [] }) }, logger, metrics);
   const crlDistributionPoint = opts.publicUrl === undefined ? undefined : crlUrlOf(opts.publicUrl);
-  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint, approveEnrollment });
+  const authority = authorityFromDataDir(dataDir, store, { crlValiditySeconds: opts.crlValiditySeconds, crlDistributionPoint, approveEnrollment, renewExpiredWithinMs: opts.renewExpiredWithinMs });
   const crlPublisher = crlFilesOf(dataDir, authority, logger);
   // A data dir the service cannot write still serves /v1/crl: log, do not refuse to start.
   await crlPublisher.publish().catch((err: unknown) => logger.error({ err, path: dataDir.path('crl') }, 'cannot publish the CRL file'));

@@ -34,6 +34,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
       perClientBurst: positiveInt(f['client-burst'], '--client-burst', 40),
     },
     crlValiditySeconds: duration(f['crl-validity'], '--crl-validity'),
+    renewExpiredWithinMs: renewExpiredWithin(f['renew-expired-within'], f.retention),
     bodyTimeoutMs: durationMs(f['body-timeout'], '--body-timeout'),
     idleTimeoutMs: durationMs(f['idle-timeout'], '--idle-timeout'),
     maxConnections: f['max-connections'] === undefined ? undefined : positiveInt(f['max-connections'], '--max-connections', 1),
@@ -109,6 +110,19 @@ function retention(value: string | undefined): number | undefined {
   if (value === '0' || value === 'off') return 0;
   const ms = parseDurationMs(value);
   if (ms === undefined || ms < 3_600_000) throw new UsageError(`--retention takes a duration of at least 1h such as 90d, or 0/off to keep everything, not ${JSON.stringify(value)}`);
+  return ms;
+}
+
+/**
+ * `--renew-expired-within 30d`; `0` or `off` (default) turns it off. Below `--retention`, which
+ * deletes expired certificates: a certificate no longer in the store could not renew anyway.
+ */
+function renewExpiredWithin(value: string | undefined, retentionFlag: string | undefined): number | undefined {
+  if (value === undefined || value === '0' || value === 'off') return undefined;
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms < 1000) throw new UsageError(`--renew-expired-within takes a duration such as 30d, or 0/off, not ${JSON.stringify(value)}`);
+  const kept = retention(retentionFlag) ?? 90 * 86_400_000;
+  if (kept > 0 && ms >= kept) throw new UsageError(`--renew-expired-within (${value}) must be shorter than --retention, which deletes expired certificates`);
   return ms;
 }
 

@@ -20,6 +20,13 @@ export const PROVISIONING = defineCommand({
     'idle-timeout': { type: 'string', value: 'DURATION', help: 'silence allowed before the TLS handshake and before each request', default: '15s', check: checks.durationMs },
     'max-connections': { type: 'string', value: 'N', help: 'connections open at once, kept below the open-file limit', default: '10000', check: checks.wholeNumber(1) },
     'crl-validity': { type: 'string', value: 'DURATION', help: 'nextUpdate of each CRL after its thisUpdate', default: '24h', check: checks.durationSeconds },
+    'renew-expired-within': {
+      type: 'string',
+      value: 'DURATION',
+      help: 'a certificate that expired less than this ago may still renew at POST /v1/renew-expired, with a proof by its key (0 or off: never)',
+      default: 'off',
+      check: (v) => (v === '0' || v === 'off' || (parseDurationMs(v) ?? 0) >= 1000 ? undefined : 'takes a duration such as 30d, or 0/off'),
+    },
     'metrics-port': { type: 'string', value: 'PORT', help: 'also serve /metrics on this 127.0.0.1 port', check: checks.port },
     'public-url': { type: 'string', value: 'URL', help: 'https://HOST[:PORT] relying parties reach this service at; certificates then name <it>/v1/crl as CRL Distribution Point' },
     retention: {

@@ -24,6 +24,8 @@ export interface AdmittedLocals {
  * identify (a renewal's client certificate, checked before anything is read) → enter (the
  * client's open requests) → the body, under its deadline → admit (per-client rate, in-flight
  * bound with places reserved for renewals). Nothing is admitted before its body arrived.
+ * A renewal after expiry has no client certificate: until its proof verifies (after
+ * admission) it is anonymous work, keyed by address and kept out of the renewal reserve.
  */
 export function admitIssuance(ctx: ApiContext, operation: Operation, body: RequestHandler): RequestHandler[] {
   const identify: RequestHandler = (req, res, next) => {
@@ -51,7 +53,7 @@ export function admitIssuance(ctx: ApiContext, operation: Operation, body: Reque
   });
   const admit: RequestHandler = (req, res, next) => {
     (res.locals.bodyRead as () => void)();
-    const release = shedding(ctx, undefined, () => ctx.gate.admit(res.locals.client as string, operation));
+    const release = shedding(ctx, undefined, () => ctx.gate.admit(res.locals.client as string, operation === 'renew' ? 'renew' : 'enroll'));
     res.locals.run = runIssuance(ctx, operation, req, res, release);
     next();
   };

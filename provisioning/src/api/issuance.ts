@@ -3,7 +3,8 @@ import { lineLimiterOf, TlsfleetError } from '@tlsfleet/common';
 import type { Issued } from '../authority/authority.js';
 import type { ApiContext } from './context.js';
 
-export type Operation = 'enroll' | 'renew';
+/** `renew-expired`: POST /v1/renew-expired, counted as a renewal, timed under its own label. */
+export type Operation = 'enroll' | 'renew' | 'renew-expired';
 
 const TOKEN_CODES = new Set(['invalid_token', 'token_used', 'token_expired']);
 
@@ -28,7 +29,7 @@ export function runIssuance(ctx: ApiContext, operation: Operation, req: Request,
     try {
       const issued = await work();
       counter.inc({ result: issued.replayed ? 'replayed' : 'issued' });
-      ctx.metrics.issuanceSeconds.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
+      ctx.metrics.issuanceSeconds.observe({ operation: operation === 'renew-expired' ? 'renew_expired' : operation }, Number(process.hrtime.bigint() - started) / 1e9);
       ctx.logger.info({ operation, subject: issued.identity.name, serial: issued.serial, notAfter: issued.notAfter, replayed: issued.replayed, address: req.socket.remoteAddress }, 'certificate issued');
       return issued;
     } catch (err) {

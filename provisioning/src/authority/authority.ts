@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import {
   derToPem,
   isValidName,
@@ -15,6 +15,7 @@ import { authorizeToken, hashToken, newToken } from '../enrollment/one-time-toke
 import { authorizeRenewal } from '../enrollment/peer-certificate.js';
 import { requireFreshKey } from '../enrollment/fresh-key.js';
 import { renewInLineage } from '../enrollment/renewal-lineage.js';
+import { authorizeExpiredRenewal, requireIssuedByUs, verifyProof, type ExpiredRenewalRequest } from '../enrollment/expired-renewal.js';
 import type { Grant } from '../enrollment/grant.js';
 import type { CaSigner } from './ca-signer.js';
 import { readCsr, type CsrParts } from './csr.js';
@@ -48,6 +49,8 @@ export interface AuthorityOptions {
   verifyPossession?: (csr: CsrParts) => Promise<KeyObject>;
   /** `--enroll-hook`: asked after every cheap check and before a new enrollment is issued; throws to refuse. */
   approveEnrollment?: ApproveEnrollment;
+  /** `--renew-expired-within`: how long after expiry a certificate may still renew (POST /v1/renew-expired), ms; default 0, off. */
+  renewExpiredWithinMs?: number;
 }
 
 /** An issued certificate as every enrollment route answers it. */
@@ -106,6 +109,9 @@ export class Authority {
   private readonly verifyPossession: (csr: CsrParts) => Promise<KeyObject>;
   private readonly crlDistributionPoint: string | undefined;
   private readonly approveEnrollment: ApproveEnrollment | undefined;
+  /** How long after expiry a certificate may renew, ms; 0: never (the route does not exist). */
+  readonly renewExpiredWithinMs: number;
+  private readonly issuerCertificates: readonly X509Certificate[];
 
   constructor(opts: AuthorityOptions) {
     this.store = opts.store;
@@ -119,6 +125,8 @@ export class Authority {
     this.verifyPossession = opts.verifyPossession ?? verifyPossession;
     this.crlDistributionPoint = opts.crlDistributionPoint;
     this.approveEnrollment = opts.approveEnrollment;
+    this.renewExpiredWithinMs = opts.renewExpiredWithinMs ?? 0;
+    this.issuerCertificates = [this.intermediatePem, opts.previousIssuer?.certificatePem].filter((pem) => pem !== undefined).map((pem) => new X509Certificate(pem));
     this.crlIssuers = {
       current: { certificatePem: this.intermediatePem, privateKey: this.signer.privateKey },
       previous: opts.previousIssuer && { ...opts.previousIssuer },
@@ -160,6 +168,25 @@ export class Authority {
     const grant = await authorizeRenewal(this.store, peer, this.now());
     await this.acceptKey(csr);
     requireFreshKey(csr.spkiDer, peer.spkiDer);
+    const { certificate, replayed } = await renewInLineage(this.store, grant, csr.spkiHash, () => this.issue(grant, csr, this.now()));
+    return this.answer(certificate, replayed);
+  }
+
+  /**
+   * Renewal of a certificate that expired less than `renewExpiredWithinMs` ago, cheapest first:
+   * readCsr → the issuer's signature on the certificate, validity ignored → the store (expired,
+   * window, ours, revoked, lineage) → key policy → the proof by the old key → possession of the
+   * new key → refuse key reuse → issue and record as a renewal (same lineage and replay rules).
+   */
+  async renewExpired(req: ExpiredRenewalRequest): Promise<Issued> {
+    if (this.renewExpiredWithinMs <= 0) throw new TlsfleetError('not_found', 'No such route.');
+    const csr = readCsrWithHash(req.csrDer);
+    requireIssuedByUs(req.certificate, this.issuerCertificates);
+    const grant = await authorizeExpiredRenewal(this.store, req.peer, this.now(), this.renewExpiredWithinMs);
+    checkKeyPolicy(csr.key);
+    verifyProof(req.certificate.publicKey, req.csrDer, req.proof);
+    await this.verifyPossession(csr);
+    requireFreshKey(csr.spkiDer, req.peer.spkiDer);
     const { certificate, replayed } = await renewInLineage(this.store, grant, csr.spkiHash, () => this.issue(grant, csr, this.now()));
     return this.answer(certificate, replayed);
   }

@@ -33,6 +33,14 @@ export function peerCertificate(socket: TLSSocket, trustDomain: string, nowMs: n
 export async function authorizeRenewal(store: Store, peer: PeerCertificate, nowMs: number): Promise<RenewalGrant> {
   if (peer.identity.kind === 'admin') throw new TlsfleetError('forbidden', 'Admin certificates are not renewed through enrollment.');
   refuseExpired(peer, nowMs);
+  return grantInLineage(store, peer, nowMs, `renewal:${peer.serial}`);
+}
+
+/**
+ * The store's checks of a renewal, lookups only: a certificate this service issued to that
+ * identity, not revoked (nor its device), and current in the device's lineage.
+ */
+export async function grantInLineage(store: Store, peer: PeerCertificate, nowMs: number, actor: string): Promise<RenewalGrant> {
   const record = await store.findCertificate(peer.serial);
   if (!record || record.subject !== peer.identity.name) throw new TlsfleetError('forbidden', 'This certificate was not issued by this service.');
   if (record.revokedAt !== undefined) throw new TlsfleetError('revoked');
@@ -42,7 +50,7 @@ export async function authorizeRenewal(store: Store, peer: PeerCertificate, nowM
   return {
     identity: peer.identity,
     certTtlSeconds: device.certTtlSeconds,
-    actor: `renewal:${peer.serial}`,
+    actor,
     presentedSerial: peer.serial,
     ...(supersededBy ? { supersededBy } : {}),
   };
