@@ -161,7 +161,7 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   });
   const startedAt = Date.now();
   device.on('enrolled', (id) => log('enrolled', { ...id }));
-  device.on('renewed', (id) => log('renewed', { ...id }));
+  device.on('renewed', (id, info) => log('renewed', { ...id, ...(info?.afterExpiry ? { afterExpiry: true } : {}) }));
   // afterMs: the attempt that connected, from its start to CONNACK (not since the agent started).
   device.on('connected', ({ attemptMs, ...info }) => log('connected', { ...info, afterMs: attemptMs, sinceStartMs: Date.now() - startedAt }));
   device.on('disconnected', (info) => log('disconnected', info));

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { filterProblem, publishTopicProblem, topicMatchesFilter } from '@tlsfleet/common';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff } from './backoff.js';
 import { Connection } from './connection.js';
 import type { CredentialStore, DeviceIdentity } from './credential-store.js';
 import { createCsr } from './csr.js';
@@ -9,75 +9,14 @@ import { ProvisioningClient } from './enrollment-client.js';
 import { enrollWithStore } from './enroll.js';
 import { DeviceError, toDeviceError } from './errors.js';
 import { FileCredentialStore } from './file-credential-store.js';
-import type { KeyAlgorithm } from './keys.js';
 import { RenewalKey } from './renewal-key.js';
+import { renewAfterExpiry } from './expired-renewal.js';
 import { OutboundQueue } from './outbound-queue.js';
 import { isExpired, renewAtMs } from './renewal.js';
+import type { DeviceEvents, DeviceOptions, DeviceState, IdentitySummary, MessageHandler, PublishOptions } from './device-options.js';
 
-/** What the SDK tells about an identity: never the key. */
-export interface IdentitySummary {
-  deviceId: string;
-  serial: string;
-  notBefore: string;
-  notAfter: string;
-  renewAfter: string;
-}
+export type { DeviceEvents, DeviceOptions, DeviceState, IdentitySummary, MessageHandler, PublishOptions } from './device-options.js';
 
-export interface DeviceEvents {
-  enrolled: [identity: IdentitySummary];
-  renewed: [identity: IdentitySummary];
-  /** `attemptMs`: from the start of the connection attempt that succeeded to its CONNACK. */
-  connected: [info: { serial: string; sessionPresent: boolean; attemptMs: number }];
-  disconnected: [info: { reason: string }];
-  /** A connection attempt failed and the next waits `delayMs`; `slow` when paced as a configuration error. */
-  reconnecting: [info: { error: DeviceError; delayMs: number; slow: boolean }];
-  /** The certificate is revoked or expired: no more connecting or renewing until a new token enrolls it. */
-  'reenrollment-required': [error: DeviceError];
-  /** Emitted only while someone listens: a device never dies of an unhandled 'error'. */
-  error: [error: DeviceError];
-}
-
-export interface DeviceOptions {
-  /** Directory for the file credential store (and the queue journal). */
-  stateDir?: string;
-  /** Another store (secure element, TPM); default a FileCredentialStore in stateDir. */
-  store?: CredentialStore;
-  /** mqtts://host:port */
-  brokerUrl: string;
-  /** Needed to enroll; renewals go where the identity was issued. */
-  provisioningUrl?: string;
-  /** PEM trust anchors given at flash time; the only CAs enrollment trusts. */
-  bootstrapCa?: string;
-  /** One-time enrollment token; needed only while no identity is stored. */
-  token?: string;
-  /** Default P-256. */
-  keyAlgorithm?: KeyAlgorithm;
-  /** MQTT keepalive, s. Default 30. */
-  keepaliveSeconds?: number;
-  /**
-   * Reconnect backoff; default 1 s doubling to 60 s, full jitter. A configuration error
-   * (certificate does not verify, unknown host, or a refusal lasting `configurationAfterMs`,
-   * default 2 min) waits 30 s doubling to `configurationMaxDelayMs` (default 5 min) instead.
-   */
-  reconnect?: BackoffOptions & { stableAfterMs?: number; configurationMaxDelayMs?: number; configurationAfterMs?: number };
-  /** Renewal retry backoff; default 1 s doubling to 5 min, full jitter, never past notAfter. */
-  renewalRetry?: BackoffOptions;
-  /** Offline QoS 1 queue. `persist` keeps it in stateDir/outbox.jsonl across restarts. */
-  queue?: { maxMessages?: number; maxBytes?: number; persist?: boolean };
-  /** Injected by tests. */
-  random?: () => number;
-  now?: () => number;
-}
-
-export interface PublishOptions {
-  /** Default 1. */
-  qos?: 0 | 1;
-  retain?: boolean;
-}
-
-export type MessageHandler = (subtopic: string, payload: Buffer, info: { topic: string; retained: boolean }) => void;
-
-export type DeviceState = 'idle' | 'starting' | 'running' | 'reenrollment-required' | 'closed';
 
 /** Least wait before renewing again after a configuration error, ms. */
 const CONFIGURATION_RETRY_MS = 30_000;
@@ -108,6 +47,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private renewing: Promise<boolean> | undefined;
+  private recovering: Promise<void> | undefined;
   private readonly renewalKey: RenewalKey;
   private reenrollReason: DeviceError | undefined;
   private _state: DeviceState = 'idle';
@@ -242,7 +182,9 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.candidate = undefined;
     }
     if (isExpired(this.newest(), now)) {
-      const err = new DeviceError('expired', `the certificate of ${this.current!.deviceId} expired at ${this.newest().notAfter}; enroll again with a new token`);
+      const refused = await this.renewExpired();
+      if (refused === undefined) return;
+      const err = new DeviceError('expired', `the certificate of ${this.current!.deviceId} expired at ${this.newest().notAfter} (renewal after expiry: ${refused.message}); enroll again with a new token`);
       this.emit('reenrollment-required', err);
       throw err;
     }
@@ -273,8 +215,8 @@ export class Device extends EventEmitter<DeviceEvents> {
       return 'retry-now';
     }
     if (isExpired(identity, this.now())) {
-      this.requireReenrollment(new DeviceError('expired', `the certificate expired at ${identity.notAfter}`));
-      return 'stop';
+      await this.afterExpiry(`the certificate expired at ${identity.notAfter}`);
+      return this._state === 'running' ? 'retry-now' : 'stop';
     }
     // Refused with a certificate we think is good: ask the service (a renewal says
     // `revoked` if it is). Paced by the reconnect backoff, so no faster than connecting.
@@ -289,7 +231,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     const newest = this.newest();
     this.armTimer('renew', renewAtMs(newest, this.random), () => void this.renew());
     this.armTimer('expiry', Date.parse(newest.notAfter), () => {
-      if (isExpired(this.newest(), this.now())) this.requireReenrollment(new DeviceError('expired', `the certificate expired at ${this.newest().notAfter} before it could be renewed`));
+      if (isExpired(this.newest(), this.now())) void this.afterExpiry(`the certificate expired at ${this.newest().notAfter} before it could be renewed`);
     });
   }
 
@@ -326,8 +268,12 @@ export class Device extends EventEmitter<DeviceEvents> {
     } catch (caught) {
       const err = toDeviceError(caught);
       this.report(err);
-      if (err.code === 'revoked' || (err.code === 'unauthorized' && isExpired(authenticating, this.now()))) {
+      if (err.code === 'revoked') {
         this.requireReenrollment(err);
+        return false;
+      }
+      if (err.code === 'unauthorized' && isExpired(authenticating, this.now())) {
+        void this.afterExpiry(err.message);
         return false;
       }
       if (err.code === 'superseded') {
@@ -345,6 +291,37 @@ export class Device extends EventEmitter<DeviceEvents> {
       clearTimeout(this.renewTimer);
       if (this._state === 'running') this.armTimer('renew', Math.min(this.now() + delay, Date.parse(authenticating.notAfter)), () => void this.renew());
       return false;
+    }
+  }
+
+  /**
+   * While running, the newest certificate expired: one renewal after expiry, then the new
+   * identity is tried as a renewal's is; refused or unreachable: reenrollment-required.
+   */
+  private afterExpiry(why: string): Promise<void> {
+    this.recovering ??= (async () => {
+      if (this._state !== 'running' || !isExpired(this.newest(), this.now())) return;
+      const refused = await this.renewExpired();
+      if (this._state !== 'running') return;
+      if (refused !== undefined) return this.requireReenrollment(new DeviceError('expired', `${why} (renewal after expiry: ${refused.message})`));
+      this.scheduleRenewal();
+      this.connection?.swap();
+    })().finally(() => (this.recovering = undefined));
+    return this.recovering;
+  }
+
+  /** POST /v1/renew-expired for the newest identity; the answer becomes the candidate. The refusal, if any. */
+  private async renewExpired(): Promise<DeviceError | undefined> {
+    try {
+      const renewed = await renewAfterExpiry(this.newest(), this.renewalKey);
+      await this.store.saveCandidate(renewed);
+      this.candidate = renewed;
+      this.emit('renewed', summary(renewed), { afterExpiry: true });
+      return undefined;
+    } catch (caught) {
+      const err = toDeviceError(caught);
+      this.report(err);
+      return err;
     }
   }
 

@@ -45,6 +45,18 @@ export class ProvisioningClient {
     return renewed;
   }
 
+  /**
+   * POST /v1/renew-expired: renewal of a certificate that has expired, when the service allows
+   * it (`--renew-expired-within`). No client certificate: `proofB64` (the CSR's DER signed by
+   * the expired certificate's key) shows the old key; the TLS link trusts the identity's bundle.
+   */
+  async renewExpired(csrPem: string, proofB64: string, key: DeviceKey, expired: DeviceIdentity): Promise<DeviceIdentity> {
+    const body = await this.post('/v1/renew-expired', { certificate: expired.certificatePem, csr: csrPem, proof: proofB64 }, trustContext(expired.caBundlePem));
+    const renewed = this.toIdentity(body, key);
+    if (renewed.deviceId !== expired.deviceId) throw new DeviceError('identity_mismatch', `renewal answered for ${renewed.deviceId}, not ${expired.deviceId}`);
+    return renewed;
+  }
+
   private toIdentity(body: unknown, key: DeviceKey): DeviceIdentity {
     const r = body as Partial<EnrollResponse> & { serial?: unknown; notBefore?: unknown };
     for (const field of ['deviceId', 'certificate', 'chain', 'caBundle', 'notAfter', 'renewAfter'] as const) {
