@@ -73,6 +73,27 @@ describe('a device that slept past its certificate expiry', () => {
     expect(renewed).toBe(false);
   });
 
+  // It stops the env's provisioning service and starts it again on the same port, with the same flag.
+  it('a running device whose certificate ran out while provisioning was down renews after expiry and moves its session', async () => {
+    const port = env.service.port;
+    // Renewal retries far apart: after the first failure the next one waits for notAfter.
+    const d = await newDevice(env, 'sleeper-4', { certTtlSeconds: 4, random: () => 0.5, renewalRetry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+    devices.push(d);
+    await startConnected(d);
+    const before = d.identity!;
+    const failed = nextEvent(d, 'error');
+    await env.service.stop();
+    await failed; // the renewal at 2/3 of the lifetime found no service
+    const renewed = nextEvent(d, 'renewed');
+    services.push(await startProvisioningProcess(env.dataDir, ['--port', String(port), '--renew-expired-within', '1h']));
+    const [identity, info] = await renewed;
+    expect(info).toEqual({ afterExpiry: true });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(before.notAfter));
+    if (d.identity!.serial !== identity.serial) await nextEvent(d, 'connected', ({ serial }) => serial === identity.serial);
+    expect(d.state).toBe('running');
+    await d.publish('telemetry', 'still here');
+  });
+
   it('the reference agent logs the renewal after expiry as a renewed line with afterExpiry', async () => {
     const before = await sleepPastExpiry('sleeper-3');
     const agent = await startService(['device', 'run', '--state', stateOf('sleeper-3'), '--broker', env.brokerUrl, '--heartbeat', '1h'], /"event":"connected"/);
