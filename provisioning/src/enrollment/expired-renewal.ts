@@ -73,7 +73,13 @@ export async function authorizeExpiredRenewal(store: Store, peer: PeerCertificat
  * verify is `forbidden`: the request does not show the key.
  */
 export function verifyProof(key: KeyObject, csrDer: Buffer, proof: Buffer): void {
-  if (!verifySignature(proofDigest(key), csrDer, key, proof)) {
+  let valid: boolean;
+  try {
+    valid = verifySignature(proofDigest(key), csrDer, key, proof);
+  } catch {
+    valid = false; // a signature OpenSSL cannot even parse
+  }
+  if (!valid) {
     throw new TlsfleetError('forbidden', 'The proof is not a signature of the CSR by the expired certificate\'s key.');
   }
 }
