@@ -173,12 +173,16 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
   // is up (and that it can publish) without waiting an interval.
   let seq = 0;
   let heartbeat: NodeJS.Timeout | undefined;
+  let stopping = false;
   const beat = () => {
     const body = JSON.stringify({ seq: seq++, uptimeS: Math.round((Date.now() - startedAt) / 1000), at: new Date().toISOString() });
     device.publish('heartbeat', body, { qos: 1 }).catch((err: DeviceError) => log('heartbeat-dropped', { code: err.code }));
   };
   device.on('connected', () => {
     clearInterval(heartbeat);
+    // A connect that completes while the agent stops (a certificate swap under way at
+    // SIGTERM) must not start a timer nothing would clear: it would keep the process alive.
+    if (stopping) return;
     beat();
     heartbeat = setInterval(beat, heartbeatMs);
   });
@@ -203,6 +207,7 @@ async function run(argv: string[], hooks: { store?: FileCredentialStoreOptions }
     .subscribe('commands/#', (subtopic, payload) => log('command', { topic: subtopic, ...payloadFields(payload) }))
     .catch((err: DeviceError) => log('error', errorFields(err)));
   const status = await finished;
+  stopping = true;
   clearInterval(heartbeat);
   await device.close();
   log('stopped', { status });
