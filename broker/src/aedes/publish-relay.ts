@@ -66,6 +66,8 @@ interface Relayed {
   readonly messageId: number;
   readonly payload: Buffer;
   readonly to: RelayClient[];
+  /** For QoS 1, per subscriber in `to`: whether it gets the message at QoS 1 (its highest grant). */
+  readonly atQos1: readonly boolean[];
   /** The persistent sessions whose queue holds the message until acknowledged (QoS 1). */
   readonly queuedFor: PersistedSubscription[];
 }
@@ -76,6 +78,7 @@ const DOLLAR = 0x24;
 const PLUS = 0x2b;
 const HASH = 0x23;
 const NONE: PersistedSubscription[] = [];
+const NO_GRANTS: readonly boolean[] = [];
 
 /** Read into and used at once, for every connection. */
 const header: FixedHeader = { headerBytes: 0, remainingLength: 0, minimal: true };
@@ -158,8 +161,9 @@ export function makePublishRelay(aedes: Aedes, ctx: BrokerContext, persisted: Pe
       const to = subscribersOf(topic);
       if (to === undefined) return undefined;
       const queuedFor = qos === 1 ? persisted.match(topic) : NONE;
-      if (qos === 1 && !queuesAgree(to, queuedFor, topic)) return undefined;
-      relayed.push({ frame: chunk.subarray(at, end), qos, topic, messageId, payload: chunk.subarray(payloadAt, end), to, queuedFor });
+      const atQos1 = qos === 1 ? to.map((client) => highestGrant(client as unknown as Client, topic) >= 1) : NO_GRANTS;
+      if (qos === 1 && !queuesAgree(to, atQos1, queuedFor)) return undefined;
+      relayed.push({ frame: chunk.subarray(at, end), qos, topic, messageId, payload: chunk.subarray(payloadAt, end), to, atQos1, queuedFor });
       at = end;
     }
     return relayed;
@@ -209,13 +213,14 @@ export function makePublishRelay(aedes: Aedes, ctx: BrokerContext, persisted: Pe
     for (const subscriber of to) send(subscriber, frame, payload);
   };
 
-  const deliverQos1 = ({ topic, payload, to, queuedFor }: Relayed): void => {
+  const deliverQos1 = ({ topic, payload, to, atQos1, queuedFor }: Relayed): void => {
     // As Aedes' publish series: one broker-wide identity for the message, the copies queued.
     const packet = { cmd: 'publish', brokerId: state.id, brokerCounter: ++state.counter, topic, payload, qos: 1, retain: false, dup: false, messageId: undefined };
     if (queuedFor.length > 0) state.persistence.outgoingEnqueueCombi(queuedFor, packet).catch(reportQueueError);
     let atQos0: Buffer | undefined;
-    for (const subscriber of to) {
-      if (highestGrant(subscriber as unknown as Client, topic) < 1) {
+    for (let i = 0; i < to.length; i++) {
+      const subscriber = to[i] as RelayClient;
+      if (!atQos1[i]) {
         send(subscriber, (atQos0 ??= encodePublish({ cmd: 'publish', topic, payload, qos: 0 }) as Buffer), payload);
         continue;
       }
@@ -241,9 +246,10 @@ export function makePublishRelay(aedes: Aedes, ctx: BrokerContext, persisted: Pe
  * Whether every persistent subscriber that gets the message at QoS 1 has a persisted
  * subscription matching it: its copy is then in its queue, to be marked and cleared.
  */
-function queuesAgree(to: readonly RelayClient[], queuedFor: readonly PersistedSubscription[], topic: string): boolean {
-  for (const client of to) {
-    if (client.clean || highestGrant(client as unknown as Client, topic) < 1) continue;
+function queuesAgree(to: readonly RelayClient[], atQos1: readonly boolean[], queuedFor: readonly PersistedSubscription[]): boolean {
+  for (let i = 0; i < to.length; i++) {
+    const client = to[i] as RelayClient;
+    if (client.clean || !atQos1[i]) continue;
     if (!queuedFor.some((sub) => sub.clientId === client.id)) return false;
   }
   return true;
