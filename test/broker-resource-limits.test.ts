@@ -225,11 +225,14 @@ describe('idle connections and the connection cap', () => {
     await env?.stop();
   });
 
-  /** Resolves when the broker closes `s`; the socket reads, or a FIN would go unnoticed. */
+  /**
+   * Resolves when the broker closes `s`, by FIN or by RST (a close with our bytes still
+   * unread resets): the socket reads, or a FIN would go unnoticed.
+   */
   const closedByBroker = (s: Socket) => {
     s.on('error', () => undefined);
     s.resume();
-    return once(s, 'close');
+    return new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
   };
   async function silentTcp(port: number): Promise<Socket> {
     const s = tcpConnect({ host: '127.0.0.1', port });

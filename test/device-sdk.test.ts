@@ -181,11 +181,23 @@ describe('renewal', () => {
 });
 
 describe('expiry', () => {
-  it('a certificate that could not be renewed before notAfter ends in one reenrollment-required (expired), and a restart refuses too', async () => {
-    const d = await device('car-4', { certTtlSeconds: 5 });
+  it('a certificate that could not be renewed before notAfter keeps asking while the service is down, ends in one reenrollment-required (expired) when it refuses, and a restart refuses too', async () => {
+    const d = await device('car-4', { certTtlSeconds: 5, renewalRetry: { initialDelayMs: 200, maxDelayMs: 400 } });
     await startConnected(d);
-    await env.service.stop(); // no renewal possible from here on
-    const [err] = await nextEvent(d, 'reenrollment-required');
+    const port = env.service.port;
+    await env.service.stop(); // no renewal possible until it is back
+    const notAfter = Date.parse(d.identity!.notAfter);
+    let required = 0;
+    d.on('reenrollment-required', () => required++);
+    await nextEvent(d, 'error', (e) => e.retryable && Date.now() >= notAfter);
+    await nextEvent(d, 'error', (e) => e.retryable && Date.now() >= notAfter); // asked again: no answer is not a refusal
+    expect(required).toBe(0);
+    expect(d.state).toBe('running');
+    // Back without --renew-expired-within: the renewal after expiry is refused (404).
+    const refused = nextEvent(d, 'reenrollment-required');
+    extraServices.push(await startProvisioningProcess(env.dataDir, ['--port', String(port)]));
+    const [err] = await refused;
+    expect(required).toBe(1);
     expect(err).toMatchObject({ code: 'expired', retryable: false });
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(d.identity!.notAfter));
     expect(d.state).toBe('reenrollment-required');

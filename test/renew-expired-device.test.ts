@@ -74,24 +74,45 @@ describe('a device that slept past its certificate expiry', () => {
   });
 
   // It stops the env's provisioning service and starts it again on the same port, with the same flag.
-  it('a running device whose certificate ran out while provisioning was down renews after expiry and moves its session', async () => {
+  it('a running device whose certificate ran out while provisioning was down keeps asking, renews after expiry once it is back, and moves its session', async () => {
     const port = env.service.port;
-    // Renewal retries far apart: after the first failure the next one waits for notAfter.
-    const d = await newDevice(env, 'sleeper-4', { certTtlSeconds: 4, random: () => 0.5, renewalRetry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } });
+    const d = await newDevice(env, 'sleeper-4', { certTtlSeconds: 4, random: () => 0.5, renewalRetry: { initialDelayMs: 300, maxDelayMs: 600 } });
     devices.push(d);
     await startConnected(d);
     const before = d.identity!;
-    const failed = nextEvent(d, 'error');
     await env.service.stop();
-    await failed; // the renewal at 2/3 of the lifetime found no service
+    // Asked after expiry with the service still down: no answer is not a refusal.
+    const [late] = await nextEvent(d, 'error', () => Date.now() >= Date.parse(before.notAfter));
+    expect(late.code).toBe('connection_refused');
+    await nextEvent(d, 'error', () => Date.now() >= Date.parse(before.notAfter)); // and again, paced
+    expect(d.state).toBe('running');
     const renewed = nextEvent(d, 'renewed');
     services.push(await startProvisioningProcess(env.dataDir, ['--port', String(port), '--renew-expired-within', '1h']));
     const [identity, info] = await renewed;
     expect(info).toEqual({ afterExpiry: true });
-    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(before.notAfter));
     if (d.identity!.serial !== identity.serial) await nextEvent(d, 'connected', ({ serial }) => serial === identity.serial);
     expect(d.state).toBe('running');
     await d.publish('telemetry', 'still here');
+  });
+
+  it('wakes after expiry while provisioning is down, starts anyway, and renews after expiry once it is back', async () => {
+    const away = await startProvisioningProcess(env.dataDir, ['--renew-expired-within', '1h']);
+    const before = await sleepPastExpiry('sleeper-5', away.url);
+    const port = away.port;
+    await away.stop();
+    const d = createDevice({ stateDir: stateOf('sleeper-5'), brokerUrl: env.brokerUrl, renewalRetry: { initialDelayMs: 300, maxDelayMs: 600 } });
+    devices.push(d);
+    const failed = nextEvent(d, 'error');
+    await d.start(); // resolves: an unreachable service is not a refusal
+    expect((await failed)[0].code).toBe('connection_refused');
+    expect(d.state).toBe('running');
+    const renewed = nextEvent(d, 'renewed');
+    const connected = nextEvent(d, 'connected');
+    services.push(await startProvisioningProcess(env.dataDir, ['--port', String(port), '--renew-expired-within', '1h']));
+    const [identity, info] = await renewed;
+    expect(info).toEqual({ afterExpiry: true });
+    expect(identity.serial).not.toBe(before.serial);
+    expect((await connected)[0].serial).toBe(identity.serial);
   });
 
   it('the reference agent logs the renewal after expiry as a renewed line with afterExpiry', async () => {

@@ -48,6 +48,9 @@ export class Device extends EventEmitter<DeviceEvents> {
   private expiryTimer: NodeJS.Timeout | undefined;
   private renewing: Promise<boolean> | undefined;
   private recovering: Promise<void> | undefined;
+  /** While a renewal after expiry waits to be retried: when. */
+  private expiredRetryAtMs = 0;
+  private pendingExpiredRetry: DeviceError | undefined;
   private readonly renewalKey: RenewalKey;
   private reenrollReason: DeviceError | undefined;
   private _state: DeviceState = 'idle';
@@ -120,6 +123,8 @@ export class Device extends EventEmitter<DeviceEvents> {
     });
     this._state = 'running';
     this.scheduleRenewal();
+    if (this.pendingExpiredRetry) this.retryAfterExpiry(this.pendingExpiredRetry, `the certificate expired at ${this.newest().notAfter}`);
+    this.pendingExpiredRetry = undefined;
     this.connection.start();
   }
 
@@ -184,6 +189,8 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (isExpired(this.newest(), now)) {
       const refused = await this.renewExpired();
       if (refused === undefined) return;
+      // No answer, or "later" (503 with Retry-After): start anyway and ask again, paced.
+      if (refused.retryable) return void (this.pendingExpiredRetry = refused);
       const err = new DeviceError('expired', `the certificate of ${this.current!.deviceId} expired at ${this.newest().notAfter} (renewal after expiry: ${refused.message}); enroll again with a new token`);
       this.emit('reenrollment-required', err);
       throw err;
@@ -216,7 +223,8 @@ export class Device extends EventEmitter<DeviceEvents> {
     }
     if (isExpired(identity, this.now())) {
       await this.afterExpiry(`the certificate expired at ${identity.notAfter}`);
-      return this._state === 'running' ? 'retry-now' : 'stop';
+      if (this._state !== 'running') return 'stop';
+      return isExpired(this.newest(), this.now()) ? 'retry' : 'retry-now';
     }
     // Refused with a certificate we think is good: ask the service (a renewal says
     // `revoked` if it is). Paced by the reconnect backoff, so no faster than connecting.
@@ -229,7 +237,7 @@ export class Device extends EventEmitter<DeviceEvents> {
     clearTimeout(this.expiryTimer);
     if (this._state !== 'running') return;
     const newest = this.newest();
-    this.armTimer('renew', renewAtMs(newest, this.random), () => void this.renew());
+    if (!isExpired(newest, this.now())) this.armTimer('renew', renewAtMs(newest, this.random), () => void this.renew());
     this.armTimer('expiry', Date.parse(newest.notAfter), () => {
       if (isExpired(this.newest(), this.now())) void this.afterExpiry(`the certificate expired at ${this.newest().notAfter} before it could be renewed`);
     });
@@ -272,7 +280,8 @@ export class Device extends EventEmitter<DeviceEvents> {
         this.requireReenrollment(err);
         return false;
       }
-      if (err.code === 'unauthorized' && isExpired(authenticating, this.now())) {
+      if (isExpired(authenticating, this.now())) {
+        // Too late for /v1/renew, whatever the answer: renewal after expiry takes over.
         void this.afterExpiry(err.message);
         return false;
       }
@@ -299,15 +308,28 @@ export class Device extends EventEmitter<DeviceEvents> {
    * identity is tried as a renewal's is; refused or unreachable: reenrollment-required.
    */
   private afterExpiry(why: string): Promise<void> {
+    if (this.now() < this.expiredRetryAtMs) return Promise.resolve(); // a paced retry is armed
     this.recovering ??= (async () => {
       if (this._state !== 'running' || !isExpired(this.newest(), this.now())) return;
       const refused = await this.renewExpired();
       if (this._state !== 'running') return;
+      if (refused?.retryable) return this.retryAfterExpiry(refused, why);
       if (refused !== undefined) return this.requireReenrollment(new DeviceError('expired', `${why} (renewal after expiry: ${refused.message})`));
+      this.renewBackoff.reset();
       this.scheduleRenewal();
       this.connection?.swap();
     })().finally(() => (this.recovering = undefined));
     return this.recovering;
+  }
+
+  /** The service could not answer (down, overloaded): ask again after the renewal backoff or its Retry-After. */
+  private retryAfterExpiry(err: DeviceError, why: string): void {
+    this.expiredRetryAtMs = this.now() + Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next());
+    clearTimeout(this.expiryTimer);
+    this.armTimer('expiry', this.expiredRetryAtMs, () => {
+      this.expiredRetryAtMs = 0;
+      void this.afterExpiry(why);
+    });
   }
 
   /** POST /v1/renew-expired for the newest identity; the answer becomes the candidate. The refusal, if any. */
