@@ -1,5 +1,16 @@
-/** Renew when this fraction of the lifetime has passed (docs/concepts.md: about 2/3). */
-export const RENEW_AT_FRACTION = 2 / 3;
+import { createHash } from 'node:crypto';
+import { normalizeSerialHex } from './serial.js';
+
+/**
+ * Each certificate's renewal point falls at a fraction of its lifetime (from issuance) in
+ * [RENEW_FROM_FRACTION, RENEW_UNTIL_FRACTION), picked from its serial (renewFraction). The
+ * window averages about 2/3, as before there was one; its width (15 % of the lifetime)
+ * spreads a fleet enrolled or re-issued in one burst (a CA rotation, an outage) over a
+ * sixth of the lifetime. Its end leaves a quarter of the lifetime for retries, and still
+ * 15 % once the device SDK moved the moment by its own ±10 % (device-sdk renewal.ts).
+ */
+export const RENEW_FROM_FRACTION = 0.6;
+export const RENEW_UNTIL_FRACTION = 0.75;
 
 /** notBefore is backdated this much for clock skew, never by more than the lifetime (docs/reference/files.md, identity). */
 export const NOT_BEFORE_BACKDATE_MS = 5 * 60_000;
@@ -15,16 +26,28 @@ export function issuedAtMs(notBeforeMs: number, notAfterMs: number): number {
 }
 
 /**
- * Issuance + 2/3 of the lifetime as the operator set it (issuance to notAfter), ms since
- * the epoch: `certTtlSeconds` 3600 renews 40 minutes after issuance, 30 s after 20 s.
- * The backdating of notBefore for clock skew is not counted.
+ * The fraction of the lifetime after which the certificate with this serial renews: the
+ * first 32 bits of the SHA-256 of its canonical serial (normalizeSerialHex, so `0A:FF` and
+ * `aff` agree) mapped onto [RENEW_FROM_FRACTION, RENEW_UNTIL_FRACTION). A hash rather than
+ * the serial's own bits, so serials that are not random (imported, sequential) spread too.
  */
-export function renewAfterMs(notBeforeMs: number, notAfterMs: number): number {
-  const issued = issuedAtMs(notBeforeMs, notAfterMs);
-  return Math.floor(issued + (notAfterMs - issued) * RENEW_AT_FRACTION);
+export function renewFraction(serialHex: string): number {
+  const h = createHash('sha256').update(normalizeSerialHex(serialHex)).digest();
+  return RENEW_FROM_FRACTION + (h.readUInt32BE(0) / 2 ** 32) * (RENEW_UNTIL_FRACTION - RENEW_FROM_FRACTION);
 }
 
-/** True once `now` has reached the renewal point of a certificate's validity window. */
-export function shouldRenew(nowMs: number, validity: { notBeforeMs: number; notAfterMs: number }): boolean {
-  return nowMs >= renewAfterMs(validity.notBeforeMs, validity.notAfterMs);
+/**
+ * Issuance + the serial's fraction of the lifetime as the operator set it (issuance to
+ * notAfter), ms since the epoch: the same certificate always gets the same answer. A
+ * `certTtlSeconds` 3600 renews 36 to 45 minutes after issuance. The backdating of
+ * notBefore for clock skew is not counted.
+ */
+export function renewAfterMs(notBeforeMs: number, notAfterMs: number, serialHex: string): number {
+  const issued = issuedAtMs(notBeforeMs, notAfterMs);
+  return Math.floor(issued + (notAfterMs - issued) * renewFraction(serialHex));
+}
+
+/** True once `now` has reached the renewal point of a certificate. */
+export function shouldRenew(nowMs: number, cert: { notBeforeMs: number; notAfterMs: number; serial: string }): boolean {
+  return nowMs >= renewAfterMs(cert.notBeforeMs, cert.notAfterMs, cert.serial);
 }

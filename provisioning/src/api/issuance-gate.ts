@@ -1,4 +1,5 @@
 import { TlsfleetError } from '@tlsfleet/common';
+import { RetrySpread } from './retry-spread.js';
 
 export interface IssuanceGateOptions {
   /** Enrollments and renewals served at once before answering 503; default 64. */
@@ -17,6 +18,8 @@ export interface IssuanceGateOptions {
   perClientBurst?: number;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;
+  /** Injected randomness for the spread of Retry-After; default Math.random. */
+  random?: () => number;
 }
 
 /** Who asks: anonymous work (enrollment) or a renewal by an authenticated certificate. */
@@ -34,8 +37,8 @@ const MAX_TRACKED_CLIENTS = 100_000;
  * Admission for issuance, in two steps. `enter` runs before the body is read: at most
  * `maxInFlightPerClient` open requests per client, so one address cannot hold many slow
  * uploads. `admit` runs once the whole body has arrived: a token bucket per client
- * (`rate_limited`) and a bounded number in flight (`overloaded` with Retry-After), with a
- * share of it reserved for renewals.
+ * (`rate_limited`) and a bounded number in flight (`overloaded` with a Retry-After that
+ * grows with the backlog, retry-spread.ts), with a share of it reserved for renewals.
  */
 export class IssuanceGate {
   private inFlight = 0;
@@ -47,6 +50,7 @@ export class IssuanceGate {
   private readonly now: () => number;
   private readonly buckets = new Map<string, Bucket>();
   private readonly open = new Map<string, number>();
+  private readonly spread: RetrySpread;
 
   constructor(opts: IssuanceGateOptions = {}) {
     this.maxInFlight = opts.maxInFlight ?? 64;
@@ -58,6 +62,12 @@ export class IssuanceGate {
     this.rate = opts.perClientRate ?? 20;
     this.burst = Math.max(1, opts.perClientBurst ?? 40);
     this.now = opts.now ?? Date.now;
+    this.spread = new RetrySpread({ now: this.now, random: opts.random });
+  }
+
+  /** The Retry-After of the last `overloaded` refusal, seconds (0 before any). */
+  get lastRetryAfterSeconds(): number {
+    return this.spread.lastSeconds;
   }
 
   /** Issuances admitted and not yet released. */
@@ -91,12 +101,15 @@ export class IssuanceGate {
   admit(client: string, kind: IssuanceKind = 'enroll'): () => void {
     const bound = kind === 'renew' ? this.maxInFlight : this.maxInFlight - this.renewalReserve;
     if (this.inFlight >= bound) {
-      // Spread the retries of a storm over a few seconds rather than one instant.
-      throw new TlsfleetError('overloaded', undefined, { retryAfterSeconds: 1 + Math.floor(Math.random() * 5) });
+      throw new TlsfleetError('overloaded', undefined, { retryAfterSeconds: this.spread.refuse(kind, this.inFlight, bound) });
     }
     this.take(client);
     this.inFlight++;
-    return once(() => this.inFlight--);
+    const admitted = this.now();
+    return once(() => {
+      this.inFlight--;
+      this.spread.ended(this.now() - admitted);
+    });
   }
 
   private take(client: string): void {

@@ -28,7 +28,11 @@ export interface FleetAuditReport {
   expired: Finding;
   /** Current certificates, unrevoked, expiring within the window. */
   expiring: Finding;
-  /** Current certificates past their renewal point (two thirds of the lifetime) and not yet expired: the device has not renewed in time. */
+  /**
+   * Current certificates past the latest renewal point any certificate carries (3/4 of the
+   * lifetime from issuance; each one's own renewAfter is earlier, 60-75 %) and not yet
+   * expired: the device has not renewed in time.
+   */
   renewalOverdue: Finding;
   /**
    * Live current certificates signed by an intermediate that no longer signs (after a
@@ -70,7 +74,7 @@ function audited(c: AuditedCertificate): AuditedDevice {
     device: c.subject,
     serial: c.serial,
     notAfter: new Date(c.notAfter).toISOString(),
-    renewAfter: new Date(renewAfterMs(c.notBefore, c.notAfter)).toISOString(),
+    renewAfter: new Date(renewAfterMs(c.notBefore, c.notAfter, c.serial)).toISOString(),
     ...(c.issuerKeyId === undefined ? {} : { issuerKeyId: c.issuerKeyId }),
   };
 }

@@ -352,7 +352,7 @@ export class Authority {
       caBundlePem: this.caBundlePem,
       notBefore: new Date(cert.notBefore),
       notAfter: new Date(cert.notAfter),
-      renewAfter: new Date(renewAfterMs(cert.notBefore, cert.notAfter)),
+      renewAfter: new Date(renewAfterMs(cert.notBefore, cert.notAfter, cert.serial)),
       replayed,
     };
   }

@@ -2,15 +2,19 @@
  * The fleet audit's questions to the store, in SQL both stores run ($n placeholders; the
  * SQLite store turns them into ?). "Current" is a device's current certificate
  * (devices.current_serial): superseded certificates are meant to lapse and are not findings.
- * Times are ms since the epoch; the renewal point mirrors renewAfterMs (two thirds of the
- * lifetime from issuance), in integer arithmetic.
+ * Times are ms since the epoch. "Renewal overdue" is past the latest renewal point any
+ * certificate carries: each one's renewAfter (common rotation.ts renewAfterMs) is a fraction
+ * of the lifetime from issuance picked from its serial in [0.6, 0.75), which SQL cannot
+ * hash alike on both stores, so the query uses the window's end, 3/4, in integer
+ * arithmetic. Every certificate it lists is past its own renewAfter; one between its own
+ * renewAfter and 3/4 is not listed yet.
  */
 const CURRENT = `FROM certificates c JOIN devices d ON d.id = c.subject AND d.current_serial = c.serial
   WHERE c.revoked_at IS NULL`;
 const COLUMNS = 'SELECT c.subject, c.serial, c.not_before, c.not_after, c.issued_at';
 const EXPIRED = 'c.not_after <= $1';
 const EXPIRING = 'c.not_after > $1 AND c.not_after <= $2';
-const OVERDUE = 'c.not_after > $1 AND c.issued_at + (c.not_after - c.issued_at) * 2 / 3 < $1';
+const OVERDUE = 'c.not_after > $1 AND c.issued_at + (c.not_after - c.issued_at) * 3 / 4 < $1';
 const RETIRED = 'c.not_after > $1 AND c.issuer_key_id IS NOT NULL AND c.issuer_key_id <> $2';
 
 export const FLEET_AUDIT_SQL = {
