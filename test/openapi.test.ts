@@ -44,7 +44,7 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     const verdict = await validator.validate(OPENAPI_FILE);
     expect(verdict.errors, 'the OpenAPI document itself').toBeUndefined();
     checker = new ContractChecker(validator.resolveRefs() as unknown as OpenApiDocument);
-    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '1', '--body-timeout', '3s', '--renew-expired-within', '1h'] });
+    env = await startProvisioningEnv({ serviceArgs: ['--client-rate', '0', '--max-inflight-per-client', '1', '--body-timeout', '3s', '--renew-expired-within', '1h', '--renewal-relay', 'relay-api'] });
     scratch = env.dir;
   });
   afterAll(async () => {
@@ -181,6 +181,20 @@ describe('the HTTP API matches docs/reference/openapi.yaml (issue 21)', () => {
     const renewed = await call('POST', '/v1/renew-expired', { json: body });
     expect(renewed.status, renewed.text()).toBe(201);
     expect(renewed.json().deviceId).toBe('sleepy-api');
+  });
+
+  it('POST /v1/relay/renew: a configured relay renews for a session certificate; no certificate, a device certificate', async () => {
+    const relayKey = newKey();
+    const relay = await enroll(await mint('relay-api', { kind: 'service' }), await makeCsr(relayKey));
+    const deviceKey = newKey();
+    const device = await enroll(await mint('relayed-api'), await makeCsr(deviceKey));
+    expect([relay.status, device.status]).toEqual([201, 201]);
+    const body = { device: 'relayed-api', serial: device.json().serial, csr: await makeCsr(newKey()) };
+    expectCode(await call('POST', '/v1/relay/renew', { json: body }), 'unauthorized');
+    expectCode(await call('POST', '/v1/relay/renew', { cert: device.json().chain, key: deviceKey.privatePem, json: body }), 'forbidden');
+    const renewed = await call('POST', '/v1/relay/renew', { cert: relay.json().chain, key: relayKey.privatePem, json: body });
+    expect(renewed.status, renewed.text()).toBe(201);
+    expect(renewed.json().deviceId).toBe('relayed-api');
   });
 
   it('EST simpleenroll and simplereenroll with openssl-made CSRs: Bearer, Basic, refusals', async () => {

@@ -4,6 +4,7 @@
 
 // The HTTPS service, as `tlsfleet provisioning` runs it.
 export { startProvisioning, type ProvisioningOptions, type RunningProvisioning } from './provisioning-server.js';
+export type { RelayedRenewal, RenewAnswer } from './api/in-process-relay.js';
 // A new data dir (CAs, server certificates, admin token), as `tlsfleet init` makes it.
 export { initDataDir, type InitOptions } from './init.js';
 // The data dir's files and config (shared with the broker through common).

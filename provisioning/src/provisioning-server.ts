@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { caValidity, connectionCapBelow, raiseFdLimit } from '@tlsfleet/common';
+import { caValidity, connectionCapBelow, isValidName, raiseFdLimit } from '@tlsfleet/common';
 import type { Authority } from './authority/authority.js';
 import { authorityFromDataDir, crlFilesOf } from './data-dir-authority.js';
 import { createApp } from './api/app.js';
@@ -19,6 +19,8 @@ import { crlUrlOf } from './public-url.js';
 import type { Store } from './storage/store.js';
 import { enrollHook, type EnrollHookOptions } from './hooks/enroll-hook.js';
 import { WebhookDeliverer, type WebhookOptions } from './webhooks/deliverer.js';
+import type { ApiContext } from './api/context.js';
+import { inProcessRelay, type RelayedRenewal, type RenewAnswer } from './api/in-process-relay.js';
 
 export interface ProvisioningOptions {
   dataDir: string;
@@ -54,6 +56,8 @@ export interface ProvisioningOptions {
   enrollHook?: EnrollHookOptions;
   /** `--webhook` (repeatable), `--webhook-secret-file`, `--hook-ca`: where enrolled, renewed and revoked events go; default none. */
   webhooks?: WebhookOptions;
+  /** `--renewal-relay NAME` (repeatable): service identities that may relay a device's in-band renewal (POST /v1/relay/renew); default none. */
+  renewalRelays?: readonly string[];
   logger?: Logger;
 }
 
@@ -64,6 +68,8 @@ export interface RunningProvisioning {
   readonly metricsUrl?: string;
   readonly server: Server;
   readonly authority: Authority;
+  /** In-band renewal for a broker in this process: POST /v1/relay/renew's checks and admission, without HTTP. */
+  renewRelayed(req: RelayedRenewal): Promise<RenewAnswer>;
   /** Stops accepting, lets in-flight requests finish for up to `graceMs` (default 10 s), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -104,7 +110,10 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
   const idleTimeoutMs = opts.idleTimeoutMs ?? 15_000;
   const bodyTimeoutMs = opts.bodyTimeoutMs ?? 5_000;
   const maxConnections = connectionCap(opts.maxConnections, logger);
-  const app = createApp({
+  const relays = opts.renewalRelays ?? [];
+  const badRelay = relays.find((name) => !isValidName(name));
+  if (badRelay !== undefined) throw new RangeError(`renewalRelays: ${JSON.stringify(badRelay)} is not a service name`);
+  const ctx: ApiContext = {
     authority,
     store,
     metrics,
@@ -119,7 +128,9 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
     refusals,
     draining: () => draining,
     crlPublisher,
-  });
+    renewalRelays: new Set(relays),
+  };
+  const app = createApp(ctx);
   const server = createServer(
     {
       key: dataDir.readSecret('provisioningKey'),
@@ -177,7 +188,7 @@ export async function startProvisioning(opts: ProvisioningOptions): Promise<Runn
       await store.close();
       logger.info('provisioning stopped');
     })());
-  return { url, port, metricsUrl: metricsServer?.url, server, authority, close };
+  return { url, port, metricsUrl: metricsServer?.url, server, authority, renewRelayed: inProcessRelay(ctx), close };
 }
 
 /** The connection cap: the one asked for (default 10,000), kept below the open-file limit after raising it. */

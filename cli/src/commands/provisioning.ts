@@ -45,6 +45,7 @@ export async function provisioningCommand(argv: string[]): Promise<number> {
     retentionMs: retention(f.retention),
     enrollHook: enrollHook(f['enroll-hook'], hookCa),
     webhooks: webhooks(f.webhook ?? [], f['webhook-secret-file'], hookCa),
+    renewalRelays: f['renewal-relay'] ?? [],
     logger,
   });
   await signalled;

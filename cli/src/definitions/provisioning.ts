@@ -1,4 +1,4 @@
-import { checks, defineCommand, parseDurationMs } from '@tlsfleet/common';
+import { checks, defineCommand, isValidName, parseDurationMs } from '@tlsfleet/common';
 import { CONFIG_FLAG, DATA_DIR, HOST, LOG_FLAG_DEFINITIONS, STORE_FLAGS } from './shared-flags.js';
 
 export const PROVISIONING = defineCommand({
@@ -39,6 +39,13 @@ export const PROVISIONING = defineCommand({
     'enroll-hook': { type: 'string', value: 'URL', help: 'ask this https URL (http only to loopback) before each enrollment; only {"allow": true} within 5s issues' },
     webhook: { type: 'string', value: 'URL', help: 'POST enrolled, renewed and revoked events to this https URL (http only to loopback), at least once, in order per device', multiple: true },
     'webhook-secret-file': { type: 'string', value: 'FILE', help: 'file (mode 0600) holding the secret that signs webhook bodies (X-Tlsfleet-Signature)', complete: 'file' },
+    'renewal-relay': {
+      type: 'string',
+      value: 'NAME',
+      help: 'a service identity (spiffe://TD/service/NAME) that may relay devices\' in-band renewals from the broker (POST /v1/relay/renew); none by default',
+      multiple: true,
+      check: (v) => (isValidName(v) ? undefined : 'takes a service name: 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit'),
+    },
     'hook-ca': { type: 'string', value: 'FILE', help: 'PEM trust anchors for https hook and webhook receivers, instead of the system CAs', complete: 'file' },
     ...LOG_FLAG_DEFINITIONS,
     ...CONFIG_FLAG,

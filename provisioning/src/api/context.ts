@@ -16,6 +16,8 @@ export interface ApiContext {
   /** SHA-256 of the admin token; compared in constant time. */
   readonly adminTokenHash: Buffer;
   readonly caBundlePem: string;
+  /** Service identities (`--renewal-relay`) allowed to renew on behalf of a device's MQTT session. */
+  readonly renewalRelays: ReadonlySet<string>;
   /** PEM certificates EST's /cacerts hands out: root and intermediate. */
   readonly caCertificatesPem: string;
   /** Largest request body accepted, bytes; default 16 KiB. */

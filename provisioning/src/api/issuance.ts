@@ -3,8 +3,11 @@ import { lineLimiterOf, TlsfleetError } from '@tlsfleet/common';
 import type { Issued } from '../authority/authority.js';
 import type { ApiContext } from './context.js';
 
-/** `renew-expired`: POST /v1/renew-expired, counted as a renewal, timed under its own label. */
-export type Operation = 'enroll' | 'renew' | 'renew-expired';
+/**
+ * `renew-expired` (POST /v1/renew-expired) and `renew-relayed` (POST /v1/relay/renew, or a
+ * broker's in-process call): counted as renewals, timed under their own label.
+ */
+export type Operation = 'enroll' | 'renew' | 'renew-expired' | 'renew-relayed';
 
 const TOKEN_CODES = new Set(['invalid_token', 'token_used', 'token_expired']);
 
@@ -29,7 +32,7 @@ export function runIssuance(ctx: ApiContext, operation: Operation, req: Request,
     try {
       const issued = await work();
       counter.inc({ result: issued.replayed ? 'replayed' : 'issued' });
-      ctx.metrics.issuanceSeconds.observe({ operation: operation === 'renew-expired' ? 'renew_expired' : operation }, Number(process.hrtime.bigint() - started) / 1e9);
+      ctx.metrics.issuanceSeconds.observe({ operation: operation.replace('-', '_') }, Number(process.hrtime.bigint() - started) / 1e9);
       ctx.logger.info({ operation, subject: issued.identity.name, serial: issued.serial, notAfter: issued.notAfter, replayed: issued.replayed, address: req.socket.remoteAddress }, 'certificate issued');
       return issued;
     } catch (err) {

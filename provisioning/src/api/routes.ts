@@ -5,6 +5,7 @@ import { requireAdmin } from './admin-auth.js';
 import { enrollRoute } from './enroll-route.js';
 import { renewRoute } from './renew-route.js';
 import { renewExpiredRoute } from './renew-expired-route.js';
+import { admitRelayedRenewal, relayRenewRoute } from './relay-renew-route.js';
 import { tokensRoute } from './tokens-route.js';
 import { getDeviceRoute, listDevicesRoute } from './devices-route.js';
 import { revokeRoute } from './revoke-route.js';
@@ -33,6 +34,8 @@ export function routes(ctx: ApiContext): Router {
   r.post('/v1/renew', ...admitIssuance(ctx, 'renew', json), renewRoute);
   // --renew-expired-within: off by default, and then the route does not exist (404 not_found).
   if (ctx.authority.renewExpiredWithinMs > 0) r.post('/v1/renew-expired', ...admitIssuance(ctx, 'renew-expired', json), renewExpiredRoute);
+  // In-band renewal: a broker relays a device's request (403 unless it is a --renewal-relay).
+  r.post('/v1/relay/renew', ...admitRelayedRenewal(ctx, json), relayRenewRoute);
   r.post('/v1/tokens', admin, json, tokensRoute);
   r.get('/v1/devices', admin, listDevicesRoute);
   r.get('/v1/devices/:id', admin, getDeviceRoute);
