@@ -19,10 +19,18 @@ describe('simulate options', () => {
     expect(parseSimulateArgs(['--devices', '3', '--device-model', 'sdk', '--probe-revocation'])).toMatchObject({ deviceModel: 'sdk', probeRevocation: true });
   });
 
+  it('mass-expiry: 2,000 SDK devices with 90 s certificates unless told otherwise; renewals in-band unless --renewal-path https', () => {
+    expect(parseSimulateArgs(['--scenario', 'mass-expiry'])).toMatchObject({ devices: 2000, certTtlSeconds: 90, deviceModel: 'sdk', renewalPath: 'inband' });
+    expect(parseSimulateArgs(['--scenario', 'mass-expiry', '--devices', '40', '--cert-ttl', '30s', '--renewal-path', 'https'])).toMatchObject({ devices: 40, certTtlSeconds: 30, renewalPath: 'https' });
+    expect(parseSimulateArgs(['--devices', '3'])).toMatchObject({ renewalPath: 'inband', certTtlSeconds: 604_800 });
+  });
+
   it.each([
     [['--devices', '3', '--device-model', 'fast'], /--device-model must be one of lean, sdk/],
     [['--devices', '3', '--scenario', 'renewal-storm', '--device-model', 'lean'], /renewal-storm needs the SDK's renewals/],
     [[], /--devices is required/],
+    [['--devices', '3', '--scenario', 'mass-expiry', '--device-model', 'lean'], /mass-expiry needs the SDK's renewals/],
+    [['--devices', '3', '--renewal-path', 'carrier-pigeon'], /--renewal-path must be one of inband, https/],
     [['--devices', '0'], /--devices must be a whole number from 1/],
     [['--devices', '3', '--qos', '2'], /--qos must be 0 or 1/],
     [['--devices', '3', '--scenario', 'chaos'], /--scenario must be one of/],

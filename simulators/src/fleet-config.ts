@@ -4,7 +4,15 @@ import { parseDurationMs } from '@tlsfleet/common';
 import type { DeviceModel } from './fleet-shard.js';
 import type { ScenarioName } from './report/fleet-summary.js';
 
-export const SCENARIOS: readonly ScenarioName[] = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation'];
+export const SCENARIOS: readonly ScenarioName[] = ['steady', 'reconnect-storm', 'renewal-storm', 'revocation', 'mass-expiry'];
+/** Scenarios that measure renewals: they need the SDK device model. */
+export const RENEWAL_SCENARIOS: readonly ScenarioName[] = ['renewal-storm', 'mass-expiry'];
+export const RENEWAL_PATHS = ['inband', 'https'] as const;
+export type RenewalPath = (typeof RENEWAL_PATHS)[number];
+
+/** mass-expiry's defaults: 2,000 devices, certificates of 90 s (renewal points within about a minute of each other). */
+export const MASS_EXPIRY_DEVICES = 2000;
+export const MASS_EXPIRY_CERT_TTL_MS = 90_000;
 export const DEVICE_MODELS: readonly DeviceModel[] = ['lean', 'sdk'];
 
 /** A simulator run, validated once and frozen. */
@@ -33,10 +41,15 @@ export interface FleetConfig {
   reportDir: string | undefined;
   /** Device ids are `<prefix>-<n>`. */
   prefix: string;
-  /** How each device runs its session (renewal-storm needs the SDK's renewals: `sdk`). */
+  /** How each device runs its session (renewal-storm and mass-expiry need the SDK's renewals: `sdk`). */
   deviceModel: DeviceModel;
   /** Revoke one extra device once the fleet is up and time its session's close. */
   probeRevocation: boolean;
+  /**
+   * How SDK devices renew: `inband` over MQTT through the broker first (HTTPS when the broker
+   * does not answer), `https` at /v1/renew only. With `inband` the simulator's own broker gets a renewal relay.
+   */
+  renewalPath: RenewalPath;
 }
 
 export class SimulateUsageError extends Error {}
@@ -85,14 +98,17 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
         prefix: { type: 'string' },
         'device-model': { type: 'string' },
         'probe-revocation': { type: 'boolean' },
+        'renewal-path': { type: 'string' },
       },
     }));
   } catch (err) {
     throw new SimulateUsageError((err as Error).message);
   }
-  if (values.devices === undefined) throw new SimulateUsageError('--devices is required');
   const scenario = (values.scenario ?? 'steady') as ScenarioName;
+  if (values.devices === undefined && scenario !== 'mass-expiry') throw new SimulateUsageError('--devices is required');
   if (!SCENARIOS.includes(scenario)) throw new SimulateUsageError(`--scenario must be one of ${SCENARIOS.join(', ')}, not ${JSON.stringify(values.scenario)}`);
+  const renewalPath = (values['renewal-path'] ?? 'inband') as RenewalPath;
+  if (!RENEWAL_PATHS.includes(renewalPath)) throw new SimulateUsageError(`--renewal-path must be one of ${RENEWAL_PATHS.join(', ')}, not ${JSON.stringify(values['renewal-path'])}`);
   const qos = values.qos === undefined ? 1 : values.qos === '0' ? 0 : values.qos === '1' ? 1 : undefined;
   if (qos === undefined) throw new SimulateUsageError(`--qos must be 0 or 1, not ${JSON.stringify(values.qos)}`);
   if ((values.provisioning === undefined) !== (values.broker === undefined)) {
@@ -107,18 +123,19 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
   }
   const model = values['device-model'];
   if (model !== undefined && !DEVICE_MODELS.includes(model as DeviceModel)) throw new SimulateUsageError(`--device-model must be one of ${DEVICE_MODELS.join(', ')}, not ${JSON.stringify(model)}`);
-  if (model === 'lean' && scenario === 'renewal-storm') throw new SimulateUsageError('--scenario renewal-storm needs the SDK\'s renewals: use --device-model sdk (its default for that scenario)');
-  const deviceModel: DeviceModel = (model as DeviceModel | undefined) ?? (scenario === 'renewal-storm' ? 'sdk' : 'lean');
+  const renews = RENEWAL_SCENARIOS.includes(scenario);
+  if (model === 'lean' && renews) throw new SimulateUsageError(`--scenario ${scenario} needs the SDK's renewals: use --device-model sdk (its default for that scenario)`);
+  const deviceModel: DeviceModel = (model as DeviceModel | undefined) ?? (renews ? 'sdk' : 'lean');
   const prefix = values.prefix ?? 'sim';
   if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new SimulateUsageError('--prefix must be letters, digits, - or _ (at most 41)');
   return Object.freeze({
-    devices: positiveInt('devices', values.devices, 0, 1, 200_000),
+    devices: positiveInt('devices', values.devices, MASS_EXPIRY_DEVICES, 1, 200_000),
     ramp: positiveInt('ramp', values.ramp, 100, 1, 100_000),
     publishIntervalMs: durationMs('publish-interval', values['publish-interval'], 10_000),
     qos,
     payloadBytes: positiveInt('payload-bytes', values['payload-bytes'], 100, 64, 128 * 1024),
     durationMs: durationMs('duration', values.duration, 60_000),
-    certTtlSeconds: Math.max(1, Math.round(durationMs('cert-ttl', values['cert-ttl'], 7 * 86_400_000) / 1000)),
+    certTtlSeconds: Math.max(1, Math.round(durationMs('cert-ttl', values['cert-ttl'], scenario === 'mass-expiry' ? MASS_EXPIRY_CERT_TTL_MS : 7 * 86_400_000) / 1000)),
     scenario,
     revokePercent: positiveInt('revoke-percent', values['revoke-percent'], 10, 1, 100),
     restartHook: values['restart-hook'],
@@ -133,5 +150,6 @@ export function parseSimulateArgs(argv: string[]): FleetConfig {
     prefix,
     deviceModel,
     probeRevocation: values['probe-revocation'] === true,
+    renewalPath,
   });
 }

@@ -24,6 +24,8 @@ export interface ShardConfig {
   deviceModel: DeviceModel;
   /** Lean devices bind their connections to these local addresses in turn (many devices to one loopback port). */
   localAddresses?: string[];
+  /** SDK devices: renew in-band over MQTT first, or at /v1/renew only. */
+  renewalPath: 'inband' | 'https';
 }
 
 export type DeviceModel = 'sdk' | 'lean';
@@ -41,6 +43,16 @@ export interface SimDevice {
 
 export type Transition = { index: number; at: number; kind: 'connected' | 'disconnected' | 'reenrollment-required'; code?: string };
 
+/** How a renewal reached the service: over MQTT through the broker, at /v1/renew (or /v1/renew-expired), or not said. */
+export type RenewalRoute = 'inband' | 'https' | 'unknown';
+
+/**
+ * A publish counts as made during a certificate swap when its device renewed while it was in
+ * flight or at most this long before it was handed over: the swap (new session, moved
+ * subscriptions and in-flight messages) happens within that time after the renewal.
+ */
+export const SWAP_WINDOW_MS = 10_000;
+
 /** What a shard tells the main thread every few hundred ms: deltas since the last report. */
 export interface ShardReport {
   type: 'report';
@@ -53,6 +65,13 @@ export interface ShardReport {
   enrollMs: number[];
   connectMs: number[];
   renewals: number;
+  /** Each renewal: which device, when (ms since the epoch) and how it went. */
+  renewalEvents: { index: number; at: number; route: RenewalRoute }[];
+  /** QoS 1: ms from handing a message over to its PUBACK, every message / those made during a swap (SWAP_WINDOW_MS). */
+  publishWaitMs: number[];
+  swapPublishWaitMs: number[];
+  /** SDK devices: each successful connection attempt, when it was up and ms from its start to the CONNACK (TLS handshake included). */
+  handshakes: { at: number; ms: number }[];
   errors: Record<string, number>;
   transitions: Transition[];
 }
@@ -78,6 +97,8 @@ export interface Running {
   /** When the MQTT connection was first asked for (after enrollment). */
   connectFrom: number;
   everConnected: boolean;
+  /** When this device renewed (ms since the epoch), newest last. */
+  renewedAt: number[];
 }
 
 /**
@@ -156,7 +177,7 @@ export class FleetShard implements LeanShard {
 
   private async startDevice(spec: ShardDevice): Promise<void> {
     const now = Date.now();
-    const r: Running = { spec, device: undefined, seq: 0, ackedSeqs: [], ackedAt: [], timer: undefined, connected: false, startedAt: now, connectFrom: now, everConnected: false };
+    const r: Running = { spec, device: undefined, seq: 0, ackedSeqs: [], ackedAt: [], timer: undefined, connected: false, startedAt: now, connectFrom: now, everConnected: false, renewedAt: [] };
     this.running.push(r);
     await (this.config.deviceModel === 'lean' ? startLeanDevice(this, r) : startSdkDevice(this, r));
   }
@@ -176,7 +197,8 @@ export class FleetShard implements LeanShard {
     this.countError(code);
   }
 
-  onConnected(r: Running): void {
+  onConnected(r: Running, attemptMs?: number): void {
+    if (attemptMs !== undefined) this.report.handshakes.push({ at: Date.now(), ms: attemptMs });
     if (!r.everConnected) {
       r.everConnected = true;
       this.report.connectMs.push(Date.now() - r.connectFrom);
@@ -193,8 +215,11 @@ export class FleetShard implements LeanShard {
     this.report.transitions.push({ index: r.spec.index, at: Date.now(), kind: 'disconnected' });
   }
 
-  onRenewed(): void {
+  onRenewed(r: Running, route: RenewalRoute): void {
     this.report.renewals++;
+    const at = Date.now();
+    r.renewedAt.push(at);
+    this.report.renewalEvents.push({ index: r.spec.index, at, route });
   }
 
   onReenrollmentRequired(r: Running, code: string): void {
@@ -216,11 +241,17 @@ export class FleetShard implements LeanShard {
     const payload = head + 'x'.repeat(Math.max(0, this.config.payloadBytes - head.length - 2)) + '"}';
     this.report.sent++;
     this.outstanding++;
+    const from = Date.now();
     r.device!.publish(payload, this.config.qos, (code) => {
       if (code === undefined) {
+        const at = Date.now();
         r.ackedSeqs.push(seq);
-        r.ackedAt.push(Date.now());
+        r.ackedAt.push(at);
         this.report.acked++;
+        if (this.config.qos === 1) {
+          this.report.publishWaitMs.push(at - from);
+          if (r.renewedAt.some((renewed) => renewed >= from - SWAP_WINDOW_MS && renewed <= at)) this.report.swapPublishWaitMs.push(at - from);
+        }
       } else this.countError(code);
       if (--this.outstanding === 0) this.drained?.();
     });
@@ -232,5 +263,5 @@ export class FleetShard implements LeanShard {
 }
 
 function emptyReport(): ShardReport {
-  return { type: 'report', sent: 0, acked: 0, connected: 0, enrolled: 0, reused: 0, enrollFailed: 0, enrollMs: [], connectMs: [], renewals: 0, errors: {}, transitions: [] };
+  return { type: 'report', sent: 0, acked: 0, connected: 0, enrolled: 0, reused: 0, enrollFailed: 0, enrollMs: [], connectMs: [], renewals: 0, renewalEvents: [], publishWaitMs: [], swapPublishWaitMs: [], handshakes: [], errors: {}, transitions: [] };
 }

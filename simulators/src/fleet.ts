@@ -6,12 +6,13 @@ import { Worker } from 'node:worker_threads';
 import { enrollWithStore, FileCredentialStore } from '@tlsfleet/device-sdk';
 import { AdminClient } from './admin-client.js';
 import { ErrorTally } from './error-tally.js';
-import type { FleetConfig } from './fleet-config.js';
+import { RENEWAL_SCENARIOS, type FleetConfig } from './fleet-config.js';
 import { ensureFdLimit, loopbackSources, startRevocationProbe, type RevocationProbe } from './fleet-scale.js';
 import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
 import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
 import { bucketize, LatencyHistogram } from './latency-histogram.js';
 import { Progress } from './progress.js';
+import { RenewalTracker } from './renewal-figures.js';
 import type { FleetSummary, TimelinePoint } from './report/fleet-summary.js';
 import { SCENARIO_TABLE, type ScenarioContext } from './scenarios/index.js';
 import { RECOVERY_LIMIT_MS } from './scenarios/reconnect-storm.js';
@@ -36,11 +37,12 @@ interface Target {
 async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Promise<Target> {
   if (config.provisioningUrl === undefined || config.brokerUrl === undefined) {
     // Kept identities need the CA and store that issued them: keep the deployment beside them.
-    const keepIn = config.identitiesDir !== undefined && config.scenario !== 'renewal-storm' ? join(config.identitiesDir, '.deployment') : undefined;
+    const keepIn = config.identitiesDir !== undefined && !RENEWAL_SCENARIOS.includes(config.scenario) ? join(config.identitiesDir, '.deployment') : undefined;
     if (keepIn !== undefined) mkdirSync(keepIn, { recursive: true, mode: 0o700 });
     // The broker inherits this process's open-file limit (raised for the fleet) and gets a matching cap.
     const maxConnections = ensureFdLimit(config.devices, true);
-    const own = await startOwnDeployment(tlsfleet, keepIn, { maxConnections });
+    // SDK devices renew in-band through the broker: it gets a relay to provisioning.
+    const own = await startOwnDeployment(tlsfleet, keepIn, { maxConnections, renewalRelay: config.deviceModel === 'sdk' && config.renewalPath === 'inband' });
     const ca = readFileSync(join(own.dataDir, 'ca-bundle.pem'), 'utf8');
     return { provisioningUrl: own.provisioning.url, brokerUrl: own.broker.url, admin: new AdminClient(own.provisioning.url, readAdminToken(own.dataDir), ca), ca, own };
   }
@@ -75,7 +77,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
   const checker = new TelemetryChecker();
   try {
     // A renewal storm needs certificates issued together, so never reuses identities.
-    const idsDir = config.identitiesDir !== undefined && config.scenario !== 'renewal-storm' ? config.identitiesDir : join(scratch, 'devices');
+    const idsDir = config.identitiesDir !== undefined && !RENEWAL_SCENARIOS.includes(config.scenario) ? config.identitiesDir : join(scratch, 'devices');
     mkdirSync(idsDir, { recursive: true, mode: 0o700 });
     const width = String(config.devices - 1).length;
     const deviceIds = Array.from({ length: config.devices }, (_, i) => `${config.prefix}-${String(i).padStart(width, '0')}`);
@@ -103,6 +105,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const connectMs: number[] = [];
     const totals = { sent: 0, acked: 0, enrolled: 0, reused: 0, enrollFailed: 0, renewals: 0, connectedPeak: 0 };
     const connectedBy = new Map<Worker, number>();
+    const renewalTracker = new RenewalTracker();
     const done: ShardDone[] = [];
     let errorsInInterval = 0;
     const absorb = (w: Worker, r: ShardReport) => {
@@ -114,6 +117,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       totals.renewals += r.renewals;
       enrollMs.push(...r.enrollMs);
       connectMs.push(...r.connectMs);
+      renewalTracker.absorb(r);
       transitions.push(...r.transitions);
       for (const [code, n] of Object.entries(r.errors)) if (tally.add(code, n)) errorsInInterval += n;
       connectedBy.set(w, r.connected);
@@ -136,6 +140,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       ramp,
       deviceModel: config.deviceModel,
       localAddresses: config.deviceModel === 'lean' ? loopbackSources(target.brokerUrl, config.devices) : undefined,
+      renewalPath: config.renewalPath,
     });
     const probe: RevocationProbe | undefined = config.probeRevocation
       ? await startRevocationProbe({ id: `${config.prefix}-probe-${process.pid}`, dir: scratch, admin: target.admin, provisioningUrl: target.provisioningUrl, brokerUrl: target.brokerUrl, ca: target.ca })
@@ -177,7 +182,9 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
         p50: checker.interval.count ? checker.interval.percentile(50) : null,
         p99: checker.interval.count ? checker.interval.percentile(99) : null,
         errors: errorsInInterval,
+        renewals: renewalTracker.sinceLast(),
       });
+      renewalTracker.sampleCpu(target.own);
       lastSent = totals.sent;
       lastReceived = checker.received;
       errorsInInterval = 0;
@@ -214,6 +221,14 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
       notes,
       mark: (label) => events.push({ t: Math.round((Date.now() - t0) / 100) / 10, label }),
       revoke: (id) => target.admin.revoke(id),
+      devicesRenewed: () => renewalTracker.devicesRenewed,
+      until: async (cond, deadline) => {
+        while (!cond()) {
+          if (Date.now() >= deadline) return false;
+          await sleep(Math.min(250, deadline - Date.now()));
+        }
+        return true;
+      },
       restartBroker: async () => {
         if (target.own === undefined && config.restartHook === undefined) throw new Error('reconnect-storm against a broker the simulator did not start needs --restart-hook CMD');
         // Devices losing their link and finding the port closed are what a restart looks like, not errors.
@@ -225,6 +240,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     };
     const scenario = SCENARIO_TABLE[config.scenario];
     const servicesBefore = target.own?.cpuSeconds();
+    renewalTracker.sampleCpu(target.own);
 
     // Ramp until the whole fleet is up (or given up on), then the publishing phase; the
     // scenario acts a third of the way in. The ramp rate is a ceiling: enrollment and
@@ -239,6 +255,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     clearTimeout(fleetUpDeadline);
     fleetUp = () => {};
     ctx.mark('fleet up');
+    notes.fleetUpAt = Date.now();
     const publishFrom = Date.now();
     const rampSeconds = (publishFrom - rampFrom) / 1000;
     const cpuAtUp = process.cpuUsage();
@@ -280,6 +297,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
 
     const cpu = process.cpuUsage(cpuBefore);
     const servicesAfter = target.own?.cpuSeconds();
+    renewalTracker.sampleCpu(target.own);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const partial: Omit<FleetSummary, 'scenario'> = {
       version: 1,
@@ -337,6 +355,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
           : {}),
       },
       events,
+      ...(totals.renewals > 0 || RENEWAL_SCENARIOS.includes(config.scenario) ? { renewal: renewalTracker.figures(config.renewalPath, t0, notes.fleetUpAt as number | undefined, await target.own?.inbandRenewalsIssued()) } : {}),
     };
     const verdicts = scenario.verdicts(ctx, partial);
     const summary: FleetSummary = { ...partial, scenario: { name: config.scenario, pass: verdicts.every((v) => v.pass), verdicts } };

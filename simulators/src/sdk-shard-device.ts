@@ -1,5 +1,5 @@
 import { createDevice, type DeviceError } from '@tlsfleet/device-sdk';
-import type { FleetShard, Running } from './fleet-shard.js';
+import type { FleetShard, RenewalRoute, Running } from './fleet-shard.js';
 
 /**
  * The `sdk` device model: a full device-SDK device (enrollment, renewal, mqtt.js session,
@@ -7,14 +7,16 @@ import type { FleetShard, Running } from './fleet-shard.js';
  */
 export async function startSdkDevice(shard: FleetShard, r: Running): Promise<void> {
   const { config } = shard;
-  const device = createDevice({
+  const options = {
     stateDir: r.spec.stateDir,
     brokerUrl: config.brokerUrl,
     provisioningUrl: config.provisioningUrl,
     bootstrapCa: config.bootstrapCa,
     token: r.spec.token,
     keepaliveSeconds: 60,
-  });
+    inBandRenewal: config.renewalPath === 'inband',
+  };
+  const device = createDevice(options);
   r.device = {
     get state() {
       return device.state;
@@ -28,9 +30,9 @@ export async function startSdkDevice(shard: FleetShard, r: Running): Promise<voi
     close: () => device.close(),
   };
   device.on('enrolled', () => shard.onEnrolled(r));
-  device.on('connected', () => shard.onConnected(r));
+  device.on('connected', (info) => shard.onConnected(r, info.attemptMs));
   device.on('disconnected', () => shard.onDisconnected(r));
-  device.on('renewed', () => shard.onRenewed());
+  device.on('renewed', (_identity, info) => shard.onRenewed(r, renewalRoute(info)));
   device.on('error', (err) => shard.countError(err.code));
   device.on('reenrollment-required', (err) => shard.onReenrollmentRequired(r, err.code));
   try {
@@ -39,4 +41,12 @@ export async function startSdkDevice(shard: FleetShard, r: Running): Promise<voi
   } catch (err) {
     shard.onStartFailed((err as DeviceError).code ?? 'internal_error');
   }
+}
+
+/** How the SDK says a renewal went (its `renewed` event's second argument). */
+export function renewalRoute(info: unknown): RenewalRoute {
+  const i = (info ?? {}) as Record<string, unknown>;
+  if (i.inBand === true || i.path === 'inband' || i.path === 'mqtt' || i.via === 'mqtt') return 'inband';
+  if (i.inBand === false || i.path === 'https' || i.via === 'https' || i.afterExpiry === true) return 'https';
+  return 'unknown';
 }

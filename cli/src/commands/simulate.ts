@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { parseSimulateArgs, runFleet, scaleLines, SimulateUsageError, type FleetSummary } from '@tlsfleet/simulators';
+import { parseSimulateArgs, renewalLines, runFleet, scaleLines, SimulateUsageError, type FleetSummary } from '@tlsfleet/simulators';
 import { UsageError } from '../usage-error.js';
 import { parseCommandLine } from '@tlsfleet/common';
 import { SIMULATE } from '../definitions/simulate.js';
@@ -32,7 +32,7 @@ function verdictText(s: FleetSummary): string {
     `latency end-to-end p50 ${s.latency.endToEnd.p50.toFixed(1)} ms p99 ${s.latency.endToEnd.p99.toFixed(1)} ms; enrollment p99 ${s.latency.enrollment.p99.toFixed(0)} ms; connect p99 ${s.latency.connect.p99.toFixed(0)} ms`,
     `simulator ${s.resources.cpuMsPerDevice.toFixed(1)} CPU ms and ${(s.resources.rssBytesPerDevice / 1024).toFixed(1)} KiB RSS per device`,
   ];
-  lines.push(...scaleLines(s));
+  lines.push(...scaleLines(s), ...renewalLines(s));
   const r = s.resources;
   if (r.brokerCpuSeconds !== undefined && r.provisioningCpuSeconds !== undefined) {
     lines.push(`services: broker ${r.brokerCpuSeconds.toFixed(1)} CPU-s for ${t.connectedPeak} devices and ${t.received} deliveries; provisioning ${r.provisioningCpuSeconds.toFixed(1)} CPU-s for ${t.enrolled + t.renewals} issuances`);

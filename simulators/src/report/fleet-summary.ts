@@ -83,6 +83,8 @@ export interface FleetSummary {
     brokerCpuSeconds?: number;
     provisioningCpuSeconds?: number;
   };
+  /** SDK devices: how the renewals went and what they cost (absent when nothing renewed in a scenario not about renewals). */
+  renewal?: RenewalFigures;
   /** Marks on the time axis: broker restart, revocation, ... */
   events: { t: number; label: string }[];
   scenario: {
@@ -92,7 +94,7 @@ export interface FleetSummary {
   };
 }
 
-export type ScenarioName = 'steady' | 'reconnect-storm' | 'renewal-storm' | 'revocation';
+export type ScenarioName = 'steady' | 'reconnect-storm' | 'renewal-storm' | 'revocation' | 'mass-expiry';
 
 export interface Percentiles {
   count: number;
@@ -118,6 +120,49 @@ export interface TimelinePoint {
   p50: number | null;
   p99: number | null;
   errors: number;
+  /** Renewals done in this interval (absent in summaries written before it was counted). */
+  renewals?: number;
+}
+
+/** Renewals over a run: their route, their rate, the services' CPU and how long publishes waited meanwhile. */
+export interface RenewalFigures {
+  /** What the devices were told to use (--renewal-path): `inband` (MQTT first, HTTPS as fallback) or `https`. */
+  path: 'inband' | 'https';
+  /** Devices that renewed at least once (totals.renewals counts every renewal). */
+  devicesRenewed: number;
+  /** How each renewal went, as the device SDK said: over MQTT through the broker, over HTTPS, or not said. */
+  inBand: number;
+  https: number;
+  unknownRoute: number;
+  /** Where the split comes from: the devices' `renewed` events, or the count of certificates the simulator's own broker relayed (its metrics). */
+  routesFrom: 'devices' | 'broker';
+  /** First and last renewal, seconds since the run started; null when none. */
+  firstAt: number | null;
+  lastAt: number | null;
+  /** Most renewals in one second, and the mean rate from the first renewal to the last. */
+  peakPerSecond: number;
+  meanPerSecond: number;
+  /**
+   * Only when the simulator started the services: their CPU seconds from the last sample (1 s
+   * apart) before the first renewal to the first one after the last, and per renewal in ms.
+   */
+  provisioningCpuSeconds?: number;
+  provisioningCpuMsPerRenewal?: number;
+  brokerCpuSeconds?: number;
+  brokerCpuMsPerRenewal?: number;
+  /** QoS 1: from handing a message to the SDK to its PUBACK, every message of the run. */
+  publishWait: Percentiles;
+  /** The same, for messages in flight when their device renewed or handed over at most 10 s after. */
+  swapPublishWait: Percentiles;
+  /**
+   * From the start of each successful connection attempt to its CONNACK (TLS handshake +
+   * CONNECT): those made after the fleet was up (certificate swaps, reconnections) when there
+   * are any, else every one of the run (`handshakeScope`).
+   */
+  handshake: Percentiles;
+  handshakeScope: 'after fleet up' | 'whole run';
+  /** Longest a publish may wait during a swap: p99 handshake + p50 publish → PUBACK (one round trip). */
+  blockLimitMs: number;
 }
 
 export interface Verdict {

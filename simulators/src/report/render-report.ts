@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FleetSummary } from './fleet-summary.js';
 import { html, jsonForScriptElement, SafeHtml } from './html-escape.js';
 import { REPORT_SCRIPT } from './report-script.js';
-import { renderChartFrames, renderFigures, renderHeader, renderVerdicts } from './report-sections.js';
+import { renderChartFrames, renderFigures, renderHeader, renderRenewals, renderVerdicts } from './report-sections.js';
 import { REPORT_STYLE } from './report-style.js';
 
 /**
@@ -26,6 +26,7 @@ export function renderReport(summary: FleetSummary): string {
 ${renderHeader(summary)}
 ${renderVerdicts(summary)}
 ${renderFigures(summary)}
+${renderRenewals(summary)}
 ${renderChartFrames()}
 <script type="application/json" id="summary">${new SafeHtml(jsonForScriptElement(summary))}</script>
 <script>${new SafeHtml(REPORT_SCRIPT)}</script>

@@ -89,6 +89,34 @@ ${joinHtml(items, '\n')}
 </section>`;
 }
 
+/** The renewals: routes, rate, the services' CPU meanwhile, publish waits against the handshake. Empty without renewal figures. */
+export function renderRenewals(summary: FleetSummary): SafeHtml {
+  const r = summary.renewal;
+  if (r === undefined) return html``;
+  const cpu = (seconds: number | undefined, perRenewal: number | undefined) => (seconds === undefined ? '—' : `${seconds.toFixed(2)} CPU-s (${formatMs(perRenewal ?? 0)} per renewal)`);
+  const figures: KeyFigure[] = [
+    { label: 'path asked', value: r.path },
+    { label: 'renewed in-band (MQTT)', value: formatCount(r.inBand), bad: r.path === 'inband' && r.https + r.unknownRoute > 0 },
+    { label: 'renewed over HTTPS', value: formatCount(r.https) },
+    { label: 'renewals, first → last', value: r.firstAt === null ? '—' : `${r.firstAt} s → ${r.lastAt} s` },
+    { label: 'renewal rate, peak', value: `${formatCount(r.peakPerSecond)}/s` },
+    { label: 'renewal rate, mean', value: `${r.meanPerSecond.toFixed(1)}/s` },
+    { label: 'provisioning CPU during renewals', value: cpu(r.provisioningCpuSeconds, r.provisioningCpuMsPerRenewal) },
+    { label: 'broker CPU during renewals', value: cpu(r.brokerCpuSeconds, r.brokerCpuMsPerRenewal) },
+    { label: 'publish → PUBACK p99 / max', value: `${percentile(r.publishWait, 'p99')} / ${r.publishWait.count > 0 ? formatMs(r.publishWait.max) : '—'}` },
+    { label: 'during swaps p99 / max', value: `${percentile(r.swapPublishWait, 'p99')} / ${r.swapPublishWait.count > 0 ? formatMs(r.swapPublishWait.max) : '—'}`, bad: r.swapPublishWait.max > r.blockLimitMs },
+    { label: 'handshake p50 / max', value: `${percentile(r.handshake, 'p50')} / ${r.handshake.count > 0 ? formatMs(r.handshake.max) : '—'}` },
+    { label: 'swap wait limit', value: formatMs(r.blockLimitMs) },
+  ];
+  const items = figures.map((f) => html`<div class="figure${f.bad ? ' bad' : ''}"><dt>${f.label}</dt><dd>${f.value}</dd></div>`);
+  return html`<section id="renewals">
+<h2>Renewals</h2>
+<dl class="figures">
+${joinHtml(items, '\n')}
+</dl>
+</section>`;
+}
+
 export function renderChartFrames(): SafeHtml {
   const frames = CHARTS.map((c) => html`<figure class="chart" data-chart="${c.name}"><figcaption>${c.caption}</figcaption></figure>`);
   return html`<section>

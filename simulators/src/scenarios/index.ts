@@ -1,4 +1,5 @@
 import type { ScenarioName } from '../report/fleet-summary.js';
+import { massExpiry } from './mass-expiry.js';
 import { reconnectStorm } from './reconnect-storm.js';
 import { renewalStorm } from './renewal-storm.js';
 import { revocation } from './revocation.js';
@@ -10,5 +11,6 @@ export const SCENARIO_TABLE: Record<ScenarioName, Scenario> = {
   'reconnect-storm': reconnectStorm,
   'renewal-storm': renewalStorm,
   revocation,
+  'mass-expiry': massExpiry,
 };
 export type { Scenario, ScenarioContext } from './scenario.js';

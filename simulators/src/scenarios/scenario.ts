@@ -15,6 +15,10 @@ export interface ScenarioContext {
   restartBroker(): Promise<void>;
   /** State the scenario keeps between its action and its verdicts. */
   notes: Record<string, number | number[]>;
+  /** Devices that renewed at least once so far. */
+  devicesRenewed(): number;
+  /** Resolves true once `done()` holds (checked every 250 ms), false at `deadline` (ms since the epoch). */
+  until(done: () => boolean, deadline: number): Promise<boolean>;
 }
 
 export interface Scenario {
