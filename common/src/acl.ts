@@ -85,11 +85,48 @@ export const DEFAULT_POLICY: AclPolicy = parsePolicy({
 });
 
 /**
- * The broker's own topics (presence events): no client may publish there, and no device may
- * subscribe there, whatever a policy file says. A service may subscribe where its policy
- * allows (the default policy: `$tlsfleet/events/#`).
+ * The broker's own topics (presence events, in-band renewal): no client may publish there,
+ * and no device may subscribe there, whatever a policy file says, except each identity's
+ * own renewal topics (CERTIFICATES_TOPIC_PREFIX). A service may subscribe where its policy
+ * allows (the default policy: `$tlsfleet/events/#`), never to another identity's renewal.
  */
 export const RESERVED_TOPIC_PREFIX = '$tlsfleet/';
+
+/**
+ * In-band certificate renewal (docs/reference/mqtt.md): under this prefix an identity may
+ * publish to its own `renew` topic and subscribe to exactly its own `renewed` topic, whatever
+ * a policy file says; no other filter that could reach a topic here is ever granted, to
+ * devices or services, so no one reads or writes another identity's renewal.
+ */
+export const CERTIFICATES_TOPIC_PREFIX = '$tlsfleet/certificates/';
+
+/** Where the identity `name` publishes its renewal requests. */
+export function renewTopic(name: string): string {
+  return `${CERTIFICATES_TOPIC_PREFIX}${name}/renew`;
+}
+
+/** Where the broker answers the renewal requests of the identity `name`. */
+export function renewedTopic(name: string): string {
+  return `${CERTIFICATES_TOPIC_PREFIX}${name}/renewed`;
+}
+
+const CERTIFICATES_LEVELS: readonly string[] = CERTIFICATES_TOPIC_PREFIX.split('/').slice(0, -1);
+
+/**
+ * Whether `filter` could match a topic under CERTIFICATES_TOPIC_PREFIX. A first level that
+ * is a wildcard never matches a `$` topic [MQTT-4.7.2-1], so only `$tlsfleet/...` counts.
+ */
+export function reachesCertificateTopics(filter: string): boolean {
+  const levels = filter.split('/');
+  if (levels[0] !== CERTIFICATES_LEVELS[0]) return false;
+  for (let i = 1; i < CERTIFICATES_LEVELS.length; i++) {
+    const level = levels[i];
+    if (level === undefined) return false;
+    if (level === '#') return true;
+    if (level !== '+' && level !== CERTIFICATES_LEVELS[i]) return false;
+  }
+  return true;
+}
 
 type BindableKind = 'device' | 'service';
 
@@ -126,7 +163,7 @@ export class Acl {
     // Binding is safe only for names that cannot add levels or wildcards.
     if (!isValidName(identity.name)) return new DeniedAcl('identity name is not a valid id');
     const templates = this.#templates[identity.kind];
-    return new BoundAcl(bindAll(templates.publish, identity.name), bindAll(templates.subscribe, identity.name), identity.kind === 'device');
+    return new BoundAcl(bindAll(templates.publish, identity.name), bindAll(templates.subscribe, identity.name), identity.kind === 'device', identity.name);
   }
 }
 
@@ -142,14 +179,20 @@ class BoundAcl implements IdentityAcl {
   #lastAllowed: string | undefined;
   /** Devices may not subscribe under RESERVED_TOPIC_PREFIX. */
   readonly #device: boolean;
+  /** The identity's own renewal topics: the one exception under RESERVED_TOPIC_PREFIX. */
+  readonly #renew: string;
+  readonly #renewed: string;
 
-  constructor(publish: readonly BoundFilter[], subscribe: readonly BoundFilter[], device: boolean) {
+  constructor(publish: readonly BoundFilter[], subscribe: readonly BoundFilter[], device: boolean, name: string) {
     this.#publish = publish;
     this.#subscribe = subscribe;
     this.#device = device;
+    this.#renew = renewTopic(name);
+    this.#renewed = renewedTopic(name);
   }
 
   canPublish(topic: string): boolean {
+    if (topic === this.#renew) return true;
     // Not before the first allowed answer: undefined must not match an undefined topic.
     if (this.#lastAllowed !== undefined && topic === this.#lastAllowed) return true;
     const allowed = publishTopicProblem(topic) === undefined && !topic.startsWith(RESERVED_TOPIC_PREFIX) && this.#publisher(topic) !== undefined;
@@ -158,8 +201,10 @@ class BoundAcl implements IdentityAcl {
   }
 
   canSubscribe(filter: string): boolean {
+    if (filter === this.#renewed) return true;
     // Aedes 1.x on MQTT 3.1.1 would take `$share/...` as a literal filter: refuse it.
     if (isSharedFilter(filter) || filterProblem(filter) !== undefined) return false;
+    if (reachesCertificateTopics(filter)) return false;
     if (this.#device && filter.startsWith(RESERVED_TOPIC_PREFIX)) return false;
     return this.#coverer(filter) !== undefined;
   }
@@ -167,6 +212,7 @@ class BoundAcl implements IdentityAcl {
   explainPublish(topic: string): string {
     const problem = publishTopicProblem(topic);
     if (problem !== undefined) return `invalid topic: ${problem}`;
+    if (topic === this.#renew) return 'the identity\'s own renewal requests';
     if (topic.startsWith(RESERVED_TOPIC_PREFIX)) return `topics under ${RESERVED_TOPIC_PREFIX} are the broker's own`;
     const rule = this.#publisher(topic);
     return rule === undefined ? 'no rule allows it' : `allowed by ${rule.source}`;
@@ -184,6 +230,8 @@ class BoundAcl implements IdentityAcl {
   #explainFilter(filter: string): string {
     const problem = filterProblem(filter);
     if (problem !== undefined) return `invalid filter: ${problem}`;
+    if (filter === this.#renewed) return 'the identity\'s own renewal answers';
+    if (reachesCertificateTopics(filter)) return `under ${CERTIFICATES_TOPIC_PREFIX} only the identity's own ${this.#renewed} may be subscribed`;
     if (this.#device && filter.startsWith(RESERVED_TOPIC_PREFIX)) return `devices may not subscribe under ${RESERVED_TOPIC_PREFIX}`;
     const rule = this.#coverer(filter);
     return rule === undefined ? 'no rule covers it' : `allowed by ${rule.source}`;

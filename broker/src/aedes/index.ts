@@ -10,7 +10,7 @@
  * release but the one these were written for; go down this list, check each against the
  * new release, drop the ones it fixes.
  */
-import { Aedes, type AedesOptions } from 'aedes';
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import type { Histogram } from 'prom-client';
 import type { ClientLimits } from '../limits/client-limits.js';
 import type { BrokerContext } from '../server/broker-context.js';
@@ -32,6 +32,7 @@ import { makePublishRelay } from './publish-relay.js';
 import { gateReads } from './read-gate.js';
 import { noteTakeovers } from './session-takeover.js';
 import { boundSubscriberBacklog } from './subscriber-backlog.js';
+import { consumeRenewRequests, renewRequestsNotRetained } from './renew-requests.js';
 
 export type { LimitState } from './install-client-limits.js';
 
@@ -53,6 +54,8 @@ export interface AedesSetup {
   /** The publish relay (publish-relay.ts); never in a cluster. */
   readonly publishRelay: boolean;
   readonly connectSeconds: Histogram;
+  /** A renew request a client published on its own `$tlsfleet/certificates/<id>/renew` (renew-requests.ts). */
+  onRenewRequest(client: Client, packet: PublishPacket): void;
 }
 
 export interface AdaptedAedes {
@@ -79,7 +82,7 @@ export function prepareAedes(): void {
   installPublishReader();
 }
 
-/** Adaptations 4–13: Aedes, made and adapted, in this order. Needs prepareAedes first. */
+/** Adaptations 4–14: Aedes, made and adapted, in this order. Needs prepareAedes first. */
 export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAedes> {
   const { ctx, hooks, limits, cluster } = setup;
   const connackFirst = new ConnackFirst();
@@ -104,7 +107,8 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
       hooks.preConnect(client, packet, done);
     },
     authenticate: hooks.authenticate,
-    authorizePublish: hooks.authorizePublish,
+    // 14a. A renew request is never retained (renew-requests.ts).
+    authorizePublish: renewRequestsNotRetained(hooks.authorizePublish),
     authorizeSubscribe: hooks.authorizeSubscribe,
     authorizeForward: hooks.authorizeForward,
   });
@@ -135,5 +139,8 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   // 13. registerClient, wrapped, and the cluster's new-client messages: a session closed
   //     for a newer one with its id is marked `takeover` (session-takeover.ts).
   noteTakeovers(aedes, (older) => markSessionEnd(older, 'takeover'));
+  // 14. aedes.publish, wrapped: a client's PUBLISH under $tlsfleet/certificates/ is a renew
+  //     request to the broker, acknowledged and never delivered (renew-requests.ts).
+  consumeRenewRequests(aedes, setup.onRenewRequest);
   return { aedes, takesRead: relay?.takesRead, limitState };
 }

@@ -100,7 +100,8 @@ let relayedHere = 0;
  *   and the read starts on a packet boundary and holds whole packets only;
  * - every packet is a PUBLISH at QoS 0 or 1 with DUP and RETAIN clear (a retained one must
  *   be stored, a DUP one may be a retransmission) and a minimal Remaining Length, a QoS 1
- *   one with a non-zero packet identifier and a topic not starting with `$`, whose topic
+ *   one with a non-zero packet identifier, any with a topic not starting with `$` (the
+ *   broker's own topics, such as a renew request, are Aedes' path), whose topic
  *   the certificate's ACL allows (which also refuses NUL, wildcards, ill-formed UTF-8 and
  *   empty topics) within Aedes' level limit, from a certificate neither revoked nor
  *   expired; any refusal is Aedes' to make, with its logs, metrics and close;
@@ -155,7 +156,8 @@ export function makePublishRelay(aedes: Aedes, ctx: BrokerContext, persisted: Pe
       const payloadAt = topicEnd + 2 * qos;
       if (end > chunk.length || payloadAt > end) return undefined;
       const messageId = qos === 1 ? chunk.readUInt16BE(topicEnd) : 0;
-      if (qos === 1 && (messageId === 0 || chunk[body + 2] === DOLLAR)) return undefined;
+      // `$` topics are the broker's own: a renew request must reach renew-requests.ts.
+      if ((qos === 1 && messageId === 0) || chunk[body + 2] === DOLLAR) return undefined;
       const topic = chunk.toString('utf8', body + 2, topicEnd);
       if (!mayPublish(ctx, guard, topic) || levels(topic) > state.maxTopicLevels) return undefined;
       const to = subscribersOf(topic);

@@ -1,4 +1,5 @@
 import type { Client, ConnectPacket } from 'aedes';
+import { reachesCertificateTopics } from '@tlsfleet/common';
 import type { BrokerContext } from '../server/broker-context.js';
 import { guardOf, type ConnectionGuard } from '../server/connection-guard.js';
 import { issuedByPinnedIssuer } from '../trust/issuer-pinning.js';
@@ -25,7 +26,8 @@ export const connectSteps: readonly [string, Step][] = [
   // [MQTT-3.1.3-8]: a zero-byte clientId with CleanSession 0 is answered "identifier rejected".
   ['clientId present for a persistent session', (_ctx, _conn, packet) => (packet.clientId === '' && !packet.clean ? 'empty_client_id' : undefined)],
   ['clientId is the certificate identity', (_ctx, conn, packet) => (packet.clientId === conn.peer.identity.name ? undefined : 'client_id_mismatch')],
-  ['will topic allowed', (ctx, conn, packet) => (packet.will && !conn.aclFrom(ctx.acl).canPublish(packet.will.topic) ? 'will_denied' : undefined)],
+  // A will on the renewal topics would be a renew request sent by the broker on the device's behalf.
+  ['will topic allowed', (ctx, conn, packet) => (packet.will && (!conn.aclFrom(ctx.acl).canPublish(packet.will.topic) || reachesCertificateTopics(packet.will.topic)) ? 'will_denied' : undefined)],
 ];
 
 /**

@@ -114,6 +114,13 @@ export class BrokerMetrics {
   readonly healthRefusals = new Counter({ name: 'tlsfleet_broker_health_refusals_total', help: 'Health-port connections closed without an answer, by reason: timeout (no whole request within the connect timeout), bad_request, max_connections.', labelNames: ['reason'] as const, registers: [this.registry] });
   readonly slowSubscriberDrops = new Counter({ name: 'tlsfleet_broker_slow_subscriber_drops_total', help: 'QoS 0 messages not delivered to a device with more than --max-subscriber-backlog bytes waiting to be written to it.', registers: [this.registry] });
   readonly slowSubscriberDisconnects = new Counter({ name: 'tlsfleet_broker_slow_subscriber_disconnects_total', help: 'Subscribers cut for reading too slowly, by reason: backlog (a device over --max-subscriber-backlog got a QoS 1/2 message), drain_timeout (a socket that did not drain within the drain timeout).', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly inbandRenewals = new Counter({
+    name: 'tlsfleet_broker_inband_renewals_total',
+    help: 'Renew requests received on $tlsfleet/certificates/<id>/renew, by result: issued, or the error code answered (invalid_request, payload_too_large, invalid_csr, not_found, rate_limited, overloaded, revoked, superseded, key_rejected, forbidden, identity_mismatch, internal_error, ...).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly inbandRenewalSeconds = new Histogram({ name: 'tlsfleet_broker_inband_renewal_duration_seconds', help: 'Time from a renew request to the renewer\'s answer (issued or refused), for requests handed to the renewer.', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30], registers: [this.registry] });
 
   readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });
   readonly connectSeconds = new Histogram({ name: 'tlsfleet_broker_connect_duration_seconds', help: 'Time from a CONNECT packet to its CONNACK, accepted connections (the connect steps, session restore and takeover).', buckets: LATENCY_BUCKETS, registers: [this.registry] });

@@ -4,6 +4,7 @@ import { clientLimits, type ClientLimits } from '../limits/client-limits.js';
 import { TrustedProxies } from '../ingress/trusted-proxies.js';
 import { FORWARDED_CERT_FORMATS, type ForwardedCertFormat } from '../ingress/forwarded-cert-header.js';
 import type { BrokerMetrics } from './metrics.js';
+import type { Renewer } from '../renewal/renewer.js';
 
 export interface BrokerOptions {
   dataDir: string;
@@ -85,6 +86,17 @@ export interface BrokerOptions {
    * off in a cluster. Off only to compare against Aedes' own path.
    */
   publishRelay?: boolean;
+  /**
+   * In-band renewal (docs/reference/mqtt.md#in-band-certificate-renewal): issues the renewal a
+   * device asks for on `$tlsfleet/certificates/<id>/renew`. `tlsfleet dev` passes its
+   * in-process provisioning, `tlsfleet broker --renewal-relay` an HTTPS relay
+   * (createRenewalRelay). Undefined: every request is answered `not_found` at once.
+   */
+  renewer?: Renewer;
+  /** Renew requests at the renewer at once, for the whole broker; past it: `overloaded`. Default 64. */
+  maxRelayedRenewals?: number;
+  /** How long the renewer gets per request before the device is answered `overloaded`, ms; default 15 s. */
+  renewalTimeoutMs?: number;
   logger?: Logger;
   /** Injected clock, ms; default Date.now. */
   now?: () => number;

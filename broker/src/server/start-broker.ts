@@ -19,6 +19,7 @@ import { TrustMaterial, watchReloads, watchRevocations } from './reload.js';
 import { SessionRegistry } from './session-registry.js';
 import { announcePresence } from '../presence/presence-events.js';
 import { markSessionEnd } from '../presence/session-end.js';
+import { DEFAULT_RENEWAL_SETTINGS, RenewalHandler } from '../renewal/renewal-handler.js';
 
 export type { BrokerOptions, RunningBroker } from './options.js';
 
@@ -48,6 +49,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     trustedIssuers: trust.issuerKeyIds,
     now,
   };
+  const renewals = new RenewalHandler(
+    { logger, metrics, aedes: () => ctx.aedes },
+    { renewer: opts.renewer, maxInFlight: opts.maxRelayedRenewals ?? DEFAULT_RENEWAL_SETTINGS.maxInFlight, timeoutMs: opts.renewalTimeoutMs ?? DEFAULT_RENEWAL_SETTINGS.timeoutMs },
+  );
   const { aedes, takesRead, limitState } = await createAdaptedAedes({
     ctx,
     hooks: { preConnect: preConnect(ctx), authenticate: authenticate(ctx), authorizePublish: authorizePublish(ctx), authorizeSubscribe: authorizeSubscribe(ctx), authorizeForward: authorizeForward(ctx) },
@@ -63,6 +68,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     start: cluster ? (create) => cluster.startWithin(create, opts.clusterTimeoutMs ?? 30_000, opts.signal) : undefined,
     publishRelay: opts.publishRelay !== false,
     connectSeconds: metrics.connectSeconds,
+    onRenewRequest: (client, packet) => {
+      const peer = guardOf(client.conn)?.peer;
+      if (peer) renewals.handle(peer.identity.name, peer.serial, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+    },
   });
   ctx.aedes = aedes;
   metrics.limitState = limitState;

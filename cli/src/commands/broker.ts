@@ -1,4 +1,4 @@
-import { ClusterStartError, DEFAULT_CLIENT_LIMITS, FORWARDED_CERT_FORMATS, parseRedisUrl, startBroker, TrustedProxies, type ForwardedCertFormat, type RunningBroker } from '@tlsfleet/broker';
+import { checkRelayOptions, ClusterStartError, DEFAULT_CLIENT_LIMITS, FORWARDED_CERT_FORMATS, openRenewalRelay, parseRedisUrl, RelayConfigError, startBroker, TrustedProxies, type ForwardedCertFormat, type RenewalRelay, type RunningBroker } from '@tlsfleet/broker';
 import { pemCertificates } from '@tlsfleet/common';
 import { duration, port, positiveInt, readInput, required } from '../args.js';
 import { UsageError } from '../usage-error.js';
@@ -47,6 +47,20 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   if (crlUrl !== undefined && !crlUrl.startsWith('https://')) throw new UsageError('--crl-url must be an https:// URL (provisioning\'s /v1/crl)');
   const crlInterval = duration(f['crl-interval'], '--crl-interval');
   const connectTimeout = duration(f['connect-timeout'], '--connect-timeout');
+  const relayUrl = f['renewal-relay'];
+  const relayIdentity = f['relay-identity'];
+  if ((relayUrl === undefined) !== (relayIdentity === undefined)) throw new UsageError('--renewal-relay and --relay-identity go together: the provisioning URL and the state directory of the identity the broker presents to it');
+  let relay: RenewalRelay | undefined;
+  if (relayUrl !== undefined && relayIdentity !== undefined) {
+    // A bad URL or identity directory is a usage error (exit 2), found before anything listens.
+    try {
+      checkRelayOptions(relayUrl, relayIdentity);
+      relay = await openRenewalRelay({ url: relayUrl, identityDir: relayIdentity, logger });
+    } catch (err) {
+      if (err instanceof RelayConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   const signalled = untilSignal(true);
   // Until it listens, a stop signal ends the wait for Redis instead of queueing behind it.
   const startup = abortOnStop();
@@ -82,9 +96,11 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       clusterTimeoutMs: clusterTimeout === undefined ? undefined : clusterTimeout * 1000,
       tlsSessionTickets: f['tls-session-tickets'] === true,
       signal: startup.signal,
+      renewer: relay?.renewer,
       logger,
     });
   } catch (err) {
+    relay?.close();
     if (!(err instanceof ClusterStartError)) throw err;
     process.stderr.write(`tlsfleet broker: ${err.message}\n`);
     // Asked to stop before it served anyone: a clean stop.
@@ -102,5 +118,6 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     break;
   }
   await broker.close();
+  relay?.close();
   return 0;
 }

@@ -24,7 +24,15 @@ export async function devCommand(argv: string[]): Promise<number> {
   const publicUrl = provisioningPort === 0 ? undefined : `https://localhost:${provisioningPort}`;
   const provisioning = await startProvisioning({ dataDir: dir, host: '127.0.0.1', port: provisioningPort, publicUrl, logger: loggerFor('provisioning') });
   // The broker reads revocations from the shared data dir's crl.der, published by provisioning.
-  const broker = await startBroker({ dataDir: dir, host: '127.0.0.1', port: port(f['broker-port'], '--broker-port', 8883), healthPort: port(f['health-port'], '--health-port', 9883), logger: loggerFor('broker') });
+  // In-band renewal: the broker hands a device's MQTT renew request to this process's authority.
+  const broker = await startBroker({
+    dataDir: dir,
+    host: '127.0.0.1',
+    port: port(f['broker-port'], '--broker-port', 8883),
+    healthPort: port(f['health-port'], '--health-port', 9883),
+    logger: loggerFor('broker'),
+    renewer: (req) => provisioning.renewRelayed(req),
+  });
   // stdout carries log lines only: the hints are fields of one (shown as text with --log-format pretty).
   loggerFor('dev').info(
     {

@@ -38,11 +38,19 @@ export const BROKER = defineCommand({
     'cluster-ca': { type: 'string', value: 'FILE', help: 'trust anchors for a rediss:// --cluster', complete: 'file' },
     'cluster-timeout': { type: 'string', value: 'DURATION', help: 'how long to wait for Redis at start', default: '30s', check: checks.durationSeconds },
     'tls-session-tickets': { type: 'boolean', help: 'resume TLS sessions with tickets (faster reconnects)' },
+    'renewal-relay': {
+      type: 'string',
+      value: 'URL',
+      help: 'relay devices\' in-band renewals ($tlsfleet/certificates/<id>/renew) to provisioning at this https URL; needs --relay-identity',
+      check: (v) => (/^https:\/\//.test(v) && URL.canParse(v) ? undefined : 'must be an https:// URL of the provisioning service'),
+    },
+    'relay-identity': { type: 'string', value: 'DIR', help: 'state directory (tlsfleet device enroll --state DIR) of the service identity the relay presents; the broker renews it itself', complete: 'dir' },
     ...LOG_FLAG_DEFINITIONS,
     ...CONFIG_FLAG,
   },
   notes: [
     '--proxy-protocol and --ws-forwarded-cert need at least one --trusted-proxy; --ws-forwarded-cert needs --ws-port.',
     'SIGHUP reloads the ACL file and the TLS material.',
+    '--renewal-relay and --relay-identity go together; provisioning must name the identity with its own --renewal-relay NAME.',
   ],
 });
