@@ -26,13 +26,14 @@ export interface RenewalEnv {
   stop(): Promise<void>;
 }
 
-export async function startRenewalEnv(): Promise<RenewalEnv> {
+/** `relayTtlSeconds`: lifetime of the relay's own certificate (default 1 h). */
+export async function startRenewalEnv(opts: { relayTtlSeconds?: number } = {}): Promise<RenewalEnv> {
   const prov = await startProvisioningEnv({ serviceArgs: ['--renewal-relay', RELAY_NAME] });
   const brokers: Service[] = [];
   const clients: MqttClient[] = [];
   try {
     const relayState = join(prov.dir, 'relay-identity');
-    const token = await mintToken(prov, RELAY_NAME, 'service', 3600);
+    const token = await mintToken(prov, RELAY_NAME, 'service', opts.relayTtlSeconds ?? 3600);
     const enrolled = await runCli(['device', 'enroll', '--token', token, '--provisioning', prov.url, '--state', relayState, '--bootstrap-ca', join(prov.dataDir, 'ca-bundle.pem')]);
     if (enrolled.code !== 0) throw new Error(`relay identity not enrolled: ${enrolled.stderr}`);
     return {

@@ -70,10 +70,24 @@ export class RelayIdentity {
     this.#timer.unref();
   }
 
+  #adopt(renewed: DeviceIdentity, old: DeviceIdentity, msg: string): void {
+    if (this.#closed) return;
+    this.#current = renewed;
+    this.#retryMs = FIRST_RETRY_MS;
+    this.#onRenewed();
+    this.#logger.info({ identity: renewed.deviceId, serial: renewed.serial, previousSerial: old.serial, notAfter: renewed.notAfter }, msg);
+    this.#schedule(renewAtMs(renewed) - this.#now());
+  }
+
   async #renew(): Promise<void> {
     const old = this.#current;
     try {
       const state = await this.#store.load();
+      const onDisk = state.current;
+      if (onDisk !== undefined && onDisk.serial !== old.serial && Date.parse(onDisk.notAfter) > Date.parse(old.notAfter)) {
+        // Another broker sharing this directory renewed it first: use that one.
+        return this.#adopt(onDisk, old, 'renewal relay: own identity renewed by another broker sharing the directory');
+      }
       // A key already sent for this certificate is reused: the service answers what it issued for it.
       const pending = state.pendingRenewal?.serial === old.serial ? state.pendingRenewal : undefined;
       const key = pending ? loadDeviceKey(pending.privateKeyPem) : await generateDeviceKey();
@@ -81,12 +95,7 @@ export class RelayIdentity {
       const renewed = await new ProvisioningClient(this.#provisioningUrl, { timeoutMs: 30_000 }).renew(createCsr(key, old.deviceId), key, old);
       await this.#store.saveCandidate(renewed);
       await this.#store.promoteCandidate();
-      if (this.#closed) return;
-      this.#current = renewed;
-      this.#retryMs = FIRST_RETRY_MS;
-      this.#onRenewed();
-      this.#logger.info({ identity: renewed.deviceId, serial: renewed.serial, previousSerial: old.serial, notAfter: renewed.notAfter }, 'renewal relay: own identity renewed');
-      this.#schedule(renewAtMs(renewed) - this.#now());
+      this.#adopt(renewed, old, 'renewal relay: own identity renewed');
     } catch (err) {
       if (this.#closed) return;
       const left = Date.parse(old.notAfter) - this.#now();
