@@ -87,8 +87,7 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string, 
     if (code !== 0) throw new Error(`tlsfleet init failed with ${String(code)}`);
   }
   // Simulated devices share one address: the per-client limits meant for the internet are off.
-  // TODO(issue 23): drop the probe once `tlsfleet broker --renewal-relay` is in every build.
-  const relay = opts.renewalRelay === true && (await brokerTakesRelay(cmd));
+  const relay = opts.renewalRelay === true;
   const relayFlag = relay ? ['--renewal-relay', RELAY_IDENTITY] : [];
   const provisioning = await startTlsfleet(cmd, ['provisioning', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--client-rate', '0', '--max-inflight-per-client', '0', '--max-inflight', '256', ...relayFlag], /"url":"(https:\/\/[^"]+)".*"msg":"provisioning listening"/);
   const limits = opts.maxConnections !== undefined ? ['--max-connections', String(opts.maxConnections)] : [];
@@ -128,14 +127,6 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string, 
     },
   };
   return deployment;
-}
-
-async function brokerTakesRelay(cmd: TlsfleetCommand): Promise<boolean> {
-  const help = spawn(cmd[0]!, [...cmd.slice(1), 'broker', '--help'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let text = '';
-  help.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
-  await once(help, 'close');
-  return text.includes('--relay-identity');
 }
 
 /** `tlsfleet_broker_inband_renewals_total{result="issued"}` of a broker, read from its health port; undefined when it cannot be read. */
