@@ -6,14 +6,18 @@ import { DeviceError } from './errors.js';
 import type { OutboundQueue, QueuedMessage } from './outbound-queue.js';
 import { RetryPacer } from './retry-pacer.js';
 import { identityContext } from './tls-context.js';
-import { transportError } from './transport-error.js';
+import { toConnectError } from './transport-error.js';
 
 /** What the connection asks of the device at each step. */
 export interface ConnectionHooks {
   /** The identity to present now (a renewed candidate before the proven one); undefined stops the loop. */
   credentials(): DeviceIdentity | undefined;
-  /** `attemptMs`: from the start of the attempt that succeeded to its CONNACK. */
-  connected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number): void | Promise<void>;
+  /**
+   * `attemptMs`: from the start of the attempt that succeeded to its CONNACK. `swap`: the link
+   * replaced a live one (make-before-break), so no `disconnected` came before it.
+   */
+  connected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number, swap: boolean): void | Promise<void>;
+  /** The session was lost (never for a link a swap replaced). */
   disconnected(reason: string): void;
   /** 'retry' waits out the backoff; 'retry-now' tries again at once (another identity); 'stop' ends the loop. */
   connectFailed(err: DeviceError, identity: DeviceIdentity): Promise<'retry' | 'retry-now' | 'stop'>;
@@ -33,7 +37,7 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** A link that stayed up this long resets the backoff, ms. Default 10000. */
   stableAfterMs?: number;
-  /** How long a certificate swap waits for in-flight PUBACKs before it cuts the old link, ms. Default 2000. */
+  /** How long a swapped-out link may stay open after the new one's CONNACK before the SDK cuts it, ms. Default 2000. */
   swapDrainMs?: number;
   /** Ceiling of the retry delay after a configuration error (certificate, host, lasting refusal), ms. Default 300000. */
   configurationMaxDelayMs?: number;
@@ -48,10 +52,11 @@ export interface ConnectionOptions {
 interface Link {
   id: number;
   client: MqttClient;
-  /** Set while a swap drains it: new messages wait for the next link. */
-  draining: boolean;
-  /** Called when a draining link has no unacknowledged message left. */
-  drained?: () => void;
+  identity: DeviceIdentity;
+  /** The socket closed: nothing more is sent on it. */
+  closed: boolean;
+  /** A newer link of the same session replaced it (swap): its close is expected, not a loss. */
+  retired: boolean;
 }
 
 /**
@@ -59,6 +64,12 @@ interface Link {
  * waits out capped exponential backoff with full jitter, so a fleet that lost its broker
  * comes back spread over the window instead of in one stampede. Persistent session
  * (clean: false) with clientId = device id; subscriptions are renewed on every link.
+ *
+ * A certificate swap is make-before-break: the new link (same client id, same session)
+ * is opened while the old one still carries traffic; at its CONNACK the broker has taken
+ * the session over and closed the old link, and the outbound queue resends on the new link
+ * whatever the old one left unacknowledged. The old link's close is not a disconnection.
+ * A refused new certificate leaves the old link as it was.
  */
 export class Connection {
   private readonly opts: Required<Omit<ConnectionOptions, 'hooks' | 'backoff' | 'queue' | 'configurationMaxDelayMs' | 'configurationAfterMs' | 'random'>> &
@@ -71,6 +82,14 @@ export class Connection {
   private swapRequested = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  /** Resolves the loop's wait when the session (whichever link carries it) is lost. */
+  private lost: ((reason: string) => void) | undefined;
+  /** A make-before-break swap under way, and whether another was asked for meanwhile. */
+  private swapping: Promise<void> | undefined;
+  private swapAgain = false;
+  private swapRetry: NodeJS.Timeout | undefined;
+  /** The client a swap is opening, so that stop() can end it. */
+  private opening: MqttClient | undefined;
 
   constructor(opts: ConnectionOptions) {
     this.opts = { keepaliveSeconds: 30, connectTimeoutMs: 10_000, stableAfterMs: 10_000, swapDrainMs: 2000, ...opts };
@@ -81,43 +100,78 @@ export class Connection {
     return this.link !== undefined;
   }
 
+  /** The link in use: its id (a new one per link) and the certificate serial it presented. */
+  get current(): { id: number; serial: string } | undefined {
+    const link = this.link;
+    return link && !link.closed ? { id: link.id, serial: link.identity.serial } : undefined;
+  }
+
   start(): void {
     this.loop ??= this.run();
   }
 
-  /** Moves the session to the identity `credentials()` now answers: drain, disconnect, reconnect at once. */
+  /**
+   * Moves the session to the identity `credentials()` now answers. Connected: make-before-break
+   * (the old link carries on until the new one's CONNACK). Offline: the next attempt uses it now.
+   */
   swap(): void {
-    this.swapRequested = true;
+    if (this.stopped) return;
+    clearTimeout(this.swapRetry);
+    if (this.swapping) {
+      this.swapAgain = true;
+      return;
+    }
     const link = this.link;
-    if (link === undefined) {
+    if (link === undefined || link.closed) {
+      this.swapRequested = true;
       this.wake?.(); // waiting out a backoff: try the new certificate now
       return;
     }
-    link.draining = true;
-    const cut = setTimeout(() => link.client.end(true), this.opts.swapDrainMs);
-    void this.whenDrained(link).then(() => {
-      clearTimeout(cut);
-      link.client.end(false); // DISCONNECT: the broker keeps the session [MQTT-3.1.2-4]
+    this.swapping = this.makeBeforeBreak(link).finally(() => {
+      this.swapping = undefined;
+      if (this.swapAgain) {
+        this.swapAgain = false;
+        this.swap();
+      }
     });
   }
 
   /** Hands a queued message to the current link, if there is one to take it. */
   send(message: QueuedMessage): void {
     const link = this.link;
-    if (link === undefined || link.draining) return;
+    if (link === undefined || link.closed) return;
     message.link = link.id;
     link.client.publish(message.topic, message.payload, { qos: 1, retain: message.retain }, (err) => {
-      if (err) return;
-      this.opts.queue.ack(message.id);
-      if (link.draining && this.opts.queue.inFlightOn(link.id) === 0) link.drained?.();
+      // A PUBACK on whichever link settles it; a copy resent on a newer link is then a duplicate QoS 1 allows.
+      if (!err) this.opts.queue.ack(message.id);
     });
   }
 
   /** QoS 0 goes out only on a live link. */
   sendAtMostOnce(topic: string, payload: Buffer, retain: boolean): void {
     const link = this.link;
-    if (link === undefined || link.draining) throw new DeviceError('not_connected');
+    if (link === undefined || link.closed) throw new DeviceError('not_connected');
     link.client.publish(topic, payload, { qos: 0, retain });
+  }
+
+  /**
+   * Subscribes on the link in use only (not on later links): for a filter needed by one
+   * exchange on this session. Resolves with the link's id; refused: `forbidden`.
+   */
+  async subscribeOnce(filter: string): Promise<number> {
+    const link = this.link;
+    if (link === undefined || link.closed) throw new DeviceError('not_connected');
+    await subscribeOn(link.client, [filter]);
+    return link.id;
+  }
+
+  /** QoS 1 on the link in use, outside the queue: resolves on PUBACK, rejects if there is no link or it breaks first. */
+  publishNow(topic: string, payload: Buffer): Promise<void> {
+    const link = this.link;
+    if (link === undefined || link.closed) return Promise.reject(new DeviceError('not_connected'));
+    return new Promise((resolve, reject) => {
+      link.client.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(new DeviceError('network', err.message, { cause: err })) : resolve()));
+    });
   }
 
   /** Subscribes now if connected, and again on every future link. Refused filters reject with `forbidden`. */
@@ -129,8 +183,11 @@ export class Connection {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.swapRetry);
     this.wake?.();
+    this.opening?.end(true);
     this.link?.client.end(false);
+    await this.swapping;
     await this.loop;
   }
 
@@ -163,20 +220,11 @@ export class Connection {
         client.end(true);
         break;
       }
-      const link: Link = { id: ++this.linkSeq, client, draining: false };
       const upSince = Date.now();
-      const closed = new Promise<string>((resolve) => {
-        client.once('close', () => resolve(this.swapRequested ? 'certificate swap' : this.stopped ? 'closed' : 'connection lost'));
-      });
-      client.on('message', (topic, payload, packet) => hooks.message(topic, payload, packet.retain));
-      this.link = link;
-      await hooks.connected(identity, sessionPresent, Date.now() - attemptFrom);
-      void this.resubscribe(link);
-      for (const m of this.opts.queue.pendingFor(link.id)) this.send(m);
-      const reason = await closed;
-      this.link = undefined;
-      client.end(true);
-      this.opts.queue.linkLost(link.id);
+      const lost = new Promise<string>((resolve) => (this.lost = resolve));
+      await this.adopt(client, identity, sessionPresent, Date.now() - attemptFrom, false);
+      const reason = await lost;
+      this.lost = undefined;
       hooks.disconnected(reason);
       if (this.stopped) break;
       if (Date.now() - upSince >= this.opts.stableAfterMs) this.pacer.stable();
@@ -185,7 +233,78 @@ export class Connection {
     this.link = undefined;
   }
 
-  private open(identity: DeviceIdentity): Promise<{ client: MqttClient; sessionPresent: boolean }> {
+  /** Makes `client` the link in use; a link it replaces is retired (its close is expected). */
+  private async adopt(client: MqttClient, identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number, swap: boolean): Promise<void> {
+    const link: Link = { id: ++this.linkSeq, client, identity, closed: false, retired: false };
+    // Messages the old link still delivers before the broker closes it are dispatched too.
+    client.on('message', (topic, payload, packet) => this.opts.hooks.message(topic, payload, packet.retain));
+    client.once('close', () => this.onClose(link));
+    const previous = this.link;
+    this.link = link;
+    if (previous !== undefined) this.retire(previous);
+    await this.opts.hooks.connected(identity, sessionPresent, attemptMs, swap);
+    void this.resubscribe(link);
+    // Everything not yet on this link, including what the old link left unacknowledged.
+    for (const m of this.opts.queue.pendingFor(link.id)) this.send(m);
+  }
+
+  /** The broker closes a replaced link itself (session takeover); if it does not, the SDK cuts it. */
+  private retire(link: Link): void {
+    link.retired = true;
+    if (link.closed) return;
+    const cut = setTimeout(() => link.client.end(true), this.opts.swapDrainMs);
+    cut.unref?.();
+    link.client.once('close', () => clearTimeout(cut));
+  }
+
+  private onClose(link: Link): void {
+    link.closed = true;
+    link.client.end(true);
+    if (link.retired || link !== this.link) return;
+    // The broker closes the old link at the takeover, just before the new link's CONNACK: wait for the swap's outcome.
+    if (this.swapping) return;
+    this.loseSession();
+  }
+
+  private loseSession(): void {
+    const link = this.link;
+    if (link === undefined) return;
+    this.link = undefined;
+    this.opts.queue.linkLost(link.id);
+    this.lost?.(this.stopped ? 'closed' : 'connection lost');
+  }
+
+  private async makeBeforeBreak(old: Link): Promise<void> {
+    const { hooks } = this.opts;
+    const identity = hooks.credentials();
+    if (identity === undefined || identity === old.identity) return;
+    const from = Date.now();
+    let opened: { client: MqttClient; sessionPresent: boolean };
+    try {
+      opened = await this.open(identity, (client) => (this.opening = client));
+    } catch (caught) {
+      this.opening = undefined;
+      const err = toConnectError(caught, this.opts.brokerUrl);
+      // Refused: the old link carries on as if nothing happened (the device drops a refused candidate).
+      const verdict = this.stopped ? 'stop' : await hooks.connectFailed(err, identity);
+      if (old.closed && old === this.link) return this.loseSession();
+      if (verdict === 'retry' && !this.stopped) {
+        const plan = this.pacer.next(err);
+        this.swapRetry = setTimeout(() => this.swap(), plan.delayMs);
+      }
+      return;
+    }
+    this.opening = undefined;
+    if (this.stopped || this.link !== old) {
+      opened.client.end(true);
+      if (old.closed && old === this.link) this.loseSession();
+      return;
+    }
+    this.pacer.connected();
+    await this.adopt(opened.client, identity, opened.sessionPresent, Date.now() - from, true);
+  }
+
+  private open(identity: DeviceIdentity, track?: (client: MqttClient) => void): Promise<{ client: MqttClient; sessionPresent: boolean }> {
     const options: IClientOptions & { minVersion: 'TLSv1.2'; noDelay: boolean; secureContext: SecureContext } = {
       protocolVersion: 4,
       clientId: this.opts.clientId,
@@ -204,6 +323,7 @@ export class Connection {
     };
     return new Promise((resolve, reject) => {
       const client = mqtt.connect(this.opts.brokerUrl, options);
+      track?.(client);
       const fail = (err: unknown) => {
         client.removeAllListeners('connect');
         client.end(true);
@@ -231,12 +351,6 @@ export class Connection {
     }
   }
 
-  /** Resolves once every message handed to `link` is acknowledged (the swap's cut timer bounds the wait). */
-  private whenDrained(link: Link): Promise<void> {
-    if (this.opts.queue.inFlightOn(link.id) === 0) return Promise.resolve();
-    return new Promise((resolve) => (link.drained = resolve));
-  }
-
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
@@ -261,20 +375,4 @@ function subscribeOn(client: MqttClient, filters: string[]): Promise<void> {
       resolve();
     });
   });
-}
-
-/** CONNACK return codes [MQTT-3.2.2.3] and TLS alerts into stable codes. */
-function toConnectError(err: unknown, brokerUrl: string): DeviceError {
-  if (err instanceof DeviceError) return err;
-  const e = err as Error & { code?: unknown };
-  if (typeof e.code === 'number') {
-    if (e.code === 4 || e.code === 5) return new DeviceError('unauthorized', `the broker refused the connection: not authorized (CONNACK ${e.code})`, { cause: err, retryable: true });
-    if (e.code === 2) return new DeviceError('identity_mismatch', 'the broker refused the client identifier (CONNACK 2)', { cause: err, retryable: false });
-    return new DeviceError('connection_refused', `the broker refused the connection (CONNACK ${e.code})`, { cause: err });
-  }
-  // The broker's TLS alert about our certificate: it does not accept this identity.
-  if (typeof e.code === 'string' && /ALERT_(CERTIFICATE|BAD_CERTIFICATE|UNKNOWN_CA|UNSUPPORTED_CERTIFICATE)/.test(e.code)) {
-    return new DeviceError('unauthorized', `the broker refused our certificate during the TLS handshake (${e.code})`, { cause: err, retryable: true });
-  }
-  return transportError(err, `the broker ${brokerUrl}`) ?? new DeviceError('network', e.message ?? String(err), { cause: err });
 }

@@ -16,8 +16,13 @@ export interface DeviceEvents {
   enrolled: [identity: IdentitySummary];
   /** `afterExpiry`: renewed at /v1/renew-expired after the certificate had expired (a device that slept). */
   renewed: [identity: IdentitySummary, info?: { afterExpiry: true }];
-  /** `attemptMs`: from the start of the connection attempt that succeeded to its CONNACK. */
-  connected: [info: { serial: string; sessionPresent: boolean; attemptMs: number }];
+  /**
+   * A link is up. `attemptMs`: from the start of the connection attempt that succeeded to its
+   * CONNACK. `swap`: the session moved to a renewed certificate without a break (no
+   * `disconnected` came before; the old link carried traffic until this one was up).
+   */
+  connected: [info: { serial: string; sessionPresent: boolean; attemptMs: number; swap?: true }];
+  /** The session was lost (never for a certificate swap). */
   disconnected: [info: { reason: string }];
   /** A connection attempt failed and the next waits `delayMs`; `slow` when paced as a configuration error. */
   reconnecting: [info: { error: DeviceError; delayMs: number; slow: boolean }];
@@ -55,6 +60,13 @@ export interface DeviceOptions {
   reconnect?: BackoffOptions & { stableAfterMs?: number; configurationMaxDelayMs?: number; configurationAfterMs?: number };
   /** Renewal retry backoff; default 1 s doubling to 5 min, full jitter, never past notAfter. */
   renewalRetry?: BackoffOptions;
+  /**
+   * Renew over the MQTT session (`$tlsfleet/certificates/<id>/renew`) while connected; HTTPS
+   * `/v1/renew` when offline, or when the broker has no renewer or does not answer. Default true.
+   */
+  inBandRenewal?: boolean;
+  /** How long an in-band renewal waits for the broker's answer before it uses HTTPS, ms. Default 10000. */
+  inBandTimeoutMs?: number;
   /** Offline QoS 1 queue. `persist` keeps it in stateDir/outbox.jsonl across restarts. */
   queue?: { maxMessages?: number; maxBytes?: number; persist?: boolean };
   /** Injected by tests. */

@@ -5,24 +5,18 @@ import { Backoff } from './backoff.js';
 import { Connection } from './connection.js';
 import type { CredentialStore, DeviceIdentity } from './credential-store.js';
 import { createCsr } from './csr.js';
-import { ProvisioningClient } from './enrollment-client.js';
+import { ProvisioningClient, renewedIdentity } from './enrollment-client.js';
 import { enrollWithStore } from './enroll.js';
 import { DeviceError, toDeviceError } from './errors.js';
 import { FileCredentialStore } from './file-credential-store.js';
-import { RenewalKey } from './renewal-key.js';
-import { renewAfterExpiry } from './expired-renewal.js';
+import { InBandRenewal, InBandUnavailable } from './inband-renewal.js';
+import type { DeviceKey } from './keys.js';
 import { OutboundQueue } from './outbound-queue.js';
-import { isExpired, renewAtMs } from './renewal.js';
+import { isExpired } from './renewal.js';
+import { RenewalLoop } from './renewal-loop.js';
 import type { DeviceEvents, DeviceOptions, DeviceState, IdentitySummary, MessageHandler, PublishOptions } from './device-options.js';
 
 export type { DeviceEvents, DeviceOptions, DeviceState, IdentitySummary, MessageHandler, PublishOptions } from './device-options.js';
-
-
-/** Least wait before renewing again after a configuration error, ms. */
-const CONFIGURATION_RETRY_MS = 30_000;
-
-/** setTimeout's ceiling (~24.8 days); longer waits re-arm. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Creates a device; listen to its events, then `await device.start()`. */
 export function createDevice(opts: DeviceOptions): Device {
@@ -38,20 +32,14 @@ export class Device extends EventEmitter<DeviceEvents> {
   private readonly store: CredentialStore;
   private readonly now: () => number;
   private readonly random: () => number;
-  private readonly renewBackoff: Backoff;
   private readonly handlers = new Map<string, MessageHandler[]>();
   private current: DeviceIdentity | undefined;
   private candidate: DeviceIdentity | undefined;
   private queue: OutboundQueue | undefined;
   private connection: Connection | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private renewing: Promise<boolean> | undefined;
-  private recovering: Promise<void> | undefined;
-  /** While a renewal after expiry waits to be retried: when. */
-  private expiredRetryAtMs = 0;
+  private inBand: InBandRenewal | undefined;
+  private readonly renewals: RenewalLoop;
   private pendingExpiredRetry: DeviceError | undefined;
-  private readonly renewalKey: RenewalKey;
   private reenrollReason: DeviceError | undefined;
   private _state: DeviceState = 'idle';
 
@@ -62,10 +50,20 @@ export class Device extends EventEmitter<DeviceEvents> {
     if (broker.protocol !== 'mqtts:') throw new DeviceError('invalid_request', `broker URL must be mqtts:// (got ${opts.brokerUrl})`);
     this.opts = opts;
     this.store = opts.store ?? new FileCredentialStore(opts.stateDir!);
-    this.renewalKey = new RenewalKey(this.store, opts.keyAlgorithm);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
-    this.renewBackoff = new Backoff({ initialDelayMs: 1000, maxDelayMs: 5 * 60_000, random: this.random, ...opts.renewalRetry });
+    this.renewals = new RenewalLoop(
+      {
+        running: () => this._state === 'running',
+        newest: () => this.newest(),
+        adopt: (renewed, afterExpiry) => this.adoptCandidate(renewed, afterExpiry),
+        swap: () => this.connection?.swap(),
+        report: (err) => this.report(err),
+        requireReenrollment: (err) => this.requireReenrollment(err),
+        exchange: (authenticating, key) => this.exchange(authenticating, key),
+      },
+      { store: this.store, keyAlgorithm: opts.keyAlgorithm, retry: opts.renewalRetry, now: this.now, random: this.random },
+    );
   }
 
   get state(): DeviceState {
@@ -113,17 +111,18 @@ export class Device extends EventEmitter<DeviceEvents> {
       queue: this.queue,
       hooks: {
         credentials: () => (this._state === 'running' ? (this.candidate ?? this.current) : undefined),
-        connected: (identity, sessionPresent, attemptMs) => this.onConnected(identity, sessionPresent, attemptMs),
+        connected: (identity, sessionPresent, attemptMs, swap) => this.onConnected(identity, sessionPresent, attemptMs, swap),
         disconnected: (reason) => this.emit('disconnected', { reason }),
         connectFailed: (err, identity) => this.onConnectFailed(err, identity),
-        message: (topic, payload, retained) => this.dispatch(topic, payload, retained),
+        message: (topic, payload, retained) => (this.inBand?.handles(topic) ? this.inBand.onAnswer(payload) : this.dispatch(topic, payload, retained)),
         report: (err) => this.report(err),
         retrying: (error, delayMs, slow) => this.emit('reconnecting', { error, delayMs, slow }),
       },
     });
+    if (this.opts.inBandRenewal ?? true) this.inBand = new InBandRenewal(this.connection, id, { timeoutMs: this.opts.inBandTimeoutMs });
     this._state = 'running';
-    this.scheduleRenewal();
-    if (this.pendingExpiredRetry) this.retryAfterExpiry(this.pendingExpiredRetry, `the certificate expired at ${this.newest().notAfter}`);
+    this.renewals.schedule();
+    if (this.pendingExpiredRetry) this.renewals.retryAfterExpiry(this.pendingExpiredRetry, `the certificate expired at ${this.newest().notAfter}`);
     this.pendingExpiredRetry = undefined;
     this.connection.start();
   }
@@ -155,7 +154,7 @@ export class Device extends EventEmitter<DeviceEvents> {
   async close(): Promise<void> {
     if (this._state === 'closed') return;
     this._state = 'closed';
-    this.clearTimers();
+    this.renewals.stop();
     await this.connection?.stop();
     this.queue?.close(new DeviceError('closed'));
   }
@@ -187,7 +186,7 @@ export class Device extends EventEmitter<DeviceEvents> {
       this.candidate = undefined;
     }
     if (isExpired(this.newest(), now)) {
-      const refused = await this.renewExpired();
+      const refused = await this.renewals.renewExpired();
       if (refused === undefined) return;
       // No answer, or "later" (503 with Retry-After): start anyway and ask again, paced.
       if (refused.retryable) return void (this.pendingExpiredRetry = refused);
@@ -201,14 +200,14 @@ export class Device extends EventEmitter<DeviceEvents> {
     return this.candidate ?? this.current!;
   }
 
-  private async onConnected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number): Promise<void> {
+  private async onConnected(identity: DeviceIdentity, sessionPresent: boolean, attemptMs: number, swap: boolean): Promise<void> {
     if (identity === this.candidate) {
       // Proven by the broker: only now does the renewed identity replace the working one.
       await this.store.promoteCandidate();
       this.current = identity;
       this.candidate = undefined;
     }
-    this.emit('connected', { serial: identity.serial, sessionPresent, attemptMs });
+    this.emit('connected', { serial: identity.serial, sessionPresent, attemptMs, ...(swap ? { swap: true as const } : {}) });
   }
 
   private async onConnectFailed(err: DeviceError, identity: DeviceIdentity): Promise<'retry' | 'retry-now' | 'stop'> {
@@ -222,143 +221,48 @@ export class Device extends EventEmitter<DeviceEvents> {
       return 'retry-now';
     }
     if (isExpired(identity, this.now())) {
-      await this.afterExpiry(`the certificate expired at ${identity.notAfter}`);
+      await this.renewals.afterExpiry(`the certificate expired at ${identity.notAfter}`);
       if (this._state !== 'running') return 'stop';
       return isExpired(this.newest(), this.now()) ? 'retry' : 'retry-now';
     }
     // Refused with a certificate we think is good: ask the service (a renewal says
     // `revoked` if it is). Paced by the reconnect backoff, so no faster than connecting.
-    await this.renew();
+    await this.renewals.renew();
     return this._state === 'running' ? 'retry' : 'stop';
   }
 
-  private scheduleRenewal(): void {
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.expiryTimer);
-    if (this._state !== 'running') return;
-    const newest = this.newest();
-    if (!isExpired(newest, this.now())) this.armTimer('renew', renewAtMs(newest, this.random), () => void this.renew());
-    this.armTimer('expiry', Date.parse(newest.notAfter), () => {
-      if (isExpired(this.newest(), this.now())) void this.afterExpiry(`the certificate expired at ${this.newest().notAfter} before it could be renewed`);
-    });
-  }
-
-  private armTimer(which: 'renew' | 'expiry', atMs: number, fire: () => void): void {
-    const delay = Math.max(0, atMs - this.now());
-    const timer = setTimeout(() => (delay > MAX_TIMER_MS ? this.armTimer(which, atMs, fire) : fire()), Math.min(delay, MAX_TIMER_MS));
-    timer.unref?.();
-    if (which === 'renew') this.renewTimer = timer;
-    else this.expiryTimer = timer;
-  }
-
-  /** One renewal attempt; schedules the retry or the next renewal. True when a new identity was issued. */
-  private renew(): Promise<boolean> {
-    this.renewing ??= this.renewOnce().finally(() => (this.renewing = undefined));
-    return this.renewing;
-  }
-
-  private async renewOnce(): Promise<boolean> {
-    if (this._state !== 'running') return false;
-    const authenticating = this.newest();
-    try {
-      const key = await this.renewalKey.for(authenticating.serial);
-      const client = new ProvisioningClient(authenticating.provisioningUrl);
-      const renewed = await client.renew(createCsr(key, authenticating.deviceId), key, authenticating);
-      if (this._state !== 'running') return false;
-      await this.store.saveCandidate(renewed);
-      this.candidate = renewed;
-      this.renewalKey.forget();
-      this.renewBackoff.reset();
-      this.emit('renewed', summary(renewed));
-      this.scheduleRenewal();
-      this.connection?.swap();
-      return true;
-    } catch (caught) {
-      const err = toDeviceError(caught);
-      this.report(err);
-      if (err.code === 'revoked') {
-        this.requireReenrollment(err);
-        return false;
-      }
-      if (isExpired(authenticating, this.now())) {
-        // Too late for /v1/renew, whatever the answer: renewal after expiry takes over.
-        void this.afterExpiry(err.message);
-        return false;
-      }
-      if (err.code === 'superseded') {
-        // Renewed elsewhere (a lost answer older than 10 minutes, or a copy of this key):
-        // never again with this certificate. It still connects until it expires, when the
-        // expiry timer asks for re-enrollment.
-        this.renewalKey.forget();
-        clearTimeout(this.renewTimer);
-        return false;
-      }
-      if (err.code === 'key_rejected') this.renewalKey.forget();
-      // Transient or not, retry while the certificate is valid; honour the service's Retry-After.
-      // A configuration error (the service's certificate does not verify, no such host) is never retried quickly.
-      const delay = Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next(), err.configuration && !err.retryable ? CONFIGURATION_RETRY_MS : 0);
-      clearTimeout(this.renewTimer);
-      if (this._state === 'running') this.armTimer('renew', Math.min(this.now() + delay, Date.parse(authenticating.notAfter)), () => void this.renew());
-      return false;
-    }
+  /** A renewed identity becomes the candidate: stored first, then told; proven at its first CONNACK. */
+  private async adoptCandidate(renewed: DeviceIdentity, afterExpiry: boolean): Promise<void> {
+    await this.store.saveCandidate(renewed);
+    this.candidate = renewed;
+    if (afterExpiry) this.emit('renewed', summary(renewed), { afterExpiry: true });
+    else this.emit('renewed', summary(renewed));
   }
 
   /**
-   * While running, the newest certificate expired: one renewal after expiry, then the new
-   * identity is tried as a renewal's is; refused or unreachable: reenrollment-required.
+   * One renewal of `authenticating`: in-band over the MQTT session when it runs on that
+   * certificate, else (or when the broker cannot: no renewer, no answer in time) over HTTPS.
+   * The same key and CSR either way, so a lost in-band answer is answered again over HTTPS.
    */
-  private afterExpiry(why: string): Promise<void> {
-    if (this.now() < this.expiredRetryAtMs) return Promise.resolve(); // a paced retry is armed
-    this.recovering ??= (async () => {
-      if (this._state !== 'running' || !isExpired(this.newest(), this.now())) return;
-      const refused = await this.renewExpired();
-      if (this._state !== 'running') return;
-      if (refused?.retryable) return this.retryAfterExpiry(refused, why);
-      if (refused !== undefined) return this.requireReenrollment(new DeviceError('expired', `${why} (renewal after expiry: ${refused.message})`));
-      this.renewBackoff.reset();
-      this.scheduleRenewal();
-      this.connection?.swap();
-    })().finally(() => (this.recovering = undefined));
-    return this.recovering;
-  }
-
-  /** The service could not answer (down, overloaded): ask again after the renewal backoff or its Retry-After. */
-  private retryAfterExpiry(err: DeviceError, why: string): void {
-    this.expiredRetryAtMs = this.now() + Math.max(err.retryAfterMs ?? 0, this.renewBackoff.next());
-    clearTimeout(this.expiryTimer);
-    this.armTimer('expiry', this.expiredRetryAtMs, () => {
-      this.expiredRetryAtMs = 0;
-      void this.afterExpiry(why);
-    });
-  }
-
-  /** POST /v1/renew-expired for the newest identity; the answer becomes the candidate. The refusal, if any. */
-  private async renewExpired(): Promise<DeviceError | undefined> {
-    try {
-      const renewed = await renewAfterExpiry(this.newest(), this.renewalKey);
-      await this.store.saveCandidate(renewed);
-      this.candidate = renewed;
-      this.emit('renewed', summary(renewed), { afterExpiry: true });
-      return undefined;
-    } catch (caught) {
-      const err = toDeviceError(caught);
-      this.report(err);
-      return err;
+  private async exchange(authenticating: DeviceIdentity, key: DeviceKey): Promise<DeviceIdentity> {
+    const csr = createCsr(key, authenticating.deviceId);
+    if (this.inBand !== undefined) {
+      try {
+        return renewedIdentity(await this.inBand.request(csr, authenticating.serial), key, authenticating);
+      } catch (err) {
+        if (!(err instanceof InBandUnavailable)) throw err;
+      }
     }
+    return new ProvisioningClient(authenticating.provisioningUrl).renew(csr, key, authenticating);
   }
 
   private requireReenrollment(err: DeviceError): void {
     if (this._state !== 'running') return;
     this._state = 'reenrollment-required';
     this.reenrollReason = err;
-    this.clearTimers();
+    this.renewals.stop();
     this.emit('reenrollment-required', err);
     void this.connection?.stop();
-  }
-
-  private clearTimers(): void {
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.expiryTimer);
   }
 
   private dispatch(topic: string, payload: Buffer, retained: boolean): void {

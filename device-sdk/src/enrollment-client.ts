@@ -40,9 +40,7 @@ export class ProvisioningClient {
   /** POST /v1/renew, authenticated by the current identity's certificate. */
   async renew(csrPem: string, key: DeviceKey, current: DeviceIdentity): Promise<DeviceIdentity> {
     const body = await this.post('/v1/renew', { csr: csrPem }, identityContext(current));
-    const renewed = this.toIdentity(body, key);
-    if (renewed.deviceId !== current.deviceId) throw new DeviceError('identity_mismatch', `renewal answered for ${renewed.deviceId}, not ${current.deviceId}`);
-    return renewed;
+    return renewedIdentity(body, key, current);
   }
 
   /**
@@ -58,33 +56,7 @@ export class ProvisioningClient {
   }
 
   private toIdentity(body: unknown, key: DeviceKey): DeviceIdentity {
-    const r = body as Partial<EnrollResponse> & { serial?: unknown; notBefore?: unknown };
-    for (const field of ['deviceId', 'certificate', 'chain', 'caBundle', 'notAfter', 'renewAfter'] as const) {
-      if (typeof r[field] !== 'string') throw new DeviceError('bad_response', `the provisioning answer has no ${field}`);
-    }
-    let leaf: X509Certificate;
-    try {
-      leaf = new X509Certificate(r.certificate!);
-      const chain = pemX509Certificates(r.chain!);
-      if (pemCertificates(r.caBundle!).length === 0) throw new Error('empty trust bundle');
-      // Not trusting our own eyes over TLS: the leaf must carry our key and be signed by the next link.
-      if (!leaf.checkPrivateKey(key.privateKey)) throw new Error('the certificate is not for our key');
-      if (chain.length < 2 || !chain[0]!.publicKey.equals(leaf.publicKey) || !leaf.verify(chain[1]!.publicKey)) throw new Error('the chain does not start with the leaf and its issuer');
-    } catch (err) {
-      throw new DeviceError('bad_response', `the provisioning answer is not a usable certificate: ${(err as Error).message}`, { cause: err });
-    }
-    return {
-      deviceId: r.deviceId!,
-      privateKeyPem: key.privateKeyPem,
-      certificatePem: r.certificate!,
-      chainPem: r.chain!,
-      caBundlePem: r.caBundle!,
-      serial: typeof r.serial === 'string' ? r.serial : leaf.serialNumber.toLowerCase(),
-      notBefore: typeof r.notBefore === 'string' ? r.notBefore : new Date(leaf.validFrom).toISOString(),
-      notAfter: r.notAfter!,
-      renewAfter: r.renewAfter!,
-      provisioningUrl: this.url,
-    };
+    return identityFromAnswer(body, key, this.url);
   }
 
   private post(path: string, payload: object, secureContext: SecureContext): Promise<unknown> {
@@ -140,4 +112,45 @@ export function errorFromAnswer(status: number, body: unknown, retryAfter: strin
   if (status === 429) return new DeviceError('rate_limited', message, { status, retryAfterMs });
   if (status >= 500) return new DeviceError(status === 503 ? 'overloaded' : 'internal_error', message, { status, retryAfterMs });
   return new DeviceError('bad_response', message, { status, retryable: false });
+}
+
+/**
+ * A /v1/renew (or /v1/enroll) answer as an identity, after checking that the leaf carries
+ * `key` and is signed by the next certificate of the chain.
+ */
+export function identityFromAnswer(body: unknown, key: DeviceKey, provisioningUrl: string): DeviceIdentity {
+  const r = body as Partial<EnrollResponse> & { serial?: unknown; notBefore?: unknown };
+  for (const field of ['deviceId', 'certificate', 'chain', 'caBundle', 'notAfter', 'renewAfter'] as const) {
+    if (typeof r[field] !== 'string') throw new DeviceError('bad_response', `the provisioning answer has no ${field}`);
+  }
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(r.certificate!);
+    const chain = pemX509Certificates(r.chain!);
+    if (pemCertificates(r.caBundle!).length === 0) throw new Error('empty trust bundle');
+    // Not trusting our own eyes over TLS: the leaf must carry our key and be signed by the next link.
+    if (!leaf.checkPrivateKey(key.privateKey)) throw new Error('the certificate is not for our key');
+    if (chain.length < 2 || !chain[0]!.publicKey.equals(leaf.publicKey) || !leaf.verify(chain[1]!.publicKey)) throw new Error('the chain does not start with the leaf and its issuer');
+  } catch (err) {
+    throw new DeviceError('bad_response', `the provisioning answer is not a usable certificate: ${(err as Error).message}`, { cause: err });
+  }
+  return {
+    deviceId: r.deviceId!,
+    privateKeyPem: key.privateKeyPem,
+    certificatePem: r.certificate!,
+    chainPem: r.chain!,
+    caBundlePem: r.caBundle!,
+    serial: typeof r.serial === 'string' ? r.serial : leaf.serialNumber.toLowerCase(),
+    notBefore: typeof r.notBefore === 'string' ? r.notBefore : new Date(leaf.validFrom).toISOString(),
+    notAfter: r.notAfter!,
+    renewAfter: r.renewAfter!,
+    provisioningUrl,
+  };
+}
+
+/** A renewal answer for `current`: the same device, a usable certificate for `key`. */
+export function renewedIdentity(body: unknown, key: DeviceKey, current: DeviceIdentity): DeviceIdentity {
+  const renewed = identityFromAnswer(body, key, current.provisioningUrl);
+  if (renewed.deviceId !== current.deviceId) throw new DeviceError('identity_mismatch', `renewal answered for ${renewed.deviceId}, not ${current.deviceId}`);
+  return renewed;
 }

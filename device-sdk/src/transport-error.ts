@@ -57,3 +57,19 @@ function systemCodeOf(err: unknown): string | undefined {
   if (Array.isArray(inner) && inner.length > 0) return systemCodeOf(inner[0]);
   return undefined;
 }
+
+/** CONNACK return codes [MQTT-3.2.2.3] and TLS alerts into stable codes. */
+export function toConnectError(err: unknown, brokerUrl: string): DeviceError {
+  if (err instanceof DeviceError) return err;
+  const e = err as Error & { code?: unknown };
+  if (typeof e.code === 'number') {
+    if (e.code === 4 || e.code === 5) return new DeviceError('unauthorized', `the broker refused the connection: not authorized (CONNACK ${e.code})`, { cause: err, retryable: true });
+    if (e.code === 2) return new DeviceError('identity_mismatch', 'the broker refused the client identifier (CONNACK 2)', { cause: err, retryable: false });
+    return new DeviceError('connection_refused', `the broker refused the connection (CONNACK ${e.code})`, { cause: err });
+  }
+  // The broker's TLS alert about our certificate: it does not accept this identity.
+  if (typeof e.code === 'string' && /ALERT_(CERTIFICATE|BAD_CERTIFICATE|UNKNOWN_CA|UNSUPPORTED_CERTIFICATE)/.test(e.code)) {
+    return new DeviceError('unauthorized', `the broker refused our certificate during the TLS handshake (${e.code})`, { cause: err, retryable: true });
+  }
+  return transportError(err, `the broker ${brokerUrl}`) ?? new DeviceError('network', e.message ?? String(err), { cause: err });
+}
