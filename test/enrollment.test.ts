@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renewFraction } from '@tlsfleet/common';
 import * as x509 from '@peculiar/x509';
 import { startProvisioningEnv, type ProvisioningEnv } from './harness/fleet-env.js';
 import { postJson, request } from './harness/https-client.js';
@@ -72,9 +73,11 @@ describe('enrollment with a one-time token over HTTPS', () => {
     expect(before - notBefore).toBeLessThan(6 * 60_000);
     expect(notAfter - before).toBeGreaterThan(7 * 86_400_000 - 60_000);
     expect(Date.parse(body.notAfter)).toBe(notAfter);
-    // 2/3 of the lifetime counted from issuance (5 minutes after the backdated notBefore).
+    // 60-75 % of the lifetime counted from issuance (5 minutes after the backdated notBefore), picked from the serial.
     const issued = notBefore + 5 * 60_000;
-    expect(Math.abs(Date.parse(body.renewAfter) - (issued + ((notAfter - issued) * 2) / 3))).toBeLessThan(2000);
+    expect(Math.abs(Date.parse(body.renewAfter) - (issued + (notAfter - issued) * renewFraction(body.serial)))).toBeLessThan(2000);
+    expect(Date.parse(body.renewAfter)).toBeGreaterThanOrEqual(issued + (notAfter - issued) * 0.6 - 1000);
+    expect(Date.parse(body.renewAfter)).toBeLessThanOrEqual(issued + (notAfter - issued) * 0.75 + 1000);
   });
 
   it('honours a per-token certificate lifetime in seconds', async () => {

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { identifyPeer, pemToDer, TlsfleetError, type PeerCertificate } from '@tlsfleet/common';
+import { identifyPeer, pemToDer, renewFraction, TlsfleetError, type PeerCertificate } from '@tlsfleet/common';
 import { initDataDir } from '../init.js';
 import { DataDir } from '../data-dir.js';
 import { SqliteStore } from '../storage/sqlite-store.js';
@@ -52,20 +52,23 @@ describe('Authority', () => {
     return p;
   }
 
-  it('issues a certificate whose identity comes from the token, with renewAfter two thirds of its lifetime after issuance (40 minutes of 1 h)', async () => {
+  it('issues a certificate whose identity comes from the token, with renewAfter its serial\'s fraction (60-75 %) of its lifetime after issuance (36-45 minutes of 1 h)', async () => {
     const issued = await authority.enroll(await mint('sensor-7', { certTtlSeconds: 3600 }), makeTestCsr().der);
     expect(issued.identity).toEqual({ kind: 'device', name: 'sensor-7', trustDomain: TD });
     expect(issued.notAfter.getTime()).toBe(now + 3600_000);
     expect(issued.notBefore.getTime()).toBe(now - 300_000);
-    // The 5-minute backdating is not counted: an operator reads "1 h → renews after 40 minutes".
-    expect(issued.renewAfter.getTime()).toBe(now + 40 * 60_000);
+    // The 5-minute backdating is not counted: an operator reads "1 h → renews after 36 to 45 minutes".
+    expect(issued.renewAfter.getTime()).toBe(Math.floor(now + 3600_000 * renewFraction(issued.serial)));
+    expect(issued.renewAfter.getTime()).toBeGreaterThanOrEqual(now + 36 * 60_000);
+    expect(issued.renewAfter.getTime()).toBeLessThan(now + 45 * 60_000);
     expect(peerOf(issued.certificatePem).identity.name).toBe('sensor-7');
   });
 
   it('never backdates a short-lived certificate by more than its lifetime, so renewAfter stays in the future', async () => {
     const issued = await authority.enroll(await mint('short', { certTtlSeconds: 30 }), makeTestCsr().der);
     expect(issued.notBefore.getTime()).toBe(now - 30_000);
-    expect(issued.renewAfter.getTime()).toBe(now + 20_000);
+    expect(issued.renewAfter.getTime()).toBe(Math.floor(now + 30_000 * renewFraction(issued.serial)));
+    expect(issued.renewAfter.getTime()).toBeGreaterThanOrEqual(now + 18_000);
     expect(issued.renewAfter.getTime()).toBeLessThan(issued.notAfter.getTime());
   });
 

@@ -59,9 +59,9 @@ export function describeAdminStoreContract(current: () => Store): void {
     });
 
     it('audits the fleet: current certificates expired, expiring and past their renewal point, tokens outstanding and expired', async () => {
-      // Issued at 1,500 (enroll above): the renewal point is 1,500 + two thirds of the rest.
+      // Issued at 1,500 (enroll above): overdue past 1,500 + 3/4 of the rest (the latest renewal point).
       await enroll('live', 'f1', 90_000);
-      await enroll('late', 'f2', 6_000); // renewal point 4,500: overdue at 5,000, expiring before 7,000
+      await enroll('late', 'f2', 6_000); // overdue from 4,875: overdue at 5,000, expiring before 7,000
       await enroll('dead', 'f3', 4_000); // expired at 5,000
       await enroll('gone', 'f4', 6_000);
       expect(await store.revokeCertificate('f4', 3_000, 'admin', 'keyCompromise')).toMatchObject({ outcome: 'revoked' });
