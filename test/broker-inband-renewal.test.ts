@@ -1,11 +1,13 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
 import type { DeviceCredentials } from './harness/broker-env.js';
 import { closedAt, grantedQos, metric, within } from './harness/broker-probe.js';
-import { runCli, type Service } from './harness/cli.js';
-import { makeCsr } from './harness/csr.js';
+import { logged, loggedField, runCli, startService, type Service } from './harness/cli.js';
+import { makeCsr, newKey } from './harness/csr.js';
+import { tempDir } from './harness/temp-dir.js';
 import { openssl } from './harness/openssl.js';
 import { postJson } from './harness/https-client.js';
 import { freshCsr, healthUrlOf, renewalProbe, startRenewalEnv, type RenewalEnv } from './harness/renewal-env.js';
@@ -180,4 +182,35 @@ describe('a broker with no renewer', () => {
       expect(res.stderr, flags.join(' ')).toMatch(message);
     }
   });
+});
+
+describe('tlsfleet dev', () => {
+  it('renews in-band through its in-process provisioning', async () => {
+    const dir = tempDir('tlsfleet-dev-inband-');
+    const dataDir = join(dir.path, 'data');
+    const dev = await startService(['dev', '--data-dir', dataDir, '--port', '0', '--broker-port', '0', '--health-port', '0'], logged('dev ready', 'broker'));
+    try {
+      const ca = readFileSync(join(dataDir, 'ca-bundle.pem'), 'utf8');
+      const token = await runCli(['token', '--data-dir', dataDir, '--device', 'dv-1']);
+      expect(token.code).toBe(0);
+      const key = newKey();
+      const enrolled = await postJson(`${loggedField(dev, 'dev ready', 'provisioning')}/v1/enroll`, { token: token.stdout.trim(), csr: await makeCsr(key) }, { ca });
+      expect(enrolled.status).toBe(201);
+      const client = await mqtt.connectAsync(dev.url, { clientId: 'dv-1', cert: enrolled.json().chain, key: key.privatePem, ca, protocolVersion: 4, reconnectPeriod: 0 }, false);
+      try {
+        const probe = await renewalProbe(client, 'dv-1');
+        await probe.send({ requestId: 'dev-1', csr: (await freshCsr()).csr });
+        const answer = await within(probe.answer('dev-1'), 15_000, 'the answer');
+        expect(answer.error).toBeUndefined();
+        expect(answer.deviceId).toBe('dv-1');
+        expect(answer.serial).not.toBe(enrolled.json().serial);
+        expect(dev.output()).toMatch(/"relay":"in-process"/);
+      } finally {
+        client.end(true);
+      }
+    } finally {
+      expect(await dev.stop()).toBe(0);
+      dir.cleanup();
+    }
+  }, 60_000);
 });
