@@ -3,8 +3,8 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import type { DeviceCredentials } from './harness/broker-env.js';
-import { closedAt, grantedQos, metric, within } from './harness/broker-probe.js';
+import { mintToken, type DeviceCredentials } from './harness/broker-env.js';
+import { closedAt, grantedQos, metric, outputMatches, within } from './harness/broker-probe.js';
 import { logged, loggedField, runCli, startService, type Service } from './harness/cli.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -122,6 +122,31 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
     await within(closed, 10_000, 'the thief\'s connection closed');
     expect(broker.output()).toMatch(/"client":"ib-thief".*publish refused/);
     expect(victimProbe.box.messages.filter((m) => m.payload.includes('stolen'))).toEqual([]);
+  });
+
+  it('takes a QoS 0 request too (never the publish relay\'s), and never keeps a retained one', async () => {
+    const dev = await r.enroll('ib-q0');
+    const client = await r.connect(broker, dev);
+    const probe = await renewalProbe(client, 'ib-q0');
+    const retainedBefore = await metric(healthUrl, 'tlsfleet_broker_retained_messages');
+    client.publish(renewTopic('ib-q0'), JSON.stringify({ requestId: 'qos0', csr: (await freshCsr()).csr }), { qos: 0 });
+    expect((await within(probe.answer('qos0'), 15_000, 'the QoS 0 request\'s answer')).error).toBeUndefined();
+    await client.publishAsync(renewTopic('ib-q0'), JSON.stringify({ requestId: 'kept', csr: 'x' }), { qos: 1, retain: true });
+    expect((await within(probe.answer('kept'), 10_000, 'the retained request\'s answer')).error?.code).toBe('invalid_csr');
+    expect(await metric(healthUrl, 'tlsfleet_broker_retained_messages')).toBe(retainedBefore);
+  });
+
+  it('answers not_found when provisioning does not take this broker as a relay, and says why in the broker log', async () => {
+    const state = join(r.prov.dir, 'not-a-relay');
+    const token = await mintToken(r.prov, 'not-a-relay', 'service', 3600);
+    const enrolled = await runCli(['device', 'enroll', '--token', token, '--provisioning', r.prov.url, '--state', state, '--bootstrap-ca', join(r.prov.dataDir, 'ca-bundle.pem')]);
+    expect(enrolled.code).toBe(0);
+    const unnamed = await r.startBroker(['--renewal-relay', r.prov.url, '--relay-identity', state]);
+    const dev = await r.enroll('ib-unnamed');
+    const probe = await renewalProbe(await r.connect(unnamed, dev), 'ib-unnamed');
+    await probe.send({ requestId: 'refused-relay', csr: (await freshCsr()).csr });
+    expect((await within(probe.answer('refused-relay'), 15_000, 'the answer')).error?.code).toBe('not_found');
+    await within(outputMatches(unnamed, /renewal relay refused by provisioning/), 5_000, 'the broker\'s log line');
   });
 
   it('answers `revoked` for a device revoked at provisioning that the broker has not cut yet', async () => {
