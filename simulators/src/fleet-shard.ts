@@ -67,7 +67,7 @@ export interface ShardReport {
   renewals: number;
   /** Each renewal: which device, when (ms since the epoch) and how it went. */
   renewalEvents: { index: number; at: number; route: RenewalRoute }[];
-  /** QoS 1: ms from handing a message over to its PUBACK, every message / those made during a swap (SWAP_WINDOW_MS). */
+  /** QoS 1: ms from handing a message over to its PUBACK, for messages made outside a swap / during one (SWAP_WINDOW_MS). */
   publishWaitMs: number[];
   swapPublishWaitMs: number[];
   /** SDK devices: each successful connection attempt, when it was up and ms from its start to the CONNACK (TLS handshake included). */
@@ -249,8 +249,8 @@ export class FleetShard implements LeanShard {
         r.ackedAt.push(at);
         this.report.acked++;
         if (this.config.qos === 1) {
-          this.report.publishWaitMs.push(at - from);
-          if (r.renewedAt.some((renewed) => renewed >= from - SWAP_WINDOW_MS && renewed <= at)) this.report.swapPublishWaitMs.push(at - from);
+          const duringSwap = r.renewedAt.some((renewed) => renewed >= from - SWAP_WINDOW_MS && renewed <= at);
+          (duringSwap ? this.report.swapPublishWaitMs : this.report.publishWaitMs).push(at - from);
         }
       } else this.countError(code);
       if (--this.outstanding === 0) this.drained?.();

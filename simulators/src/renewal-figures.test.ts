@@ -26,13 +26,16 @@ describe('renewal figures', () => {
     expect(t.figures('inband', T0, undefined)).toMatchObject({ inBand: 0, https: 0, unknownRoute: 5, routesFrom: 'devices' });
   });
 
-  it('takes the swap limit from the handshakes after the fleet was up, plus the median publish wait', () => {
+  it('takes the swap limit from the handshakes after the fleet was up, plus the p99 publish wait away from swaps', () => {
     const t = new RenewalTracker();
-    t.absorb(report({ handshakes: [{ at: T0, ms: 5000 }, { at: T0 + 20_000, ms: 200 }], publishWaitMs: [10, 10, 10], swapPublishWaitMs: [150] }));
+    t.absorb(report({ handshakes: [{ at: T0, ms: 5000 }, { at: T0 + 20_000, ms: 200 }], publishWaitMs: [10, 10, 30], swapPublishWaitMs: [150] }));
     const up = t.figures('inband', T0, T0 + 10_000);
     expect(up.handshakeScope).toBe('after fleet up');
-    expect(up.blockLimitMs).toBeCloseTo(210, 0);
+    expect(up.roundTripMs).toBeCloseTo(30, 0);
+    expect(up.blockLimitMs).toBeCloseTo(230, 0);
     expect(up.swapPublishWait).toMatchObject({ count: 1 });
+    expect(up.calmPublishWait).toMatchObject({ count: 3 });
+    expect(up.publishWait).toMatchObject({ count: 4 });
     expect(t.figures('inband', T0, undefined).handshake.max).toBeCloseTo(5000, 0);
   });
 });

@@ -152,8 +152,12 @@ export interface RenewalFigures {
   brokerCpuMsPerRenewal?: number;
   /** QoS 1: from handing a message to the SDK to its PUBACK, every message of the run. */
   publishWait: Percentiles;
-  /** The same, for messages in flight when their device renewed or handed over at most 10 s after. */
+  /** The same, for messages in flight when their device renewed or handed over at most 10 s after (during a swap). */
   swapPublishWait: Percentiles;
+  /** The same, for every other message: what a publish waits when no swap is near. */
+  calmPublishWait: Percentiles;
+  /** One round trip: the p99 of calmPublishWait (of publishWait when every message was near a swap). */
+  roundTripMs: number;
   /**
    * From the start of each successful connection attempt to its CONNACK (TLS handshake +
    * CONNECT): those made after the fleet was up (certificate swaps, reconnections) when there
@@ -161,7 +165,7 @@ export interface RenewalFigures {
    */
   handshake: Percentiles;
   handshakeScope: 'after fleet up' | 'whole run';
-  /** Longest a publish may wait during a swap: p99 handshake + p50 publish → PUBACK (one round trip). */
+  /** Longest a publish may wait during a swap: p99 handshake + one round trip (roundTripMs). */
   blockLimitMs: number;
 }
 

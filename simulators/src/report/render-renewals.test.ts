@@ -24,6 +24,8 @@ function renewals(overrides: Partial<RenewalFigures> = {}): FleetSummary {
     brokerCpuMsPerRenewal: 4.5,
     publishWait: p(400),
     swapPublishWait: p(120),
+    calmPublishWait: p(60),
+    roundTripMs: 54,
     handshake: p(300),
     handshakeScope: 'after fleet up',
     blockLimitMs: 370,

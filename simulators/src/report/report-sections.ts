@@ -103,7 +103,7 @@ export function renderRenewals(summary: FleetSummary): SafeHtml {
     { label: 'renewal rate, mean', value: `${r.meanPerSecond.toFixed(1)}/s` },
     { label: 'provisioning CPU during renewals', value: cpu(r.provisioningCpuSeconds, r.provisioningCpuMsPerRenewal) },
     { label: 'broker CPU during renewals', value: cpu(r.brokerCpuSeconds, r.brokerCpuMsPerRenewal) },
-    { label: 'publish → PUBACK p99 / max', value: `${percentile(r.publishWait, 'p99')} / ${r.publishWait.count > 0 ? formatMs(r.publishWait.max) : '—'}` },
+    { label: 'publish → PUBACK away from swaps p99 / max', value: `${percentile(r.calmPublishWait, 'p99')} / ${r.calmPublishWait.count > 0 ? formatMs(r.calmPublishWait.max) : '—'}` },
     { label: 'during swaps p99 / max', value: `${percentile(r.swapPublishWait, 'p99')} / ${r.swapPublishWait.count > 0 ? formatMs(r.swapPublishWait.max) : '—'}`, bad: r.swapPublishWait.max > r.blockLimitMs },
     { label: 'handshake p50 / max', value: `${percentile(r.handshake, 'p50')} / ${r.handshake.count > 0 ? formatMs(r.handshake.max) : '—'}` },
     { label: 'swap wait limit', value: formatMs(r.blockLimitMs) },
