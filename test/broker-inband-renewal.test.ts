@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { mintToken, type DeviceCredentials } from './harness/broker-env.js';
-import { closedAt, grantedQos, metric, outputMatches, within } from './harness/broker-probe.js';
+import { closedAt, grantedQos, httpGet, metric, outputMatches, within } from './harness/broker-probe.js';
 import { logged, loggedField, runCli, startService, type Service } from './harness/cli.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -66,6 +66,9 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
     expect(next.connected).toBe(true);
     await closed; // the same client id: the older session is taken over
     expect(await metric(healthUrl, 'tlsfleet_broker_inband_renewals_total', { result: 'issued' })).toBeGreaterThanOrEqual(1);
+    const relayExpiry = await metric(healthUrl, 'tlsfleet_broker_relay_identity_expiry_seconds', { identity: 'broker-relay' });
+    expect(relayExpiry).toBeGreaterThan(3000);
+    expect(relayExpiry).toBeLessThanOrEqual(3600);
     const line = broker.output().split('\n').find((l) => l.includes('"requestId":"first-1"')) ?? '';
     expect(JSON.parse(line)).toMatchObject({ msg: 'in-band renewal', client: 'ib-1', serial: dev.serial, result: 'issued', newSerial: answer.serial });
     expect(broker.output()).not.toContain('BEGIN CERTIFICATE REQUEST');
@@ -184,6 +187,7 @@ describe('a broker with no renewer', () => {
     const answer = await within(probe.answer('nr'), 5_000, 'the answer');
     expect(answer).toMatchObject({ requestId: 'nr', error: { code: 'not_found' } });
     expect(await metric(healthUrlOf(broker), 'tlsfleet_broker_inband_renewals_total', { result: 'not_found' })).toBe(1);
+    expect((await httpGet(`${healthUrlOf(broker)}/metrics`)).body).not.toMatch(/^tlsfleet_broker_relay_identity_expiry_seconds/m);
   });
 
   it('refuses bad relay flags at start with exit 2', async () => {

@@ -28,6 +28,8 @@ export interface RenewalRelay {
   readonly renewer: Renewer;
   /** The service identity the relay presents, as read from the state directory. */
   identity(): DeviceIdentity;
+  /** The service name and notAfter (ms) of the certificate the relay presents now (startBroker's renewerIdentity). */
+  readonly presented: () => { name: string; notAfterMs: number };
   /** Stops the identity's own renewal timer and closes idle connections. */
   close(): void;
 }
@@ -95,6 +97,7 @@ export async function openRenewalRelay(opts: RenewalRelayOptions): Promise<Renew
   return {
     renewer,
     identity: () => identity.current,
+    presented: () => ({ name: identity.current.deviceId, notAfterMs: Date.parse(identity.current.notAfter) }),
     close: () => {
       identity.close();
       agent?.destroy();

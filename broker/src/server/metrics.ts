@@ -120,6 +120,19 @@ export class BrokerMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  /** Set by the broker with a renewal relay (--renewal-relay): its service identity and when that certificate expires, ms. */
+  relayIdentity: () => { name: string; notAfterMs: number } | undefined = () => undefined;
+  readonly relayIdentityExpiry: Gauge<'identity'> = new Gauge({
+    name: 'tlsfleet_broker_relay_identity_expiry_seconds',
+    help: 'Seconds until the notAfter of the service certificate the renewal relay presents to provisioning (--relay-identity), by identity (its service name); no series without --renewal-relay. The broker renews it at its renewAfter, so a value below a third of its lifetime means its renewals fail.',
+    labelNames: ['identity'] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const relay = this.relayIdentity();
+      this.relayIdentityExpiry.reset();
+      if (relay !== undefined) this.relayIdentityExpiry.set({ identity: relay.name }, (relay.notAfterMs - Date.now()) / 1000);
+    },
+  });
   readonly inbandRenewalSeconds = new Histogram({ name: 'tlsfleet_broker_inband_renewal_duration_seconds', help: 'Time from a renew request to the renewer\'s answer (issued or refused), for requests handed to the renewer.', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30], registers: [this.registry] });
 
   readonly buildInfo = new Gauge({ name: 'tlsfleet_build_info', help: 'Always 1; the version label is the running tlsfleet release.', labelNames: ['version'] as const, registers: [this.registry] });

@@ -93,6 +93,8 @@ export interface BrokerOptions {
    * (createRenewalRelay). Undefined: every request is answered `not_found` at once.
    */
   renewer?: Renewer;
+  /** With a renewal relay: the service identity it presents and when that certificate expires, ms (the metric tlsfleet_broker_relay_identity_expiry_seconds). */
+  renewerIdentity?: () => { name: string; notAfterMs: number };
   /** Renew requests at the renewer at once, for the whole broker; past it: `overloaded`. Default 64. */
   maxRelayedRenewals?: number;
   /** How long the renewer gets per request before the device is answered `overloaded`, ms; default 15 s. */

@@ -49,6 +49,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     trustedIssuers: trust.issuerKeyIds,
     now,
   };
+  if (opts.renewerIdentity) metrics.relayIdentity = opts.renewerIdentity;
   const renewals = new RenewalHandler(
     { logger, metrics, aedes: () => ctx.aedes },
     { renewer: opts.renewer, maxInFlight: opts.maxRelayedRenewals ?? DEFAULT_RENEWAL_SETTINGS.maxInFlight, timeoutMs: opts.renewalTimeoutMs ?? DEFAULT_RENEWAL_SETTINGS.timeoutMs },

@@ -97,6 +97,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       tlsSessionTickets: f['tls-session-tickets'] === true,
       signal: startup.signal,
       renewer: relay?.renewer,
+      renewerIdentity: relay?.presented,
       logger,
     });
   } catch (err) {
