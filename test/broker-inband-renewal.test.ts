@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { mintToken, type DeviceCredentials } from './harness/broker-env.js';
-import { closedAt, grantedQos, httpGet, metric, outputMatches, within } from './harness/broker-probe.js';
+import { closedAt, grantedQos, httpGet, metric, outputMatches, tryConnect, within } from './harness/broker-probe.js';
 import { logged, loggedField, runCli, startService, type Service } from './harness/cli.js';
 import { makeCsr, newKey } from './harness/csr.js';
 import { tempDir } from './harness/temp-dir.js';
@@ -111,13 +111,18 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
   it('lets no identity use another identity\'s renewal topics, nor any wildcard that reaches them', async () => {
     const victim = await r.enroll('ib-victim');
     const victimProbe = await renewalProbe(await r.connect(broker, victim), 'ib-victim');
-    const thief = await r.connect(broker, await r.enroll('ib-thief'));
+    const thiefCreds = await r.enroll('ib-thief');
+    const thief = await r.connect(broker, thiefCreds);
     const service = await r.connect(broker, await r.enroll('ib-service', { kind: 'service' }));
     for (const c of [thief, service]) {
       for (const filter of ['$tlsfleet/certificates/ib-victim/renewed', '$tlsfleet/certificates/+/renewed', '$tlsfleet/certificates/#', '$tlsfleet/#', '$tlsfleet/certificates/ib-victim/renew']) {
         expect(await grantedQos(c, filter), filter).toBe(128);
       }
     }
+    // Nor have the broker send one on its behalf as a will.
+    const will = await tryConnect(broker.url, { clientId: 'ib-thief', cert: thiefCreds.chain, key: thiefCreds.key, ca: r.prov.ca, will: { topic: renewTopic('ib-thief'), payload: Buffer.from('{}'), qos: 1, retain: false } });
+    expect(will.outcome).toBe('refused');
+    expect(will.code).toBe(5);
     // Nobody may even read its own request topic: a request is delivered to no one.
     expect(await grantedQos(thief, renewTopic('ib-thief'))).toBe(128);
     const closed = closedAt(thief);

@@ -106,8 +106,14 @@ export class RenewalHandler {
     const aedes = this.#deps.aedes();
     if (aedes === undefined) return;
     const packet = { cmd: 'publish', topic: renewedTopic(identity), payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false } as PublishPacket;
-    aedes.publish(packet, (err) => {
-      if (err) logger.warn({ client: identity, requestId, err: err.message }, 'in-band renewal answer not published');
-    });
+    const notPublished = (err: Error) => logger.warn({ client: identity, requestId, err: err.message }, 'in-band renewal answer not published');
+    try {
+      aedes.publish(packet, (err) => {
+        if (err) notPublished(err);
+      });
+    } catch (err) {
+      // A broker closing under a late answer.
+      notPublished(err as Error);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { Client } from 'aedes';
-import { Acl, DataDir, DEFAULT_POLICY } from '@tlsfleet/common';
+import { Acl, DataDir, DEFAULT_POLICY, renewTopic } from '@tlsfleet/common';
 import { AclFreshness } from '../acl/acl-freshness.js';
 import { loadPolicyFile } from '../acl/policy-file.js';
 import { createAdaptedAedes, prepareAedes } from '../aedes/index.js';
@@ -71,7 +71,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     connectSeconds: metrics.connectSeconds,
     onRenewRequest: (client, packet) => {
       const peer = guardOf(client.conn)?.peer;
-      if (peer) renewals.handle(peer.identity.name, peer.serial, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+      // The ACL lets only the session's own renew topic through; checked again all the same.
+      if (peer && packet.topic === renewTopic(peer.identity.name)) renewals.handle(peer.identity.name, peer.serial, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
     },
   });
   ctx.aedes = aedes;
