@@ -67,7 +67,7 @@ describe('device SDK in-band renewal', () => {
     const renewed = await twoRenewals(d);
     expect(await inBand(healthUrl, 'issued')).toBe(renewed.length);
     expect(await inBand(healthUrl, 'not_found')).toBe(0);
-  });
+  }, 150_000);
 
   it('with no renewer the broker answers not_found and the SDK renews over HTTPS at once, asking in-band again on the next session', async () => {
     r = await startRenewalEnv();
@@ -78,7 +78,7 @@ describe('device SDK in-band renewal', () => {
     const renewed = await twoRenewals(d);
     expect(await inBand(healthUrl, 'not_found')).toBe(renewed.length);
     expect(await inBand(healthUrl, 'issued')).toBe(0);
-  });
+  }, 150_000);
 
   it('when the broker does not answer within inBandTimeoutMs, the SDK renews over HTTPS with the same key', async () => {
     r = await startRenewalEnv();
@@ -116,5 +116,5 @@ describe('device SDK in-band renewal', () => {
     // The request did reach the broker's relay (which still waits), and nothing was issued in-band.
     expect(held.length).toBeGreaterThanOrEqual(1);
     expect(await inBand(healthUrl, 'issued')).toBe(0);
-  });
+  }, 150_000);
 });

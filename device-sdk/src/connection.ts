@@ -127,13 +127,17 @@ export class Connection {
       this.wake?.(); // waiting out a backoff: try the new certificate now
       return;
     }
-    this.swapping = this.makeBeforeBreak(link).finally(() => {
-      this.swapping = undefined;
-      if (this.swapAgain) {
+    this.swapping = this.makeBeforeBreak(link)
+      .catch((err: unknown) => this.opts.hooks.report(err instanceof DeviceError ? err : new DeviceError('internal_error', String(err), { cause: err })))
+      .finally(() => {
+        this.swapping = undefined;
+        const again = this.swapAgain;
         this.swapAgain = false;
-        this.swap();
-      }
-    });
+        // A link in use that closed while the swap was under way (the old one when the new was
+        // refused, or the new one itself) is a lost session now: the loop reconnects with the newest identity.
+        if (this.link?.closed) return this.loseSession();
+        if (again) this.swap();
+      });
   }
 
   /** Hands a queued message to the current link, if there is one to take it. */
@@ -287,8 +291,7 @@ export class Connection {
       const err = toConnectError(caught, this.opts.brokerUrl);
       // Refused: the old link carries on as if nothing happened (the device drops a refused candidate).
       const verdict = this.stopped ? 'stop' : await hooks.connectFailed(err, identity);
-      if (old.closed && old === this.link) return this.loseSession();
-      if (verdict === 'retry' && !this.stopped) {
+      if (verdict === 'retry' && !this.stopped && !old.closed) {
         const plan = this.pacer.next(err);
         this.swapRetry = setTimeout(() => this.swap(), plan.delayMs);
       }
@@ -297,7 +300,6 @@ export class Connection {
     this.opening = undefined;
     if (this.stopped || this.link !== old) {
       opened.client.end(true);
-      if (old.closed && old === this.link) this.loseSession();
       return;
     }
     this.pacer.connected();
