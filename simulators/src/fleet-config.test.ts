@@ -19,8 +19,8 @@ describe('simulate options', () => {
     expect(parseSimulateArgs(['--devices', '3', '--device-model', 'sdk', '--probe-revocation'])).toMatchObject({ deviceModel: 'sdk', probeRevocation: true });
   });
 
-  it('mass-expiry: 2,000 SDK devices with 90 s certificates unless told otherwise; renewals in-band unless --renewal-path https', () => {
-    expect(parseSimulateArgs(['--scenario', 'mass-expiry'])).toMatchObject({ devices: 2000, certTtlSeconds: 90, deviceModel: 'sdk', renewalPath: 'inband' });
+  it('mass-expiry: 2,000 SDK devices with 3-minute certificates unless told otherwise; renewals in-band unless --renewal-path https', () => {
+    expect(parseSimulateArgs(['--scenario', 'mass-expiry'])).toMatchObject({ devices: 2000, certTtlSeconds: 180, deviceModel: 'sdk', renewalPath: 'inband' });
     expect(parseSimulateArgs(['--scenario', 'mass-expiry', '--devices', '40', '--cert-ttl', '30s', '--renewal-path', 'https'])).toMatchObject({ devices: 40, certTtlSeconds: 30, renewalPath: 'https' });
     expect(parseSimulateArgs(['--devices', '3'])).toMatchObject({ renewalPath: 'inband', certTtlSeconds: 604_800 });
   });

@@ -10,9 +10,9 @@ export const RENEWAL_SCENARIOS: readonly ScenarioName[] = ['renewal-storm', 'mas
 export const RENEWAL_PATHS = ['inband', 'https'] as const;
 export type RenewalPath = (typeof RENEWAL_PATHS)[number];
 
-/** mass-expiry's defaults: 2,000 devices, certificates of 90 s (renewal points within about a minute of each other). */
+/** mass-expiry's defaults: 2,000 devices, certificates of 3 minutes (renewAfter within about a minute of each other). */
 export const MASS_EXPIRY_DEVICES = 2000;
-export const MASS_EXPIRY_CERT_TTL_MS = 90_000;
+export const MASS_EXPIRY_CERT_TTL_MS = 180_000;
 export const DEVICE_MODELS: readonly DeviceModel[] = ['lean', 'sdk'];
 
 /** A simulator run, validated once and frozen. */

@@ -1,5 +1,5 @@
 import { exec } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -11,6 +11,7 @@ import { ensureFdLimit, loopbackSources, startRevocationProbe, type RevocationPr
 import { readAdminToken, startOwnDeployment, type OwnDeployment, type TlsfleetCommand } from './fleet-services.js';
 import type { ShardConfig, ShardDevice, ShardDone, ShardReport, Transition } from './fleet-shard.js';
 import { bucketize, LatencyHistogram } from './latency-histogram.js';
+import { prepareIdentities } from './fleet-identities.js';
 import { Progress } from './progress.js';
 import { RenewalTracker } from './renewal-figures.js';
 import type { FleetSummary, TimelinePoint } from './report/fleet-summary.js';
@@ -55,14 +56,6 @@ async function connectTarget(config: FleetConfig, tlsfleet: TlsfleetCommand): Pr
 /** How the output names the errors a planned broker restart causes. */
 const RESTART_REASON = 'reconnecting: broker restarted (expected in this scenario)';
 
-/** Runs `jobs` with at most `limit` in flight. */
-async function inParallel<T>(items: T[], limit: number, job: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await job(items[next++]!);
-  }));
-}
-
 /**
  * One simulator run: services (given or started), identities (reused or minted), a
  * checker, the fleet in worker threads at the ramp, the scenario's action a third of the
@@ -82,11 +75,7 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const width = String(config.devices - 1).length;
     const deviceIds = Array.from({ length: config.devices }, (_, i) => `${config.prefix}-${String(i).padStart(width, '0')}`);
     const devices: ShardDevice[] = deviceIds.map((id, index) => ({ index, id, stateDir: join(idsDir, id) }));
-    const mintFrom = Date.now();
-    await inParallel(devices, 16, async (d) => {
-      if (!existsSync(join(d.stateDir, 'identity.json'))) d.token = await target.admin.mintToken(d.id, 'device', config.certTtlSeconds);
-    });
-    const tokenMintSeconds = (Date.now() - mintFrom) / 1000;
+    const { tokenMintSeconds, preEnrolled, enrollMs: preEnrollMs } = await prepareIdentities(devices, config, target);
 
     const checkerId = `${config.prefix}-checker-${process.pid}`;
     const checkerIdentity = await enrollWithStore(new FileCredentialStore(join(scratch, 'checker')), {
@@ -101,9 +90,10 @@ export async function runFleet({ config, tlsfleet, out }: FleetRunOptions): Prom
     const tally = new ErrorTally();
     const errors = tally.errors;
     let restartSettle: { backAt: number; fleetBackAt?: number } | undefined;
-    const enrollMs: number[] = [];
+    const enrollMs: number[] = [...preEnrollMs];
     const connectMs: number[] = [];
-    const totals = { sent: 0, acked: 0, enrolled: 0, reused: 0, enrollFailed: 0, renewals: 0, connectedPeak: 0 };
+    // Devices enrolled before the ramp start as kept identities: count them enrolled, not reused.
+    const totals = { sent: 0, acked: 0, enrolled: preEnrolled, reused: -preEnrolled, enrollFailed: 0, renewals: 0, connectedPeak: 0 };
     const connectedBy = new Map<Worker, number>();
     const renewalTracker = new RenewalTracker();
     const done: ShardDone[] = [];

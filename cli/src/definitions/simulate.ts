@@ -13,7 +13,7 @@ export const SIMULATE = defineCommand({
     qos: { type: 'string', value: 'QOS', help: 'MQTT QoS of the messages', default: '1', complete: ['0', '1'] },
     'payload-bytes': { type: 'string', value: 'N', help: 'message size', default: '100' },
     duration: { type: 'string', value: 'DURATION', help: 'length of the run after the ramp', default: '60s' },
-    'cert-ttl': { type: 'string', value: 'DURATION', help: 'device certificate lifetime', default: '7d (90s for mass-expiry)' },
+    'cert-ttl': { type: 'string', value: 'DURATION', help: 'device certificate lifetime', default: '7d (3m for mass-expiry)' },
     scenario: { type: 'string', value: 'NAME', help: 'what happens during the run', default: 'steady', complete: SCENARIO_NAMES },
     'revoke-percent': { type: 'string', value: 'N', help: 'share of the fleet revoked in the revocation scenario, percent', default: '10' },
     'restart-hook': { type: 'string', value: 'CMD', help: 'shell command that restarts a broker the simulator did not start' },

@@ -5,12 +5,14 @@ import type { Scenario } from './scenario.js';
 export const HERD_SETTLE_MS = 3000;
 
 /**
- * A renewal herd: the whole fleet enrolls at the ramp with certificates of --cert-ttl (90 s
- * by default), so every renewal point falls within about a minute: 50 % to 85 % of the
- * lifetime after issuance (the service's spread of renewAfter, 60-75 %, and the SDK's ±10 %),
- * about 32 s, plus the ramp. The run lasts until every device renewed once (at most one
- * lifetime past the scenario's start), then settles; the verdicts are the renewal ones, and
- * the summary carries the renewal rate and the services' CPU during the herd.
+ * A renewal herd: the whole fleet is enrolled before the ramp, as fast as the machine allows
+ * (fleet-identities.ts), with certificates of --cert-ttl (3 minutes by default), so every
+ * renewAfter falls within about a minute: the service spreads it over 60-75 % of the lifetime
+ * (27 s of 3 minutes) after issuance, plus the time the enrollments took. The SDK moves each
+ * device's moment by ±10 % of the lifetime. The ramp only connects. The run lasts until every
+ * device renewed once (at most one lifetime past the scenario's start), then settles; the
+ * verdicts are the renewal ones, and the summary carries the renewal rate and the services'
+ * CPU during the herd.
  */
 export const massExpiry: Scenario = {
   async midRun(ctx) {
