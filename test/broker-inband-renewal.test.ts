@@ -3,7 +3,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { mintToken, type DeviceCredentials } from './harness/broker-env.js';
+import { mintToken, wssUrlOf, type DeviceCredentials } from './harness/broker-env.js';
 import { closedAt, grantedQos, httpGet, metric, outputMatches, tryConnect, within } from './harness/broker-probe.js';
 import { logged, loggedField, runCli, startService, type Service } from './harness/cli.js';
 import { makeCsr, newKey } from './harness/csr.js';
@@ -34,7 +34,7 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
 
   beforeAll(async () => {
     r = await startRenewalEnv();
-    broker = await r.startBroker(r.relayArgs);
+    broker = await r.startBroker([...r.relayArgs, '--ws-port', '0']);
     healthUrl = healthUrlOf(broker);
   }, 90_000);
   afterAll(async () => {
@@ -74,6 +74,20 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
     const line = broker.output().split('\n').find((l) => l.includes('"requestId":"first-1"')) ?? '';
     expect(JSON.parse(line)).toMatchObject({ msg: 'in-band renewal', client: 'ib-1', serial: dev.serial, result: 'issued', newSerial: answer.serial });
     expect(broker.output()).not.toContain('BEGIN CERTIFICATE REQUEST');
+  });
+
+  it('renews a device connected over MQTT over WebSockets the same way', async () => {
+    const dev = await r.enroll('ib-wss');
+    const client = await mqtt.connectAsync(wssUrlOf(broker), { clientId: 'ib-wss', cert: dev.chain, key: dev.key, ca: r.prov.ca, protocolVersion: 4, reconnectPeriod: 0 }, false);
+    try {
+      const probe = await renewalProbe(client, 'ib-wss');
+      await probe.send({ requestId: 'over-wss', csr: (await freshCsr()).csr });
+      const answer = await within(probe.answer('over-wss'), 15_000, 'the answer over wss');
+      expect(answer.error).toBeUndefined();
+      expect(answer.deviceId).toBe('ib-wss');
+    } finally {
+      client.end(true);
+    }
   });
 
   it('refuses a CSR for the key the session already uses: key_rejected', async () => {
