@@ -211,6 +211,17 @@ describe('a broker with no renewer', () => {
     expect((await httpGet(`${healthUrlOf(broker)}/metrics`)).body).not.toMatch(/^tlsfleet_broker_relay_identity_expiry_seconds/m);
   });
 
+  it('with a relay whose provisioning cannot be reached: overloaded, with a time to retry', async () => {
+    const unreachable = await r.startBroker(['--renewal-relay', 'https://127.0.0.1:1', '--relay-identity', r.relayState]);
+    const dev = await r.enroll('nr-2');
+    const probe = await renewalProbe(await r.connect(unreachable, dev), 'nr-2');
+    await probe.send({ requestId: 'down', csr: (await freshCsr()).csr });
+    const answer = await within(probe.answer('down'), 15_000, 'the answer');
+    expect(answer.error?.code).toBe('overloaded');
+    expect(answer.error?.retryAfter).toBeGreaterThan(0);
+    await within(outputMatches(unreachable, /renewal relay: provisioning not reachable/), 5_000, 'the log line');
+  });
+
   it('refuses bad relay flags at start with exit 2', async () => {
     const missing = join(r.prov.dir, 'no-such-dir');
     const notEnrolled = join(r.prov.dir, 'empty-state');
