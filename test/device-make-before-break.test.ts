@@ -4,7 +4,7 @@ import { FileCredentialStore, type Device, type DeviceError, type DeviceIdentity
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startFleetEnv, type FleetEnv } from './harness/broker-env.js';
-import { metric, metricUntil } from './harness/broker-probe.js';
+import { metric, metricUntil, within } from './harness/broker-probe.js';
 import { checker, newDevice, nextEvent, startConnected } from './harness/device-env.js';
 import { postJson } from './harness/https-client.js';
 
@@ -32,13 +32,17 @@ async function device(id: string, opts: Parameters<typeof newDevice>[2] = {}): P
 function allReceived(watch: MqttClient, received: Set<number>, count: number): Promise<void> {
   return new Promise((resolve) => {
     const check = () => {
-      for (let n = 0; n < count; n++) if (!received.has(n)) return;
+      if (missing(received, count).length > 0) return;
       watch.off('message', check);
       resolve();
     };
     watch.on('message', check);
     check();
   });
+}
+
+function missing(got: Set<number>, count: number): number[] {
+  return [...Array(count).keys()].filter((n) => !got.has(n));
 }
 
 describe('make-before-break certificate swap', () => {
@@ -59,8 +63,14 @@ describe('make-before-break certificate swap', () => {
     const [{ attemptMs: firstAttemptMs, swap: firstIsSwap }] = await firstConnect;
     expect(firstIsSwap).toBeUndefined();
     const firstSerial = d.identity!.serial;
+    const commands = new Set<number>();
+    let onCommand = () => {};
+    await d.subscribe('commands/seq', (_sub, payload) => {
+      commands.add(Number(payload.toString()));
+      onCommand();
+    });
 
-    // QoS 1 every 20 ms, each publish() timed from the call to its PUBACK, until three swaps.
+    // QoS 1 both ways every 20 ms, each publish() timed from the call to its PUBACK, until three swaps.
     const threeSwaps = nextEvent(d, 'connected', () => swaps.length >= 3);
     const waits: number[] = [];
     const acks: Promise<void>[] = [];
@@ -69,12 +79,20 @@ describe('make-before-break certificate swap', () => {
       const n = seq++;
       const from = performance.now();
       acks.push(d.publish('telemetry', String(n)).then(() => void waits.push(performance.now() - from)));
+      acks.push(watch.publishAsync('devices/mbb-1/commands/seq', String(n), { qos: 1 }).then(() => undefined));
     }, 20);
     await threeSwaps;
     clearInterval(pump);
     await Promise.all(acks);
     const sent = seq;
-    await allReceived(watch, received, sent);
+    // Everything was acknowledged to its sender: both sides must hold all of it (bounded, to name what is missing).
+    const commandsDone = new Promise<void>((resolve) => {
+      onCommand = () => missing(commands, sent).length === 0 && resolve();
+      onCommand();
+    });
+    await within(Promise.all([allReceived(watch, received, sent), commandsDone]), 20_000, 'every message delivered').catch(() => undefined);
+    expect(missing(received, sent)).toEqual([]);
+    expect(missing(commands, sent)).toEqual([]);
 
     expect(sent).toBeGreaterThan(300);
     expect(disconnected).toEqual([]);
