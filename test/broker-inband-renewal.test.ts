@@ -14,7 +14,7 @@ import { freshCsr, healthUrlOf, renewalProbe, startRenewalEnv, type RenewalEnv }
 
 // In-band renewal over MQTT with real processes: provisioning started with
 // `--renewal-relay broker-relay`, brokers relaying with that service identity
-// (`--renewal-relay URL --relay-identity DIR`), devices on mqtt.js with their certificates.
+// (`--relay-provisioning URL --relay-identity DIR`), devices on mqtt.js with their certificates.
 
 const renewTopic = (id: string) => `$tlsfleet/certificates/${id}/renew`;
 
@@ -165,7 +165,7 @@ describe('in-band renewal through a broker that relays to provisioning', () => {
     const token = await mintToken(r.prov, 'not-a-relay', 'service', 3600);
     const enrolled = await runCli(['device', 'enroll', '--token', token, '--provisioning', r.prov.url, '--state', state, '--bootstrap-ca', join(r.prov.dataDir, 'ca-bundle.pem')]);
     expect(enrolled.code).toBe(0);
-    const unnamed = await r.startBroker(['--renewal-relay', r.prov.url, '--relay-identity', state]);
+    const unnamed = await r.startBroker(['--relay-provisioning', r.prov.url, '--relay-identity', state]);
     const dev = await r.enroll('ib-unnamed');
     const probe = await renewalProbe(await r.connect(unnamed, dev), 'ib-unnamed');
     await probe.send({ requestId: 'refused-relay', csr: (await freshCsr()).csr });
@@ -212,7 +212,7 @@ describe('a broker with no renewer', () => {
   });
 
   it('with a relay whose provisioning cannot be reached: overloaded, with a time to retry', async () => {
-    const unreachable = await r.startBroker(['--renewal-relay', 'https://127.0.0.1:1', '--relay-identity', r.relayState]);
+    const unreachable = await r.startBroker(['--relay-provisioning', 'https://127.0.0.1:1', '--relay-identity', r.relayState]);
     const dev = await r.enroll('nr-2');
     const probe = await renewalProbe(await r.connect(unreachable, dev), 'nr-2');
     await probe.send({ requestId: 'down', csr: (await freshCsr()).csr });
@@ -229,13 +229,13 @@ describe('a broker with no renewer', () => {
     const file = join(r.prov.dir, 'a-file');
     writeFileSync(file, 'x');
     const cases: [string[], RegExp][] = [
-      [['--renewal-relay', 'http://127.0.0.1:1', '--relay-identity', r.relayState], /https/],
-      [['--renewal-relay', 'not a url', '--relay-identity', r.relayState], /https/],
-      [['--renewal-relay', r.prov.url], /--relay-identity/],
-      [['--relay-identity', r.relayState], /--renewal-relay/],
-      [['--renewal-relay', r.prov.url, '--relay-identity', missing], /not a directory/],
-      [['--renewal-relay', r.prov.url, '--relay-identity', file], /not a directory/],
-      [['--renewal-relay', r.prov.url, '--relay-identity', notEnrolled], /holds no identity/],
+      [['--relay-provisioning', 'http://127.0.0.1:1', '--relay-identity', r.relayState], /https/],
+      [['--relay-provisioning', 'not a url', '--relay-identity', r.relayState], /https/],
+      [['--relay-provisioning', r.prov.url], /--relay-identity/],
+      [['--relay-identity', r.relayState], /--relay-provisioning/],
+      [['--relay-provisioning', r.prov.url, '--relay-identity', missing], /not a directory/],
+      [['--relay-provisioning', r.prov.url, '--relay-identity', file], /not a directory/],
+      [['--relay-provisioning', r.prov.url, '--relay-identity', notEnrolled], /holds no identity/],
     ];
     for (const [flags, message] of cases) {
       const res = await runCli(['broker', '--data-dir', r.prov.dataDir, '--port', '0', ...flags]);

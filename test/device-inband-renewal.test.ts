@@ -91,7 +91,7 @@ describe('device SDK in-band renewal', () => {
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     });
     const port = (silent.address() as { port: number }).port;
-    const broker = await r.startBroker(['--renewal-relay', `https://127.0.0.1:${port}`, '--relay-identity', r.relayState]);
+    const broker = await r.startBroker(['--relay-provisioning', `https://127.0.0.1:${port}`, '--relay-identity', r.relayState]);
     const healthUrl = healthUrlOf(broker);
     // Every renewal key the SDK makes: one for the request in-band, reused by the HTTPS fallback.
     const keys: string[] = [];

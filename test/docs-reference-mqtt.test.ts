@@ -5,6 +5,7 @@ import { Acl, DEFAULT_POLICY, type AclPolicy, type IdentityKind } from '@tlsflee
 import { RUN_DEFINITION } from '@tlsfleet/device-sdk/agent-flags';
 import { loadPolicyFile } from '../broker/src/acl/policy-file.js';
 import { BROKER } from '../cli/src/definitions/broker.js';
+import { PROVISIONING } from '../cli/src/definitions/provisioning.js';
 import { recipe } from './harness/readme.js';
 import { tempDir } from './harness/temp-dir.js';
 
@@ -87,8 +88,8 @@ describe('docs/reference/mqtt.md ACL examples', () => {
     }
   });
 
-  it('names only flags the broker or the reference agent has', () => {
-    const known = new Set([...Object.keys(BROKER.flags), ...Object.keys(RUN_DEFINITION.flags)]);
+  it('names only flags the broker, the reference agent or provisioning (its renewal relay) has', () => {
+    const known = new Set([...Object.keys(BROKER.flags), ...Object.keys(RUN_DEFINITION.flags), ...Object.keys(PROVISIONING.flags)]);
     const named = [...doc.matchAll(/`--([a-z0-9-]+)/g)].map((m) => m[1]!);
     expect(named.length).toBeGreaterThan(8);
     for (const flag of named) expect(known, `--${flag}`).toContain(flag);

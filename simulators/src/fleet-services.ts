@@ -93,7 +93,7 @@ export async function startOwnDeployment(cmd: TlsfleetCommand, keepIn?: string, 
   const limits = opts.maxConnections !== undefined ? ['--max-connections', String(opts.maxConnections)] : [];
   if (relay) {
     try {
-      limits.push('--renewal-relay', provisioning.url, '--relay-identity', await enrollRelay(dir, dataDir, provisioning.url));
+      limits.push('--relay-provisioning', provisioning.url, '--relay-identity', await enrollRelay(dir, dataDir, provisioning.url));
     } catch (err) {
       await provisioning.stop();
       throw err;

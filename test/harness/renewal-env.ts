@@ -12,7 +12,7 @@ export const RELAY_NAME = 'broker-relay';
 /**
  * Provisioning started with `--renewal-relay broker-relay`, that service identity enrolled
  * into a device state directory (`tlsfleet device enroll --state`), and brokers started with
- * `--renewal-relay <provisioning URL> --relay-identity <that dir>`.
+ * `--relay-provisioning <provisioning URL> --relay-identity <that dir>`.
  */
 export interface RenewalEnv {
   prov: ProvisioningEnv;
@@ -39,7 +39,7 @@ export async function startRenewalEnv(opts: { relayTtlSeconds?: number } = {}): 
     return {
       prov,
       relayState,
-      relayArgs: ['--renewal-relay', prov.url, '--relay-identity', relayState],
+      relayArgs: ['--relay-provisioning', prov.url, '--relay-identity', relayState],
       enroll: (id, o = {}) => enrollAt(prov, id, o),
       async startBroker(extra, dataDir = prov.dataDir) {
         const broker = await startBrokerProcess(dataDir, extra);

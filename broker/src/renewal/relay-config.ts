@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 
-/** A `--renewal-relay` / `--relay-identity` value the broker cannot start with. */
+/** A `--relay-provisioning` / `--relay-identity` value the broker cannot start with. */
 export class RelayConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -14,10 +14,10 @@ export function checkRelayOptions(url: string, identityDir: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new RelayConfigError(`--renewal-relay must be an https:// URL of the provisioning service, not ${JSON.stringify(url)}`);
+    throw new RelayConfigError(`--relay-provisioning must be an https:// URL of the provisioning service, not ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== 'https:') throw new RelayConfigError(`--renewal-relay must be an https:// URL of the provisioning service, not ${JSON.stringify(url)}`);
-  if (parsed.search !== '' || parsed.hash !== '') throw new RelayConfigError('--renewal-relay takes a base URL without query or fragment');
+  if (parsed.protocol !== 'https:') throw new RelayConfigError(`--relay-provisioning must be an https:// URL of the provisioning service, not ${JSON.stringify(url)}`);
+  if (parsed.search !== '' || parsed.hash !== '') throw new RelayConfigError('--relay-provisioning takes a base URL without query or fragment');
   if (!existsSync(identityDir) || !statSync(identityDir).isDirectory()) {
     throw new RelayConfigError(`--relay-identity ${identityDir} is not a directory: enroll the broker's service identity there first (tlsfleet device enroll --token <service token> --state ${identityDir} ...)`);
   }

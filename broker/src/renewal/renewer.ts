@@ -14,7 +14,7 @@ export interface RenewalRequest {
  * certificate, chain, caBundle, notAfter, renewAfter, serial, notBefore), or rejects with an
  * error carrying a stable `code`, a `message` and, for rate_limited and overloaded,
  * `retryAfterSeconds`. `tlsfleet dev` passes its in-process provisioning; `tlsfleet broker
- * --renewal-relay` an HTTPS client (relay-client.ts).
+ * --relay-provisioning` an HTTPS client (relay-client.ts).
  */
 export type Renewer = (req: RenewalRequest) => Promise<object>;
 

@@ -120,7 +120,7 @@ export class BrokerMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  /** Set by the broker with a renewal relay (--renewal-relay): its service identity and when that certificate expires, ms. */
+  /** Set by the broker with a renewal relay (--relay-provisioning): its service identity and when that certificate expires, ms. */
   relayIdentity: () => { name: string; notAfterMs: number } | undefined = () => undefined;
   readonly relayIdentityExpiry: Gauge<'identity'> = new Gauge({
     name: 'tlsfleet_broker_relay_identity_expiry_seconds',

@@ -89,7 +89,7 @@ export interface BrokerOptions {
   /**
    * In-band renewal (docs/reference/mqtt.md#in-band-certificate-renewal): issues the renewal a
    * device asks for on `$tlsfleet/certificates/<id>/renew`. `tlsfleet dev` passes its
-   * in-process provisioning, `tlsfleet broker --renewal-relay` an HTTPS relay
+   * in-process provisioning, `tlsfleet broker --relay-provisioning` an HTTPS relay
    * (createRenewalRelay). Undefined: every request is answered `not_found` at once.
    */
   renewer?: Renewer;

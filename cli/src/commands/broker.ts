@@ -47,9 +47,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
   if (crlUrl !== undefined && !crlUrl.startsWith('https://')) throw new UsageError('--crl-url must be an https:// URL (provisioning\'s /v1/crl)');
   const crlInterval = duration(f['crl-interval'], '--crl-interval');
   const connectTimeout = duration(f['connect-timeout'], '--connect-timeout');
-  const relayUrl = f['renewal-relay'];
+  const relayUrl = f['relay-provisioning'];
   const relayIdentity = f['relay-identity'];
-  if ((relayUrl === undefined) !== (relayIdentity === undefined)) throw new UsageError('--renewal-relay and --relay-identity go together: the provisioning URL and the state directory of the identity the broker presents to it');
+  if ((relayUrl === undefined) !== (relayIdentity === undefined)) throw new UsageError('--relay-provisioning and --relay-identity go together: the provisioning URL and the state directory of the identity the broker presents to it');
   let relay: RenewalRelay | undefined;
   if (relayUrl !== undefined && relayIdentity !== undefined) {
     // A bad URL or identity directory is a usage error (exit 2), found before anything listens.

@@ -38,7 +38,7 @@ export const BROKER = defineCommand({
     'cluster-ca': { type: 'string', value: 'FILE', help: 'trust anchors for a rediss:// --cluster', complete: 'file' },
     'cluster-timeout': { type: 'string', value: 'DURATION', help: 'how long to wait for Redis at start', default: '30s', check: checks.durationSeconds },
     'tls-session-tickets': { type: 'boolean', help: 'resume TLS sessions with tickets (faster reconnects)' },
-    'renewal-relay': {
+    'relay-provisioning': {
       type: 'string',
       value: 'URL',
       help: 'relay devices\' in-band renewals ($tlsfleet/certificates/<id>/renew) to provisioning at this https URL; needs --relay-identity',
@@ -51,6 +51,6 @@ export const BROKER = defineCommand({
   notes: [
     '--proxy-protocol and --ws-forwarded-cert need at least one --trusted-proxy; --ws-forwarded-cert needs --ws-port.',
     'SIGHUP reloads the ACL file and the TLS material.',
-    '--renewal-relay and --relay-identity go together; provisioning must name the identity with its own --renewal-relay NAME.',
+    '--relay-provisioning and --relay-identity go together; provisioning must name the identity with its --renewal-relay NAME.',
   ],
 });
