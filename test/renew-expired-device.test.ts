@@ -30,8 +30,8 @@ describe('a device that slept past its certificate expiry', () => {
 
   /** Enrolls and connects a device with a 4 s certificate, then puts it to sleep: closed, until its notAfter has passed. */
   async function sleepPastExpiry(id: string, provisioningUrl = env.url): Promise<{ serial: string; notAfter: string }> {
-    // random 0.5: renewal exactly at 2/3 of the lifetime, well after this closes it.
-    const d = await newDevice(env, id, { certTtlSeconds: 4, provisioningUrl, random: () => 0.5 });
+    // random 0: renewal exactly at renewAfter (60-75 % of the lifetime), well after this closes it.
+    const d = await newDevice(env, id, { certTtlSeconds: 4, provisioningUrl, random: () => 0 });
     await startConnected(d);
     const before = d.identity!;
     await d.close();
@@ -76,7 +76,7 @@ describe('a device that slept past its certificate expiry', () => {
   // It stops the env's provisioning service and starts it again on the same port, with the same flag.
   it('a running device whose certificate ran out while provisioning was down keeps asking, renews after expiry once it is back, and moves its session', async () => {
     const port = env.service.port;
-    const d = await newDevice(env, 'sleeper-4', { certTtlSeconds: 4, random: () => 0.5, renewalRetry: { initialDelayMs: 300, maxDelayMs: 600 } });
+    const d = await newDevice(env, 'sleeper-4', { certTtlSeconds: 4, random: () => 0, renewalRetry: { initialDelayMs: 300, maxDelayMs: 600 } });
     devices.push(d);
     await startConnected(d);
     const before = d.identity!;

@@ -86,7 +86,7 @@ describe('renewal herd: 503 overloaded spreads the retries', () => {
       brokerUrl: env.brokerUrl,
       bootstrapCa: env.ca,
       inBandRenewal: false,
-      random: () => 0.5, // no SDK jitter: it renews exactly at renewAfter
+      random: () => 0, // no SDK jitter: it renews exactly at renewAfter
       reconnect: { initialDelayMs: 200, maxDelayMs: 2000 },
       // Its own backoff is at most 100 ms: a longer wait comes from Retry-After.
       renewalRetry: { initialDelayMs: 50, maxDelayMs: 100 },

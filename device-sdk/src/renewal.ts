@@ -10,17 +10,18 @@ export interface Validity {
 }
 
 /**
- * When to renew, ms since the epoch: the service's `renewAfter` (2/3 of the lifetime after
- * issuance) moved uniformly by up to ±10% of the lifetime, so a fleet enrolled in one
- * burst does not renew in one burst. The lifetime counts from issuance, not from the
- * backdated notBefore (common/rotation.ts). Never before issuance and never later than
- * 90% of the lifetime, which leaves time for retries before notAfter.
+ * When to renew, ms since the epoch: the service's `renewAfter` (60–75 % of the lifetime
+ * after issuance, spread per certificate) brought forward uniformly by up to 10 % of the
+ * lifetime, so a fleet enrolled in one burst does not renew in one burst, and never later
+ * than `renewAfter`: the fleet audit counts a device past its `renewAfter` as overdue. The
+ * lifetime counts from issuance, not from the backdated notBefore (common/rotation.ts).
+ * Never before issuance.
  */
 export function renewAtMs(validity: Validity, random: () => number = Math.random, jitter = RENEWAL_JITTER): number {
   const notAfter = Date.parse(validity.notAfter);
   const issued = issuedAtMs(Date.parse(validity.notBefore), notAfter);
   const lifetime = notAfter - issued;
-  const at = Date.parse(validity.renewAfter) + (random() * 2 - 1) * jitter * lifetime;
+  const at = Date.parse(validity.renewAfter) - random() * jitter * lifetime;
   return Math.round(Math.min(Math.max(at, issued), issued + 0.9 * lifetime));
 }
 
