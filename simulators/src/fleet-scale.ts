@@ -119,7 +119,9 @@ export function scaleLines(s: FleetSummary): string[] {
     );
   }
   if (r.rampDevicesPerSecond !== undefined && r.rampSeconds !== undefined) {
-    lines.push(`ramp: ${s.totals.connectedPeak} devices up in ${r.rampSeconds.toFixed(1)} s, ${r.rampDevicesPerSecond.toFixed(1)} devices/s (${s.totals.enrolled} enrolled in it; tokens minted before it in ${(r.tokenMintSeconds ?? 0).toFixed(1)} s)`);
+    // mass-expiry enrolls the fleet before the ramp, with the tokens.
+    const before = s.config.scenario === 'mass-expiry' ? `${s.totals.enrolled} enrolled before it, with their tokens, in` : `${s.totals.enrolled} enrolled in it; tokens minted before it in`;
+    lines.push(`ramp: ${s.totals.connectedPeak} devices up in ${r.rampSeconds.toFixed(1)} s, ${r.rampDevicesPerSecond.toFixed(1)} devices/s (${before} ${(r.tokenMintSeconds ?? 0).toFixed(1)} s)`);
   }
   if (r.revocationToCloseMs !== undefined) lines.push(`revocation probe: session closed ${r.revocationToCloseMs === null ? 'not within 30 s' : `${(r.revocationToCloseMs / 1000).toFixed(2)} s`} after the revoke request`);
   return lines;

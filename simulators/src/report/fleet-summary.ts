@@ -75,7 +75,7 @@ export interface FleetSummary {
     rampSeconds?: number;
     /** Devices connected at the peak / rampSeconds. */
     rampDevicesPerSecond?: number;
-    /** Minting the enrollment tokens before the ramp (admin API, 16 at a time). */
+    /** Minting the enrollment tokens before the ramp (admin API, 16 at a time); mass-expiry: minting and enrolling (32 at a time). */
     tokenMintSeconds?: number;
     /** With --probe-revocation: ms from the revoke request to the probe device's session closed (null: not within 30 s). */
     revocationToCloseMs?: number | null;
