@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { FleetSummary } from '@tlsfleet/simulators';
 import { runCli } from './harness/cli.js';
 import { tempDir } from './harness/temp-dir.js';
+import { expectRenewalVerdicts } from './harness/simulate-verdicts.js';
 
 const tmp = tempDir('tlsfleet-sim-mass-expiry-');
 afterAll(() => tmp.cleanup());
@@ -19,31 +20,10 @@ async function massExpiry(name: string, extra: string[] = []): Promise<{ code: n
   return { ...r, summary: JSON.parse(readFileSync(join(reportDir, 'summary.json'), 'utf8')) as FleetSummary, html: readFileSync(join(reportDir, 'report.html'), 'utf8') };
 }
 
-const SWAP_WAIT = 'longest publish → PUBACK during a certificate swap';
-
-function failed(s: FleetSummary): string {
-  const misses = s.scenario.verdicts.filter((v) => !v.pass).map((v) => `${v.name}: ${v.measured} (limit ${v.limit})`).join('; ');
-  return `${misses}; errors ${JSON.stringify(s.errors)}; renewal ${JSON.stringify(s.renewal)}`;
-}
-
-/**
- * Every verdict passes but the swap wait's, which compares one sample (the longest wait) with
- * a limit from a few dozen handshakes: on a shared 2-core host a scheduling hiccup decides it,
- * so here it must be measured and the exit code must follow it; the benchmark states it at scale.
- */
-function expectVerdicts(s: FleetSummary, code: number | null): void {
-  const others = s.scenario.verdicts.filter((v) => v.name !== SWAP_WAIT);
-  expect(others.every((v) => v.pass), failed(s)).toBe(true);
-  const swap = s.scenario.verdicts.find((v) => v.name === SWAP_WAIT);
-  expect(swap?.measured).toMatch(/^max \d+ ms, p99 \d+ ms over \d+ publishes$/);
-  expect(swap?.pass).toBe(s.renewal!.swapPublishWait.max <= s.renewal!.blockLimitMs);
-  expect(code).toBe(s.scenario.pass ? 0 : 1);
-}
-
 describe('tlsfleet simulate --scenario mass-expiry', () => {
   it('every device renews in-band through the broker, no message lost, no session dropped, and the report gives the rate, the CPU and the swap waits', async () => {
     const { code, stdout, summary, html } = await massExpiry('inband');
-    expectVerdicts(summary, code);
+    expectRenewalVerdicts(summary, code);
     expect(summary.scenario.verdicts.map((v) => v.name)).toEqual(expect.arrayContaining(['QoS 1 messages lost', 'sessions dropped after the fleet was up (disconnected events)', 'renewals over MQTT through the broker']));
     expect(summary.config.deviceModel).toBe('sdk');
     expect(summary.totals).toMatchObject({ enrolled: DEVICES, lost: 0, renewalFailures: 0 });
@@ -70,7 +50,7 @@ describe('tlsfleet simulate --scenario mass-expiry', () => {
 
   it('--renewal-path https: every renewal goes to /v1/renew and the broker relays none', async () => {
     const { code, summary } = await massExpiry('https', ['--renewal-path', 'https']);
-    expectVerdicts(summary, code);
+    expectRenewalVerdicts(summary, code);
     expect(summary.renewal).toMatchObject({ path: 'https', inBand: 0, https: summary.totals.renewals });
     expect(summary.scenario.verdicts.map((v) => v.name)).not.toContain('renewals over MQTT through the broker');
   }, RUN_TIMEOUT_MS);
