@@ -7,6 +7,7 @@ import { metric } from './harness/broker-probe.js';
 import type { Service } from './harness/cli.js';
 import { nextEvent, startConnected } from './harness/device-env.js';
 import type { ProvisioningEnv } from './harness/fleet-env.js';
+import { startHaproxy } from './harness/haproxy.js';
 import { healthUrlOf, startRenewalEnv, type RenewalEnv } from './harness/renewal-env.js';
 
 // The SDK's renewal over its MQTT session, against real processes: a broker relaying to
@@ -24,7 +25,7 @@ afterEach(async () => {
   r = undefined;
 });
 
-async function device(prov: ProvisioningEnv, broker: Service, id: string, opts: { certTtlSeconds: number } & Partial<DeviceOptions>): Promise<Device> {
+async function device(prov: ProvisioningEnv, broker: Pick<Service, 'url'>, id: string, opts: { certTtlSeconds: number } & Partial<DeviceOptions>): Promise<Device> {
   const { certTtlSeconds, ...rest } = opts;
   const d = createDevice({
     stateDir: join(prov.dir, 'devices', id),
@@ -67,6 +68,16 @@ describe('device SDK in-band renewal', () => {
     const renewed = await twoRenewals(d);
     expect(await inBand(healthUrl, 'issued')).toBe(renewed.length);
     expect(await inBand(healthUrl, 'not_found')).toBe(0);
+  }, 150_000);
+
+  it('renews in-band behind Debian HAProxy sending PROXY v2 (the cloud ingress shape), where the device reaches only the MQTT port', async () => {
+    r = await startRenewalEnv();
+    const broker = await r.startBroker([...r.relayArgs, '--proxy-protocol', '--trusted-proxy', '127.0.0.1/32']);
+    const haproxy = await startHaproxy({ dir: r.prov.dir, backendPort: broker.port, proxy: 'v2' });
+    cleanups.push(() => haproxy.stop());
+    const d = await device(r.prov, { url: `mqtts://localhost:${haproxy.port}` }, 'ib-sdk-lb', { certTtlSeconds: 20, inBandTimeoutMs: 60_000 });
+    const renewed = await twoRenewals(d);
+    expect(await inBand(healthUrlOf(broker), 'issued')).toBe(renewed.length);
   }, 150_000);
 
   it('with no renewer the broker answers not_found and the SDK renews over HTTPS at once, asking in-band again on the next session', async () => {
