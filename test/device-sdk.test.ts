@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createDevice, enrollWithStore, FileCredentialStore, type Device, type DeviceError } from '@tlsfleet/device-sdk';
 import type { MqttClient } from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { healthUrlOf, mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
 import { inbox, metric } from './harness/broker-probe.js';
 import { postJson } from './harness/https-client.js';
@@ -29,6 +29,20 @@ afterEach(async () => {
   extraServices = [];
   await env.stop();
 });
+
+/** What a device reported, with times from now: printed when a test fails. */
+function eventTrail(d: Device): string[] {
+  const trail: string[] = [];
+  const from = Date.now();
+  const note = (what: string) => trail.push(`+${Date.now() - from} ms ${what}`);
+  d.on('renewed', (id, info) => note(`renewed ${id.serial} notAfter ${id.notAfter}${info?.afterExpiry ? ' after expiry' : ''}`));
+  d.on('connected', (c) => note(`connected ${c.serial}${c.swap ? ' (swap)' : ''} in ${c.attemptMs} ms`));
+  d.on('disconnected', (c) => note(`disconnected: ${c.reason}`));
+  d.on('reconnecting', (c) => note(`reconnecting in ${c.delayMs} ms after ${c.error.code}`));
+  d.on('reenrollment-required', (e) => note(`reenrollment-required: ${e.code} ${e.message}`));
+  d.on('error', (e) => note(`error ${e.code}: ${e.message}`));
+  return trail;
+}
 
 async function device(id: string, opts: Parameters<typeof newDevice>[2] = {}): Promise<Device> {
   const d = await newDevice(env, id, opts);
@@ -116,6 +130,11 @@ describe('renewal', () => {
     const received = new Set<number>();
     const commands = new Set<number>();
     const serials = new Set<string>();
+    const trail = eventTrail(d);
+    onTestFailed(() => {
+      const brokerLines = env.broker.stdout().split('\n').filter((l) => l.includes('car-1'));
+      console.error(`car-1 events:\n${trail.join('\n')}\nbroker about car-1:\n${brokerLines.join('\n')}`);
+    });
     watch.on('message', (_t, payload) => received.add(Number(payload.toString())));
     d.on('connected', ({ serial }) => serials.add(serial));
     await startConnected(d);
@@ -140,9 +159,15 @@ describe('renewal', () => {
     await Promise.all(acks);
     const sent = seq;
 
-    // Everything was acknowledged to its sender; wait (on deliveries, not the clock) until both sides hold all of it.
+    // Everything was acknowledged to its sender; wait (on deliveries) until both sides hold all
+    // of it, or until nothing has arrived for 10 s: then the lists below name what was lost.
     await new Promise<void>((resolve) => {
-      const check = () => received.size === sent && commands.size === sent && resolve();
+      let quiet = setTimeout(resolve, 10_000);
+      const check = () => {
+        clearTimeout(quiet);
+        if (received.size === sent && commands.size === sent) return resolve();
+        quiet = setTimeout(resolve, 10_000);
+      };
       watch.on('message', check);
       onCommand = check;
       check();

@@ -50,8 +50,12 @@ export function deduplicateDeliveries(aedes: Aedes): ClientStep {
   const forward = aedes.authorizeForward.bind(aedes);
   aedes.authorizeForward = (client: Client, packet: AedesPublishPacket) => {
     const { brokerId, brokerCounter } = packet;
-    let last = brokerId ? previous.get(client) : undefined;
-    if (brokerId) {
+    // A resumed session's queued copy is not one of an emit's per-filter copies: refusing it
+    // would clear it from the queue (emptyQueueFilter) while the live copy may still be lost
+    // with the connection. It goes out; a second copy is what QoS 1 allows.
+    const oneOfAnEmit = brokerId && !isQueuedResend(packet);
+    let last = oneOfAnEmit ? previous.get(client) : undefined;
+    if (oneOfAnEmit) {
       if (last === undefined) previous.set(client, (last = { brokerId, brokerCounter, sent: false }));
       else if (last.brokerId !== brokerId || last.brokerCounter !== brokerCounter) {
         last.brokerId = brokerId;

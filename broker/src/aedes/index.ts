@@ -31,6 +31,7 @@ import { mirrorPersistedSubscriptions } from './persisted-subscriptions.js';
 import { makePublishRelay } from './publish-relay.js';
 import { gateReads } from './read-gate.js';
 import { noteTakeovers } from './session-takeover.js';
+import { ignoreSettledDeliveries, settleQueueRaces } from './resumed-session-queue.js';
 import { boundSubscriberBacklog } from './subscriber-backlog.js';
 import { consumeRenewRequests, renewRequestsNotRetained } from './renew-requests.js';
 
@@ -82,7 +83,7 @@ export function prepareAedes(): void {
   installPublishReader();
 }
 
-/** Adaptations 4–14: Aedes, made and adapted, in this order. Needs prepareAedes first. */
+/** Adaptations 4–15: Aedes, made and adapted, in this order. Needs prepareAedes first. */
 export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAedes> {
   const { ctx, hooks, limits, cluster } = setup;
   const connackFirst = new ConnackFirst();
@@ -90,7 +91,10 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   // 4. Aedes' persistence: each offline session's queue bounded (bounded-persistence.ts,
   //    moscajs/aedes#1087); in one process, its persisted subscriptions mirrored for the
   //    relay of step 9 (persisted-subscriptions.ts).
-  const persistence = boundedPersistence(setup.maxQueuedMessages, (clientId) => aedes !== undefined && registeredClient(aedes, clientId) !== undefined, setup.onQueueDrop, cluster?.persistence, cluster?.queueLength);
+  //    Step 15 wraps it too: in a resumed session's queue, a copy settled meanwhile is skipped,
+  //    not a client error, and a refused live delivery clears no other message
+  //    (resumed-session-queue.ts).
+  const persistence = settleQueueRaces(boundedPersistence(setup.maxQueuedMessages, (clientId) => aedes !== undefined && registeredClient(aedes, clientId) !== undefined, setup.onQueueDrop, cluster?.persistence, cluster?.queueLength));
   const persisted = cluster || !setup.publishRelay ? undefined : mirrorPersistedSubscriptions(persistence);
   const create = () => Aedes.createBroker({
     persistence,
@@ -129,9 +133,10 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   //     in this order: its subscription records track granted QoS (granted-qos.ts), its
   //     `duplicates` are switched off (delivery-dedupe.ts), its read loop is gated
   //     (read-gate.ts, moscajs/aedes#154), a device's deliveries are bounded
-  //     (subscriber-backlog.ts), and the relay notes who owns each subscription (last: it
+  //     (subscriber-backlog.ts), a queued copy settled meanwhile is no client error
+  //     (resumed-session-queue.ts, step 15), and the relay notes who owns each subscription (last: it
   //     wraps the records the first step made).
-  onEachClient(aedes, [trackGrantedQos(), oneCopyEach, gateReads(), backlog, ...(relay ? [relay.onClient] : [])]);
+  onEachClient(aedes, [trackGrantedQos(), oneCopyEach, gateReads(), backlog, ignoreSettledDeliveries(() => ctx.metrics.settledRedeliveries.inc()), ...(relay ? [relay.onClient] : [])]);
   // 11. The held deliveries of step 5 go out right after CONNACK.
   aedes.on('connackSent', connackFirst.release);
   // 12. preConnect, wrapped: CONNECT-to-CONNACK time (connect-latency.ts; metrics only).
@@ -142,5 +147,7 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   // 14. aedes.publish, wrapped: a client's PUBLISH under $tlsfleet/certificates/ is a renew
   //     request to the broker, acknowledged and never delivered (renew-requests.ts).
   consumeRenewRequests(aedes, setup.onRenewRequest);
+  // 15. Made with steps 4 and 10 above: the persistence's outgoingUpdate and
+  //     outgoingClearMessageId, and each client's 'error' (resumed-session-queue.ts).
   return { aedes, takesRead: relay?.takesRead, limitState };
 }
