@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startFleetEnv, type DeviceCredentials, type FleetEnv } from './harness/broker-env.js';
-import { metric, within } from './harness/broker-probe.js';
+import { metric, untilDoneOrQuiet, within } from './harness/broker-probe.js';
 
 // A device that swaps certificates opens its new connection while QoS 1 messages stream to
 // its persistent session. At the takeover Aedes resends the session's stored queue on the new
@@ -84,15 +84,9 @@ describe('a persistent session taken over while QoS 1 messages stream to it', ()
 
     // Every message was accepted by the broker; wait until the last link holds all of them,
     // or nothing arrived for 10 s (the list below then names what was lost).
-    await new Promise<void>((resolve) => {
-      let quiet = setTimeout(resolve, 10_000);
-      onMessage = () => {
-        clearTimeout(quiet);
-        if (received.size === sent) return resolve();
-        quiet = setTimeout(resolve, 10_000);
-      };
-      onMessage();
-    });
+    const delivered = untilDoneOrQuiet(() => received.size === sent, 10_000);
+    onMessage = delivered.arrived;
+    await delivered.settled;
     stopping = true;
     expect(sent).toBeGreaterThan(TAKEOVERS * 20);
     expect([...Array(sent).keys()].filter((n) => !received.has(n))).toEqual([]);

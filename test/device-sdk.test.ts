@@ -7,7 +7,7 @@ import { createDevice, enrollWithStore, FileCredentialStore, type Device, type D
 import type { MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { healthUrlOf, mintToken, startFleetEnv, type FleetEnv } from './harness/broker-env.js';
-import { inbox, metric } from './harness/broker-probe.js';
+import { inbox, metric, untilDoneOrQuiet } from './harness/broker-probe.js';
 import { postJson } from './harness/https-client.js';
 import type { Service } from './harness/cli.js';
 import { startProvisioningProcess } from './harness/cli.js';
@@ -161,17 +161,10 @@ describe('renewal', () => {
 
     // Everything was acknowledged to its sender; wait (on deliveries) until both sides hold all
     // of it, or until nothing has arrived for 10 s: then the lists below name what was lost.
-    await new Promise<void>((resolve) => {
-      let quiet = setTimeout(resolve, 10_000);
-      const check = () => {
-        clearTimeout(quiet);
-        if (received.size === sent && commands.size === sent) return resolve();
-        quiet = setTimeout(resolve, 10_000);
-      };
-      watch.on('message', check);
-      onCommand = check;
-      check();
-    });
+    const delivered = untilDoneOrQuiet(() => received.size === sent && commands.size === sent, 10_000);
+    watch.on('message', delivered.arrived);
+    onCommand = delivered.arrived;
+    await delivered.settled;
     expect(sent).toBeGreaterThan(100);
     expect([...Array(sent).keys()].filter((n) => !received.has(n))).toEqual([]);
     expect([...Array(sent).keys()].filter((n) => !commands.has(n))).toEqual([]);

@@ -333,6 +333,24 @@ export async function mosquittoPub(args: string[], withinMs = 10_000): Promise<{
 }
 
 /**
+ * Resolves once `done()` holds, or once nothing arrived for `quietMs`: a test then names what
+ * is missing instead of waiting for it until its timeout. Call `arrived` on each arrival.
+ */
+export function untilDoneOrQuiet(done: () => boolean, quietMs: number): { arrived(): void; settled: Promise<void> } {
+  let arrived = () => {};
+  const settled = new Promise<void>((resolve) => {
+    let quiet = setTimeout(resolve, quietMs);
+    arrived = () => {
+      clearTimeout(quiet);
+      if (done()) return resolve();
+      quiet = setTimeout(resolve, quietMs);
+    };
+  });
+  arrived();
+  return { arrived: () => arrived(), settled };
+}
+
+/**
  * Rejects when `promise` has not settled within `ms`: a deadline that fails a test early,
  * never a pause that lets it pass.
  */

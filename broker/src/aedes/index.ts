@@ -134,8 +134,8 @@ export async function createAdaptedAedes(setup: AedesSetup): Promise<AdaptedAede
   //     `duplicates` are switched off (delivery-dedupe.ts), its read loop is gated
   //     (read-gate.ts, moscajs/aedes#154), a device's deliveries are bounded
   //     (subscriber-backlog.ts), a queued copy settled meanwhile is no client error
-  //     (resumed-session-queue.ts, step 15), and the relay notes who owns each subscription (last: it
-  //     wraps the records the first step made).
+  //     (resumed-session-queue.ts, step 15), and the relay notes who owns each subscription
+  //     (last: it wraps the records the first step made).
   onEachClient(aedes, [trackGrantedQos(), oneCopyEach, gateReads(), backlog, ignoreSettledDeliveries(() => ctx.metrics.settledRedeliveries.inc()), ...(relay ? [relay.onClient] : [])]);
   // 11. The held deliveries of step 5 go out right after CONNACK.
   aedes.on('connackSent', connackFirst.release);

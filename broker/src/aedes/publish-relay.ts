@@ -1,5 +1,5 @@
 /**
- * Adaptation 9 (aedes/index.ts; client step 5). What Aedes does: every PUBLISH passes its
+ * Adaptation 9 (aedes/index.ts; client step 6). What Aedes does: every PUBLISH passes its
  * stream, parser, publish series and emitter, with packet copies, a PUBACK write before the
  * delivery and a setImmediate per delivery. Why we change it: at 1,000 msg/s that path cost
  * as much broker CPU again as TLS, and latency followed. Upstream: none (a design limit of a

@@ -1,5 +1,5 @@
 /**
- * Adaptation 15 (aedes/index.ts; persistence and client step 6). What Aedes does: when a
+ * Adaptation 15 (aedes/index.ts; persistence and client step 5). What Aedes does: when a
  * persistent session resumes, it resends the session's stored queue from a copy of it taken
  * at CONNACK (lib/handlers/connect.js emptyQueue) while live deliveries of the same messages
  * reach the new connection; a message the client acknowledged from one copy is gone from the
